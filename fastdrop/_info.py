@@ -1,0 +1,33 @@
+"""Facts about this build and machine, for `fastdrop info` and benchmark records."""
+import platform
+
+from . import _kernels, _openmp_helpers
+from ._threading import get_num_threads
+
+
+def blas_info():
+    """The BLAS libraries numpy uses, as threadpoolctl reports them (name, kernel, threads)."""
+    import numpy  # noqa: F401  (loads the BLAS so threadpoolctl can see it)
+    from threadpoolctl import threadpool_info
+
+    return [
+        {k: lib.get(k) for k in ("internal_api", "version", "architecture", "num_threads",
+                                 "threading_layer")}
+        for lib in threadpool_info() if lib.get("user_api") == "blas"
+    ]
+
+
+def build_info():
+    """A dict of build facts: version, OpenMP, threads, SIMD path, RNG, BLAS, CPU."""
+    from . import __version__
+
+    return {
+        "fastdrop": __version__,
+        "openmp": _openmp_helpers.openmp_enabled(),
+        "threads": get_num_threads(),
+        "simd": _kernels.simd_name(),
+        "rng": _kernels.RNG_NAME,
+        "blas": blas_info(),
+        "cpu": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+    }

@@ -1,0 +1,192 @@
+"""Fused dropout kernels over flat C-contiguous arrays.
+
+The Python wrappers in ``fastdrop.dropout`` validate and resolve everything; these functions
+trust their arguments. Work is split into chunks of whole 64-element mask words, so a chunk's
+mask bits are written by exactly one thread, and every decision is a pure function of
+(seed, step, element index): the results do not depend on the thread count.
+"""
+from cython cimport floating
+from cython.parallel cimport prange
+from libc.stdint cimport uint64_t, int64_t, uint32_t
+
+cdef extern from "_philox.h" nogil:
+    ctypedef struct fd_draw:
+        uint32_t k0
+        uint32_t k1
+        uint32_t s0
+        uint32_t s1
+        uint32_t threshold
+    int FD_HAVE_AVX2_CODE
+    void fd_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
+    void fd_words(uint64_t *out, uint64_t g0, int64_t n_words, const fd_draw *d)
+    void fd_fwd_f32(const float *x, float *y, uint64_t *bits, int64_t n, uint64_t g0,
+                    const fd_draw *d, float scale, const float *bias, int64_t ncols,
+                    int64_t col0, int relu)
+    void fd_fwd_f64(const double *x, double *y, uint64_t *bits, int64_t n, uint64_t g0,
+                    const fd_draw *d, double scale, const double *bias, int64_t ncols,
+                    int64_t col0, int relu)
+    void fd_apply_f32(const float *dy, const uint64_t *bits, float *dx, int64_t n, float scale)
+    void fd_apply_f64(const double *dy, const uint64_t *bits, double *dx, int64_t n, double scale)
+    void fd_gate_f32(const float *dy, const float *y, float *dx, int64_t n, float scale)
+    void fd_gate_f64(const double *dy, const double *y, double *dx, int64_t n, double scale)
+    int fd_simd()
+    int fd_set_simd(int on)
+
+# Elements per parallel chunk: 256 mask words (64 KiB of float32), large enough to amortize
+# scheduling, small enough that 2^16 elements still split across 2 threads.
+cdef enum:
+    CHUNK_WORDS = 256
+    CHUNK = 64 * CHUNK_WORDS
+
+THRESHOLD_ONE = 65536
+RNG_NAME = "Philox4x32-10 (Random123; Salmon et al., SC 2011)"
+
+
+cdef inline fd_draw _draw(uint64_t seed, uint64_t step, uint32_t threshold) noexcept:
+    cdef fd_draw d
+    d.k0 = <uint32_t>seed
+    d.k1 = <uint32_t>(seed >> 32)
+    d.s0 = <uint32_t>step
+    d.s1 = <uint32_t>(step >> 32)
+    d.threshold = threshold
+    return d
+
+
+cdef inline int _threads_for(int64_t n_chunks, int n_threads) noexcept nogil:
+    # One chunk of work does not pay for waking a team.
+    return 1 if n_chunks < 2 else n_threads
+
+
+def philox4x32_10(ctr, key):
+    """One Philox4x32-10 block (for the known-answer test): 4 counter words, 2 key words."""
+    cdef uint32_t c[4]
+    cdef uint32_t k[2]
+    cdef uint32_t out[4]
+    for i in range(4):
+        c[i] = ctr[i]
+    k[0] = key[0]
+    k[1] = key[1]
+    fd_philox4x32_10(c, k, out)
+    return tuple(out[i] for i in range(4))
+
+
+def simd_name():
+    """The code path in use: "avx2" or "portable"."""
+    return "avx2" if fd_simd() else "portable"
+
+
+def set_simd(bint on):
+    """Use AVX2 when available (True) or force the portable code (False); returns the name."""
+    fd_set_simd(on)
+    return simd_name()
+
+
+cdef inline void _words_chunk(uint64_t *out, uint64_t g0, int64_t n_words, int64_t c,
+                              const fd_draw *d) noexcept nogil:
+    cdef int64_t w0 = c * CHUNK_WORDS
+    cdef int64_t m = min(<int64_t>CHUNK_WORDS, n_words - w0)
+    fd_words(out + w0, g0 + <uint64_t>w0, m, d)
+
+
+def mask_words(uint64_t[::1] out,                # OUT
+               uint64_t first_word, uint64_t seed, uint64_t step, uint32_t threshold,
+               int n_threads):
+    """Mask words first_word .. first_word + len(out) - 1 of draw (seed, step)."""
+    cdef int64_t n_words = out.shape[0]
+    if n_words == 0:
+        return
+    cdef fd_draw d = _draw(seed, step, threshold)
+    cdef int64_t n_chunks = (n_words + CHUNK_WORDS - 1) // CHUNK_WORDS
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _words_chunk(&out[0], first_word, n_words, c, &d)
+
+
+cdef inline void _forward_chunk(const floating *x, floating *y, uint64_t *bits, int64_t n,
+                                int64_t c, const fd_draw *d, double scale,
+                                const floating *bias, int64_t ncols, bint relu) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    cdef int64_t m = min(<int64_t>CHUNK, n - start)
+    cdef uint64_t *b = bits + start // 64 if bits != NULL else NULL
+    cdef int64_t col0 = start % ncols if bias != NULL else 0
+    if floating is float:
+        fd_fwd_f32(x + start, y + start, b, m, <uint64_t>(start // 64), d, <float>scale,
+                   bias, ncols, col0, relu)
+    else:
+        fd_fwd_f64(x + start, y + start, b, m, <uint64_t>(start // 64), d, scale,
+                   bias, ncols, col0, relu)
+
+
+def forward(const floating[::1] x,               # IN
+            floating[::1] y,                     # OUT (may be x itself)
+            uint64_t[::1] bits,                  # OUT, ceil(n / 64) words, or empty: not stored
+            uint64_t seed, uint64_t step, uint32_t threshold, double scale,
+            const floating[::1] bias,            # IN, (ncols,) or empty: no bias
+            bint relu, int n_threads):
+    """y = keep ? f(x) * scale : 0, with f = (+ bias) then ReLU as asked; keep bits to `bits`.
+
+    threshold == 65536 keeps everything and draws no random numbers (bias + ReLU only).
+    """
+    cdef int64_t n = x.shape[0]
+    if n == 0:
+        return
+    cdef fd_draw d = _draw(seed, step, threshold)
+    cdef uint64_t *bits_p = &bits[0] if bits.shape[0] > 0 else NULL
+    cdef const floating *bias_p = &bias[0] if bias.shape[0] > 0 else NULL
+    cdef int64_t ncols = bias.shape[0] if bias.shape[0] > 0 else 1
+    cdef int64_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _forward_chunk(&x[0], &y[0], bits_p, n, c, &d, scale, bias_p, ncols, relu)
+
+
+cdef inline void _apply_chunk(const floating *dy, const uint64_t *bits, floating *dx, int64_t n,
+                              int64_t c, double scale) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    cdef int64_t m = min(<int64_t>CHUNK, n - start)
+    if floating is float:
+        fd_apply_f32(dy + start, bits + start // 64, dx + start, m, <float>scale)
+    else:
+        fd_apply_f64(dy + start, bits + start // 64, dx + start, m, scale)
+
+
+def apply_bits(const floating[::1] dy,           # IN
+               const uint64_t[::1] bits,         # IN, ceil(n / 64) words
+               floating[::1] dx,                 # OUT (may be dy itself)
+               double scale, int n_threads):
+    """dx = bit ? dy * scale : 0 (the backward of dropout from stored bits)."""
+    cdef int64_t n = dy.shape[0]
+    if n == 0:
+        return
+    cdef int64_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _apply_chunk(&dy[0], &bits[0], &dx[0], n, c, scale)
+
+
+cdef inline void _gate_chunk(const floating *dy, const floating *y, floating *dx, int64_t n,
+                             int64_t c, double scale) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    cdef int64_t m = min(<int64_t>CHUNK, n - start)
+    if floating is float:
+        fd_gate_f32(dy + start, y + start, dx + start, m, <float>scale)
+    else:
+        fd_gate_f64(dy + start, y + start, dx + start, m, scale)
+
+
+def gate(const floating[::1] dy,                 # IN
+         const floating[::1] y,                  # IN, the forward output
+         floating[::1] dx,                       # OUT (may be dy itself)
+         double scale, int n_threads):
+    """dx = y > 0 ? dy * scale : 0 (the backward of ReLU + dropout from its output)."""
+    cdef int64_t n = dy.shape[0]
+    if n == 0:
+        return
+    cdef int64_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _gate_chunk(&dy[0], &y[0], &dx[0], n, c, scale)

@@ -1,0 +1,88 @@
+"""Checks at the public boundary; messages name the argument, what was expected, what came."""
+import math
+import numbers
+
+import numpy as np
+
+_UINT64_MAX = 2**64 - 1
+
+
+def check_probability(value, name="p"):
+    """A real number in [0, 1] (NaN refused), returned as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number in [0, 1], got {value!r} "
+                        f"of type {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return value
+
+
+def check_uint64(value, name):
+    """An integer in [0, 2**64) (seeds, steps, offsets)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int in [0, 2**64), got {value!r} "
+                        f"of type {type(value).__name__}")
+    value = int(value)
+    if not 0 <= value <= _UINT64_MAX:
+        raise ValueError(f"{name} must be in [0, 2**64), got {value}")
+    return value
+
+
+def check_mode(mode):
+    if mode not in ("inverted", "classic"):
+        raise ValueError(f"mode must be 'inverted' or 'classic', got {mode!r}")
+    return mode
+
+
+def check_shape(shape, name="shape"):
+    if isinstance(shape, numbers.Integral):
+        shape = (shape,)
+    try:
+        shape = tuple(int(s) for s in shape)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of ints, got {shape!r}") from None
+    if any(s < 0 for s in shape):
+        raise ValueError(f"{name} must have non-negative dimensions, got {shape}")
+    return shape
+
+
+def as_float_array(x, name):
+    """C-contiguous float32/float64 view or copy of ``x``.
+
+    float32 and float64 pass through (copied only when not C-contiguous); other real dtypes are
+    converted: bool, integers and float16 as numpy arithmetic would (float16 to float32, the
+    rest to float64). Complex, object and string arrays are refused.
+    """
+    arr = np.asarray(x)
+    kind = arr.dtype.kind
+    if kind == "f" and arr.dtype.itemsize in (4, 8):
+        pass
+    elif kind == "f" and arr.dtype.itemsize == 2:
+        arr = arr.astype(np.float32)
+    elif kind in "biuf":
+        arr = arr.astype(np.float64)
+    else:
+        raise TypeError(f"{name} must be a real float32 or float64 array, got dtype {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def check_out(out, shape, dtype, name="out"):
+    """``out`` must be a writable C-contiguous ndarray of exactly this shape and dtype."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if out.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{name} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} must be writable (it is read-only)")
+    return out
+
+
+def check_same_shape(a, a_name, shape, shape_name):
+    if a.shape != tuple(shape):
+        raise ValueError(f"{a_name} must have the shape of {shape_name}, {tuple(shape)}, "
+                         f"got {a.shape}")
