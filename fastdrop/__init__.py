@@ -11,7 +11,7 @@ Public API (everything else is private):
 """
 from ._info import build_info
 from ._threading import get_num_threads, set_num_threads
-from .dropout import (Dropout, DropoutMask, bernoulli_mask, dropout, dropout_backward,
+from ._dropout import (Dropout, DropoutMask, bernoulli_mask, dropout, dropout_backward,
                       dropout_inference, relu_dropout, relu_dropout_backward)
 
 __version__ = "0.1.0"

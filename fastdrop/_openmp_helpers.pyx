@@ -30,6 +30,12 @@ def _cpu_count():
         return os.cpu_count() or 1
 
 
+# Read once, like the OpenMP runtime itself reads OMP_NUM_THREADS once at start-up; this keeps
+# a system call and an environment lookup out of every kernel call.
+_CPU_COUNT = _cpu_count()
+_OMP_NUM_THREADS_SET = bool(os.environ.get("OMP_NUM_THREADS"))
+
+
 def omp_max_threads():
     """OpenMP's current nthreads ICV (what threadpoolctl reads and limits)."""
     return omp_get_max_threads()
@@ -46,8 +52,10 @@ def effective_n_threads(n_threads=None, *, capped=True):
     capped at the usable cores unless ``capped`` is False; negative: all usable minus
     ``|n_threads| - 1``; 0: ValueError. A serial build always gives 1.
     """
-    if n_threads is not None and (isinstance(n_threads, bool) or not isinstance(n_threads, int)):
+    if n_threads is not None and type(n_threads) is not int:
         try:
+            if isinstance(n_threads, bool):
+                raise TypeError
             n_threads = int(n_threads.__index__())
         except (AttributeError, TypeError):
             raise TypeError(
@@ -57,8 +65,8 @@ def effective_n_threads(n_threads=None, *, capped=True):
     if not FD_OPENMP_ENABLED:
         return 1
     max_n = omp_get_max_threads()
-    if capped and not os.environ.get("OMP_NUM_THREADS"):
-        max_n = min(max_n, _cpu_count())
+    if capped and not _OMP_NUM_THREADS_SET:
+        max_n = min(max_n, _CPU_COUNT)
     if n_threads is None:
         return max_n
     if n_threads < 0:

@@ -1,5 +1,6 @@
 """Checks at the public boundary; messages name the argument, what was expected, what came."""
 import math
+import operator
 import numbers
 
 import numpy as np
@@ -9,6 +10,8 @@ _UINT64_MAX = 2**64 - 1
 
 def check_probability(value, name="p"):
     """A real number in [0, 1] (NaN refused), returned as float."""
+    if type(value) is float and 0.0 <= value <= 1.0:  # the common case, without ABC checks
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"{name} must be a real number in [0, 1], got {value!r} "
                         f"of type {type(value).__name__}")
@@ -20,6 +23,8 @@ def check_probability(value, name="p"):
 
 def check_uint64(value, name):
     """An integer in [0, 2**64) (seeds, steps, offsets)."""
+    if type(value) is int and 0 <= value <= _UINT64_MAX:
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an int in [0, 2**64), got {value!r} "
                         f"of type {type(value).__name__}")
@@ -39,7 +44,7 @@ def check_shape(shape, name="shape"):
     if isinstance(shape, numbers.Integral):
         shape = (shape,)
     try:
-        shape = tuple(int(s) for s in shape)
+        shape = tuple(operator.index(s) for s in shape)
     except TypeError:
         raise TypeError(f"{name} must be an int or a tuple of ints, got {shape!r}") from None
     if any(s < 0 for s in shape):

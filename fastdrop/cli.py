@@ -22,12 +22,56 @@ def _cmd_info(args):
     return 0
 
 
+def _cmd_bench(args):
+    import os
+    import subprocess
+    from importlib import resources
+    from pathlib import Path
+
+    from ._benchreport import load_rates, ratio_table
+
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    bench_dir = Path(str(resources.files("fastdrop._bench")))
+    json_path = out / "kernels.json"
+    env = dict(os.environ, FASTDROP_BENCH_PROFILE=args.profile)
+    cmd = [sys.executable, "-m", "pytest", str(bench_dir / "bench_kernels.py"),
+           "--rootdir", str(bench_dir), "-c", os.devnull, "-p", "no:cacheprovider",
+           "--benchmark-only", f"--benchmark-json={json_path}",
+           f"--benchmark-max-time={args.max_time}", "-q" if not args.quiet else "-qq"]
+    if args.filter:
+        cmd += ["-k", args.filter]
+    # cwd=out: `python -m` puts the cwd first on sys.path, and a source checkout's fastdrop/
+    # (without compiled extensions) must not shadow the installed package.
+    code = subprocess.call(cmd, env=env, cwd=out)
+    if code != 0:
+        print(f"fastdrop bench: pytest exited with {code}", file=sys.stderr)
+        return code
+    rates, _ = load_rates(json_path)
+    table = ratio_table(rates)
+    (out / "kernels.md").write_text(table + "\n")
+    print(table)
+    print(f"\nwrote {json_path} and {out / 'kernels.md'}")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastdrop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     info = sub.add_parser("info", help="print build facts: OpenMP, threads, SIMD, RNG, BLAS")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=_cmd_info)
+
+    bench = sub.add_parser("bench", help="kernel benchmarks (pytest-benchmark) and ratio table")
+    bench.add_argument("--out", default="fastdrop-results",
+                       help="output folder (default: ./fastdrop-results)")
+    bench.add_argument("--profile", choices=["quick", "full"], default="full",
+                       help="quick: small arrays only (a smoke run); full: 2^16 .. 2^24")
+    bench.add_argument("--max-time", type=float, default=0.5,
+                       help="seconds of timing per case (default 0.5)")
+    bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")
+    bench.add_argument("--quiet", action="store_true", help="less pytest output")
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

@@ -28,7 +28,10 @@ __all__ = ["DropoutMask", "bernoulli_mask", "dropout", "dropout_backward", "drop
            "relu_dropout", "relu_dropout_backward", "Dropout", "keep_threshold"]
 
 _ONE = _kernels.THRESHOLD_ONE  # threshold that keeps every element
+# Placeholders for "no mask storage" / "no bias" (the kernels take empty arrays for those).
 _EMPTY_BITS = np.empty(0, dtype=np.uint64)
+_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
+            np.dtype(np.float64): np.empty(0, np.float64)}
 
 
 def keep_threshold(keep_prob):
@@ -37,7 +40,8 @@ def keep_threshold(keep_prob):
         return _ONE
     if keep_prob <= 0.0:
         return 0
-    return min(max(int(round(keep_prob * _ONE)), 1), _ONE - 1)
+    threshold = int(round(keep_prob * _ONE))
+    return 1 if threshold < 1 else (_ONE - 1 if threshold > _ONE - 1 else threshold)
 
 
 def _n_words(size):
@@ -194,7 +198,7 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
     y = _output(out, x)
     store = store_mask and threshold < _ONE
     bits = np.empty(_n_words(x.size), dtype=np.uint64) if store else _EMPTY_BITS
-    bias_flat = bias if bias is not None else np.empty(0, dtype=x.dtype)
+    bias_flat = bias if bias is not None else _NO_BIAS[x.dtype]
     _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed, step, threshold, scale,
                      bias_flat, relu, resolve_n_threads(n_threads))
     if store:
@@ -267,7 +271,7 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
                             resolve_n_threads(n_threads))
     elif mask.offset == 0:  # recompute: the forward of dy with the same draw
         _kernels.forward(dy.reshape(-1), dx.reshape(-1), _EMPTY_BITS, mask.seed, mask.step,
-                         mask.threshold, mask.scale, np.empty(0, dtype=dy.dtype), False,
+                         mask.threshold, mask.scale, _NO_BIAS[dy.dtype], False,
                          resolve_n_threads(n_threads))
     else:
         _kernels.apply_bits(dy.reshape(-1), mask.packed(n_threads), dx.reshape(-1), mask.scale,

@@ -1,0 +1,42 @@
+"""Turn a pytest-benchmark JSON of bench_kernels.py into rates and same-run ratios."""
+import json
+from collections import defaultdict
+
+
+def load_rates(path):
+    """{(op, size, impl, n_threads): G elements/s (median time)} and the machine facts."""
+    with open(path) as f:
+        data = json.load(f)
+    rates = {}
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        size = bench["group"].split(" ", 1)[1]
+        key = (info["op"], size, info["impl"], info["n_threads"])
+        rates[key] = info["elements"] / bench["stats"]["median"] / 1e9
+    return rates, data.get("machine_info", {})
+
+
+def ratio_table(rates):
+    """Markdown table: one row per (op, size, impl, threads) with x copy / x numpy / x torch."""
+    copy = {size: r for (op, size, impl, _), r in rates.items() if op == "copy"}
+    by_group = defaultdict(dict)
+    for (op, size, impl, threads), rate in rates.items():
+        if op != "copy":
+            by_group[(op, size)][(impl, threads)] = rate
+    lines = ["| op | size | impl | threads | G elem/s | x copy | x numpy | x torch (same threads) |",
+             "|---|---|---|---|---:|---:|---:|---:|"]
+    for (op, size), row in by_group.items():
+        numpy_rate = row.get(("numpy", 1))
+        for (impl, threads), rate in sorted(row.items()):
+            torch_rate = row.get(("torch", threads))
+            cells = [op, size, impl, str(threads), f"{rate:.3f}",
+                     _ratio(rate, copy.get(size)), _ratio(rate, numpy_rate),
+                     _ratio(rate, torch_rate)]
+            lines.append("| " + " | ".join(cells) + " |")
+    for size, rate in copy.items():
+        lines.append(f"| copy | {size} | np.copyto | 1 | {rate:.3f} | 1.00 | | |")
+    return "\n".join(lines)
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}" if b else ""

@@ -1,0 +1,245 @@
+"""Fused passes against few-line numpy references that apply mask.to_bool()."""
+import numpy as np
+import pytest
+
+import fastdrop
+from fastdrop import (Dropout, dropout, dropout_backward, dropout_inference, relu_dropout,
+                      relu_dropout_backward)
+
+DTYPES = [np.float32, np.float64]
+SHAPES = [(0,), (1,), (63,), (64,), (65,), (1000,), (7, 13), (33, 70001), (2, 3, 129)]
+N_THREADS = [1, 2]
+
+
+def ref_dropout(x, mask):
+    return np.where(mask.to_bool(), x * x.dtype.type(mask.scale), 0).astype(x.dtype)
+
+
+def ref_relu_dropout(x, bias, mask):
+    v = x + bias if bias is not None else x
+    return np.where(mask.to_bool(), np.maximum(v, 0) * x.dtype.type(mask.scale), 0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_forward_and_backward_match_reference(simd, rng, dtype, shape, n_threads, mode):
+    x = rng.standard_normal(shape).astype(dtype)
+    y, mask = dropout(x, 0.3, seed=11, step=5, mode=mode, n_threads=n_threads)
+    assert y.dtype == dtype and y.shape == shape and mask.shape == shape
+    np.testing.assert_array_equal(y, ref_dropout(x, mask))
+    assert mask.scale == (1 / mask.keep_prob if mode == "inverted" else 1.0)
+    dy = rng.standard_normal(shape).astype(dtype)
+    np.testing.assert_array_equal(dropout_backward(dy, mask, n_threads=n_threads),
+                                  ref_dropout(dy, mask))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(0, 4), (1, 1), (5, 3), (9, 64), (31, 100), (40, 1031)])
+@pytest.mark.parametrize("n_threads", N_THREADS)
+@pytest.mark.parametrize("p", [0.0, 0.5])
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_relu_dropout_matches_reference(simd, rng, dtype, shape, n_threads, p, with_bias):
+    x = rng.standard_normal(shape).astype(dtype)
+    bias = rng.standard_normal(shape[-1]).astype(dtype) if with_bias else None
+    y, mask = relu_dropout(x, p, seed=4, step=9, bias=bias, n_threads=n_threads)
+    np.testing.assert_array_equal(y, ref_relu_dropout(x, bias, mask))
+    dy = rng.standard_normal(shape).astype(dtype)
+    dx = relu_dropout_backward(dy, y, mask, n_threads=n_threads)
+    expected = np.where(mask.to_bool() & (ref_relu_dropout(x, bias, mask) > 0),
+                        dy * dtype(mask.scale), 0)
+    np.testing.assert_array_equal(dx, expected)
+
+
+def test_relu_dropout_mask_equals_dropout_mask():
+    x = np.ones((100, 30), dtype=np.float32)
+    _, m1 = relu_dropout(x, 0.4, seed=1, step=2)
+    _, m2 = dropout(x, 0.4, seed=1, step=2)
+    assert np.array_equal(m1.bits, m2.bits)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_results_identical_across_thread_counts(dtype):
+    x = np.random.default_rng(0).standard_normal((300, 1000)).astype(dtype)
+    bias = np.linspace(-1, 1, 1000).astype(dtype)
+    results = []
+    for n_threads in (1, 2, 3):
+        y, mask = relu_dropout(x, 0.5, seed=2, step=1, bias=bias, n_threads=n_threads)
+        results.append((y, mask.bits, dropout_backward(x, mask, n_threads=n_threads)))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_recomputed_mask_backward_equals_stored(simd, rng, dtype):
+    x = rng.standard_normal((17, 301)).astype(dtype)
+    _, stored = dropout(x, 0.6, seed=7, step=3)
+    _, lazy = dropout(x, 0.6, seed=7, step=3, store_mask=False)
+    assert lazy.bits is None and lazy.nbytes == 0
+    assert np.array_equal(lazy.to_bool(), stored.to_bool())
+    np.testing.assert_array_equal(dropout_backward(x, lazy), dropout_backward(x, stored))
+
+
+def test_out_is_used_and_in_place_works(rng):
+    x = rng.standard_normal((50, 70)).astype(np.float32)
+    out = np.empty_like(x)
+    y, mask = dropout(x, 0.5, seed=1, out=out)
+    assert y is out and np.shares_memory(y, out)
+    expected = y.copy()
+    z, _ = dropout(x, 0.5, seed=1, out=x)  # in place
+    assert z is x and np.array_equal(x, expected)
+    dx = dropout_backward(x, mask, out=x)
+    assert dx is x
+    r, rmask = relu_dropout(x, 0.5, seed=3, out=out)
+    assert r is out
+    g = relu_dropout_backward(x, r, rmask, out=x)
+    assert g is x
+    assert dropout_inference(x, 0.5, mode="classic", out=out) is out
+
+
+def test_p_zero_is_identity_and_draws_nothing(rng):
+    x = rng.standard_normal(100)
+    y, mask = dropout(x, 0.0, seed=1)
+    assert y is x and mask.keep_prob == 1.0 and mask.nbytes == 0
+    assert mask.to_bool().all()
+    assert dropout_backward(x, mask) is x
+    out = np.empty_like(x)
+    y, _ = dropout(x, 0.0, seed=1, out=out)
+    assert y is out and np.array_equal(out, x)
+
+
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_p_one_gives_zeros_and_zero_gradient(rng, mode):
+    x = rng.standard_normal((4, 5))
+    y, mask = dropout(x, 1.0, seed=1, mode=mode)
+    assert not y.any() and mask.keep_prob == 0.0 and not mask.to_bool().any()
+    assert not dropout_backward(x, mask).any()
+    assert not dropout_inference(x, 1.0, mode=mode).any() or mode == "inverted"
+    r, rmask = relu_dropout(x, 1.0, seed=1)
+    assert not r.any() and not relu_dropout_backward(x, r, rmask).any()
+
+
+def test_dropped_elements_are_zero_even_for_inf_and_nan():
+    x = np.array([np.inf, -np.inf, np.nan] * 1000, dtype=np.float32)
+    y, mask = dropout(x, 0.5, seed=3)
+    keep = mask.to_bool()
+    assert np.all(y[~keep] == 0)
+    assert np.array_equal(np.isnan(y), keep & np.isnan(x))
+
+
+def test_relu_passes_nan_through():
+    x = np.full(256, np.nan, dtype=np.float32)
+    y, mask = relu_dropout(x, 0.0, seed=0)
+    assert np.isnan(y).all()
+
+
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_inference_matches_expectation_of_training(mode):
+    """E[train output] = inference output, estimated over many masks (z-bounded)."""
+    p, n_steps = 0.3, 2000
+    x = np.linspace(0.5, 2.0, 64)
+    draws = np.stack([dropout(x, p, seed=5, step=s, mode=mode)[0] for s in range(n_steps)])
+    train_mean = draws.mean(axis=0)
+    # with classic dropout, training is unscaled: E[y] = keep * x = inference output
+    expected = dropout_inference(x, p, mode=mode)
+    keep = dropout(x, p, seed=5, mode=mode)[1].keep_prob
+    scale = 1 / keep if mode == "inverted" else 1.0
+    stderr = x * scale * np.sqrt(keep * (1 - keep) / n_steps)
+    assert np.all(np.abs(train_mean - expected) < 5 * stderr)
+
+
+def test_classic_inference_uses_realized_keep_probability():
+    x = np.ones(3)
+    keep = dropout(x, 0.3, seed=0)[1].keep_prob
+    assert np.array_equal(dropout_inference(x, 0.3, mode="classic"), x * keep)
+    assert dropout_inference(x, 0.3) is x
+
+
+def finite_difference(f, x, eps=1e-6):
+    grad = np.zeros_like(x)
+    for i in np.ndindex(x.shape):
+        step = np.zeros_like(x)
+        step[i] = eps
+        grad[i] = (f(x + step) - f(x - step)) / (2 * eps)
+    return grad
+
+
+def test_dropout_gradient_by_finite_differences(rng):
+    x = rng.standard_normal((6, 9))
+    w = rng.standard_normal((6, 9))
+
+    def loss(v):
+        return float(np.sum(w * dropout(v, 0.4, seed=3, step=8)[0]))
+
+    _, mask = dropout(x, 0.4, seed=3, step=8)
+    np.testing.assert_allclose(dropout_backward(w, mask), finite_difference(loss, x),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_relu_dropout_gradient_by_finite_differences(rng):
+    x = rng.standard_normal((5, 8))
+    x[np.abs(x) < 0.05] = 0.5  # keep away from the ReLU kink at 0
+    bias = rng.standard_normal(8) * 0.01
+    w = rng.standard_normal((5, 8))
+
+    def loss_x(v):
+        return float(np.sum(w * relu_dropout(v, 0.5, seed=1, step=2, bias=bias)[0]))
+
+    def loss_b(b):
+        return float(np.sum(w * relu_dropout(x, 0.5, seed=1, step=2, bias=b)[0]))
+
+    y, mask = relu_dropout(x, 0.5, seed=1, step=2, bias=bias)
+    dx = relu_dropout_backward(w, y, mask)
+    np.testing.assert_allclose(dx, finite_difference(loss_x, x), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(dx.sum(axis=0), finite_difference(loss_b, bias),
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_dropout_layer_steps_and_backward(rng):
+    layer = Dropout(0.5, seed=42)
+    x = rng.standard_normal((10, 20)).astype(np.float32)
+    y0 = layer.forward(x)
+    assert layer.step == 1
+    np.testing.assert_array_equal(layer.backward(np.ones_like(x)),
+                                  ref_dropout(np.ones_like(x), layer.mask))
+    y1 = layer.forward(x)
+    assert not np.array_equal(y0, y1)
+    np.testing.assert_array_equal(y0, dropout(x, 0.5, seed=42, step=0)[0])
+    assert layer.forward(x, training=False) is x
+    assert "Dropout(p=0.5" in repr(layer)
+    assert Dropout(0.5).seed != Dropout(0.5).seed
+    lazy = Dropout(0.5, seed=42, store_mask=False)
+    lazy.forward(x)
+    assert lazy.mask.nbytes == 0
+    np.testing.assert_array_equal(lazy.backward(x), ref_dropout(x, lazy.mask))
+    assert np.array_equal(lazy.mask.to_bool(), dropout(x, 0.5, seed=42, step=0)[1].to_bool())
+
+
+def test_layer_backward_before_forward_is_an_error():
+    with pytest.raises(RuntimeError, match="before a training forward"):
+        Dropout(0.5, seed=0).backward(np.ones(3))
+
+
+def test_non_contiguous_and_list_input_are_accepted(rng):
+    x = rng.standard_normal((20, 30))
+    y, mask = dropout(x.T, 0.5, seed=1)
+    np.testing.assert_array_equal(y, ref_dropout(np.ascontiguousarray(x.T), mask))
+    y, mask = dropout([[1.0, 2.0], [3.0, 4.0]], 0.5, seed=1)
+    assert y.dtype == np.float64 and y.shape == (2, 2)
+
+
+@pytest.mark.parametrize("dtype, expected", [(np.int32, np.float64), (np.bool_, np.float64),
+                                             (np.float16, np.float32)])
+def test_other_real_dtypes_are_converted(dtype, expected):
+    y, _ = dropout(np.ones(10, dtype=dtype), 0.5, seed=1)
+    assert y.dtype == expected
+
+
+def test_mask_repr_and_public_api():
+    _, mask = dropout(np.ones(100), 0.5, seed=1)
+    assert "DropoutMask(shape=(100,), keep_prob=0.5" in repr(mask)
+    assert fastdrop.__version__
+    for name in fastdrop.__all__:
+        assert hasattr(fastdrop, name)
