@@ -104,18 +104,17 @@ def mask_words(uint64_t[::1] out,                # OUT
 
 
 cdef inline void _forward_chunk(const floating *x, floating *y, uint64_t *bits, int64_t n,
-                                int64_t c, const fd_draw *d, double scale,
+                                int64_t c, uint64_t first_word, const fd_draw *d, double scale,
                                 const floating *bias, int64_t ncols, bint relu) noexcept nogil:
     cdef int64_t start = c * CHUNK
     cdef int64_t m = min(<int64_t>CHUNK, n - start)
     cdef uint64_t *b = bits + start // 64 if bits != NULL else NULL
     cdef int64_t col0 = start % ncols if bias != NULL else 0
+    cdef uint64_t g0 = first_word + <uint64_t>(start // 64)
     if floating is float:
-        fd_fwd_f32(x + start, y + start, b, m, <uint64_t>(start // 64), d, <float>scale,
-                   bias, ncols, col0, relu)
+        fd_fwd_f32(x + start, y + start, b, m, g0, d, <float>scale, bias, ncols, col0, relu)
     else:
-        fd_fwd_f64(x + start, y + start, b, m, <uint64_t>(start // 64), d, scale,
-                   bias, ncols, col0, relu)
+        fd_fwd_f64(x + start, y + start, b, m, g0, d, scale, bias, ncols, col0, relu)
 
 
 def forward(const floating[::1] x,               # IN
@@ -123,10 +122,11 @@ def forward(const floating[::1] x,               # IN
             uint64_t[::1] bits,                  # OUT, ceil(n / 64) words, or empty: not stored
             uint64_t seed, uint64_t step, uint32_t threshold, double scale,
             const floating[::1] bias,            # IN, (ncols,) or empty: no bias
-            bint relu, int n_threads):
+            bint relu, int n_threads, uint64_t first_word=0):
     """y = keep ? f(x) * scale : 0, with f = (+ bias) then ReLU as asked; keep bits to `bits`.
 
     threshold == 65536 keeps everything and draws no random numbers (bias + ReLU only).
+    Element j of x is element 64 * first_word + j of the draw (chunked passes over one draw).
     """
     cdef int64_t n = x.shape[0]
     if n == 0:
@@ -139,7 +139,7 @@ def forward(const floating[::1] x,               # IN
     cdef int64_t c
     for c in prange(n_chunks, schedule='static', nogil=True,
                     num_threads=_threads_for(n_chunks, n_threads)):
-        _forward_chunk(&x[0], &y[0], bits_p, n, c, &d, scale, bias_p, ncols, relu)
+        _forward_chunk(&x[0], &y[0], bits_p, n, c, first_word, &d, scale, bias_p, ncols, relu)
 
 
 cdef inline void _apply_chunk(const floating *dy, const uint64_t *bits, floating *dx, int64_t n,

@@ -1,0 +1,299 @@
+"""The MLP engine under the estimator: parameters, buffers, forward and backward passes.
+
+Layout: ``sizes = [n_features, h_1, ..., h_H, n_outputs]``; layer ``l`` maps ``sizes[l]`` to
+``sizes[l + 1]`` with ``coefs[l]`` of shape (fan_in, fan_out) and ``intercepts[l]``. Hidden units
+are ReLU; the output is softmax or independent sigmoids, fused with the cross-entropy.
+
+Dropout sites are the inputs of every layer: site 0 is the network input (``input_dropout``),
+site ``l`` the output of hidden layer ``l``. Each site has its own seed, and a training batch
+uses the optimizer's step counter as the draw's step, so a fit is reproducible from its seeds.
+
+* ``element`` mode: a fresh Philox mask per example and unit, fused with bias + ReLU.
+* ``batch`` mode (Graham et al. 2015, "Efficient batchwise dropout training using submatrices"):
+  one unit mask per mini-batch and site; the GEMMs run on the kept rows/columns only, so an epoch
+  gets cheaper as p grows. It computes exactly what element mode would with that unit mask
+  shared by all examples (tested against a numpy reference).
+
+The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
+(:class:`Workspace`); everything element-wise is a fused Cython kernel.
+"""
+import numpy as np
+
+from . import _kernels, _nn_kernels
+from ._dropout import _EMPTY_BITS, _NO_BIAS, keep_threshold
+
+__all__ = ["MLP", "Workspace"]
+
+_ONE = _kernels.THRESHOLD_ONE
+_MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
+_PREDICT_CHUNK = 4096  # rows per prediction pass; a multiple of 64 keeps mask words aligned
+
+
+def _view(flat, rows, cols):
+    """A C-contiguous (rows, cols) view on the front of a flat buffer."""
+    return flat[: rows * cols].reshape(rows, cols)
+
+
+class Workspace:
+    """Every buffer one training batch needs, allocated once for a maximum batch size."""
+
+    def __init__(self, net, batch_size):
+        dt, sizes = net.dtype, net.sizes
+        self.batch_size = batch_size
+        self.x = np.empty((batch_size, sizes[0]), dtype=dt)
+        # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
+        self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
+        self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
+        self.logits = np.empty((batch_size, sizes[-1]), dtype=dt)
+        self.grad_coefs = [np.empty_like(c) for c in net.coefs]
+        self.grad_intercepts = [np.empty_like(b) for b in net.intercepts]
+        self.batch_mode = net.dropout_mode == "batch"
+        if self.batch_mode:
+            self.x_kept = np.empty(batch_size * sizes[0], dtype=dt)
+            self.sub_coefs = [np.empty(c.size, dtype=dt) for c in net.coefs]
+            self.sub_grads = [np.empty(c.size, dtype=dt) for c in net.coefs]
+            self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
+            self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
+        self.kept = None  # batch mode: kept unit indices per site, then the output's all units
+
+
+class MLP:
+    """A ReLU multilayer perceptron with fused dropout; the engine under MLPClassifier.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        ``[n_features, hidden..., n_outputs]``.
+    output : {"softmax", "sigmoid"}
+    dropout : sequence of float
+        Drop probability per site: ``[input, hidden_1, ..., hidden_H]``.
+    dropout_mode : {"element", "batch"}
+    dropout_scale : {"inverted", "classic"}
+    dtype : float32 or float64
+    init : {"glorot", "he"}
+        Glorot-uniform as scikit-learn draws it, or He-normal.
+    random_state : numpy.random.RandomState
+        Draws the initial weights and the per-site seeds.
+    """
+
+    def __init__(self, sizes, *, output="softmax", dropout=None, dropout_mode="element",
+                 dropout_scale="inverted", dtype=np.float32, init="glorot", random_state):
+        self.sizes = [int(s) for s in sizes]
+        self.output = output
+        self.dtype = np.dtype(dtype)
+        self.dropout_mode = dropout_mode
+        self.dropout_scale = dropout_scale
+        n_sites = len(self.sizes) - 1
+        rates = [0.0] * n_sites if dropout is None else [float(p) for p in dropout]
+        if len(rates) != n_sites:
+            raise ValueError(f"dropout must have one rate per site ({n_sites}), got {len(rates)}")
+        self.thresholds = [keep_threshold(1.0 - p) for p in rates]
+        self.coefs, self.intercepts = [], []
+        for fan_in, fan_out, is_output in zip(self.sizes[:-1], self.sizes[1:],
+                                               [False] * (n_sites - 1) + [True]):
+            c, b = self._init_layer(fan_in, fan_out, init, output if is_output else "relu",
+                                    random_state)
+            self.coefs.append(c.astype(self.dtype))
+            self.intercepts.append(b.astype(self.dtype))
+        self.seeds = [int(s) for s in random_state.randint(0, 2**63, size=n_sites,
+                                                            dtype=np.int64)]
+
+    @staticmethod
+    def _init_layer(fan_in, fan_out, init, activation, rs):
+        if init == "he":
+            return (rs.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out)),
+                    np.zeros(fan_out))
+        # scikit-learn's Glorot uniform: factor 2 for a sigmoid output, 6 otherwise
+        factor = 2.0 if activation == "sigmoid" else 6.0
+        bound = np.sqrt(factor / (fan_in + fan_out))
+        return rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)
+
+    # ------------------------------------------------------------------ dropout scales
+    @property
+    def n_layers(self):
+        return len(self.coefs)
+
+    @property
+    def has_dropout(self):
+        return any(t < _ONE for t in self.thresholds)
+
+    def keep_prob(self, site):
+        return self.thresholds[site] / _ONE
+
+    def train_scale(self, site):
+        t = self.thresholds[site]
+        return _ONE / t if (self.dropout_scale == "inverted" and 0 < t < _ONE) else 1.0
+
+    def test_scale(self, site):
+        return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
+
+    # ------------------------------------------------------------------ training pass
+    def forward_backward(self, ws, m, target, step, n_threads):
+        """Loss (summed over the batch's m rows in ws.x) and gradients of the mean loss.
+
+        Gradients land in ``ws.grad_coefs`` / ``ws.grad_intercepts`` (no penalty terms: the
+        optimizer adds those). ``target`` is the class index per row (softmax) or the 0/1
+        matrix (sigmoid).
+        """
+        if ws.batch_mode and self.has_dropout:
+            return self._forward_backward_batch(ws, m, target, step, n_threads)
+        loss = self._forward_element(ws, m, target, step, n_threads)
+        self._backward_element(ws, m, n_threads)
+        return loss
+
+    def _forward_element(self, ws, m, target, step, n_threads):
+        x = ws.x[:m]
+        if self.thresholds[0] < _ONE:  # input dropout, in place on the batch copy
+            self._drop(x, x, 0, step, None, False, n_threads)
+        a = x
+        for l in range(self.n_layers - 1):
+            z = _view(ws.acts[l], m, self.sizes[l + 1])
+            np.matmul(a, self.coefs[l], out=z)
+            self._drop(z, z, l + 1, step, self.intercepts[l], True, n_threads)
+            a = z
+        logits = ws.logits[:m]
+        np.matmul(a, self.coefs[-1], out=logits)
+        return self._output_loss(logits, self.intercepts[-1], target, want_grad=True)
+
+    def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
+        """dst = dropout_site((src + bias), relu), training scale; no mask is stored."""
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, self.seeds[site], step,
+                         self.thresholds[site], self.train_scale(site),
+                         bias if bias is not None else _NO_BIAS[self.dtype], relu, n_threads,
+                         first_word)
+
+    def _backward_element(self, ws, m, n_threads):
+        dz = ws.logits[:m]  # holds d(mean loss)/d(logits) after _output_loss
+        for l in range(self.n_layers - 1, -1, -1):
+            a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
+            np.matmul(a.T, dz, out=ws.grad_coefs[l])
+            np.sum(dz, axis=0, out=ws.grad_intercepts[l])
+            if l > 0:
+                da = _view(ws.dacts[l - 1], m, self.sizes[l])
+                np.matmul(dz, self.coefs[l].T, out=da)
+                # y > 0 exactly where the unit was kept and active: y is the whole gate
+                _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
+                              self.train_scale(l), n_threads)
+                dz = da
+
+    def _output_loss(self, logits, bias, target, want_grad):
+        if self.output == "softmax":
+            return _nn_kernels.softmax_xent(logits, bias, target, want_grad)
+        return _nn_kernels.sigmoid_xent(logits, bias, target, want_grad)
+
+    # ------------------------------------------------------------------ batch mode
+    def kept_units(self, step):
+        """Batch mode: the kept unit indices of every site for this step (output: all)."""
+        kept = []
+        for site, width in enumerate(self.sizes[:-1]):
+            t = self.thresholds[site]
+            if t >= _ONE:
+                kept.append(np.arange(width, dtype=np.int64))
+                continue
+            words = np.empty((width + 63) // 64, dtype=np.uint64)
+            _kernels.mask_words(words, 0, self.seeds[site], step, t, 1)
+            bits = np.unpackbits(words.view(np.uint8), count=width, bitorder="little")
+            kept.append(np.flatnonzero(bits).astype(np.int64))
+        kept.append(np.arange(self.sizes[-1], dtype=np.int64))
+        return kept
+
+    def _forward_backward_batch(self, ws, m, target, step, n_threads):
+        kept = ws.kept = self.kept_units(step)
+        k0 = kept[0].size
+        a = _view(ws.x_kept, m, k0)
+        np.take(ws.x[:m], kept[0], axis=1, out=a)
+        if self.train_scale(0) != 1.0:
+            _kernels.forward(a.reshape(-1), a.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
+                             self.train_scale(0), _NO_BIAS[self.dtype], False, n_threads)
+        inputs = [a]
+        logits = None
+        for l in range(self.n_layers):
+            k_in, k_out = kept[l].size, kept[l + 1].size
+            w = _view(ws.sub_coefs[l], k_in, k_out)
+            _nn_kernels.gather(self.coefs[l], kept[l], kept[l + 1], w, n_threads)
+            b = ws.sub_bias[l][:k_out]
+            np.take(self.intercepts[l], kept[l + 1], out=b)
+            if l == self.n_layers - 1:
+                logits = ws.logits[:m]
+                np.matmul(a, w, out=logits)
+                loss = self._output_loss(logits, b, target, want_grad=True)
+            else:
+                z = _view(ws.acts[l], m, k_out)
+                np.matmul(a, w, out=z)
+                _kernels.forward(z.reshape(-1), z.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
+                                 self.train_scale(l + 1), b, True, n_threads)
+                inputs.append(z)
+                a = z
+        dz = logits
+        for l in range(self.n_layers - 1, -1, -1):
+            k_in, k_out = kept[l].size, kept[l + 1].size
+            a = inputs[l]
+            gw = _view(ws.sub_grads[l], k_in, k_out)
+            np.matmul(a.T, dz, out=gw)
+            _nn_kernels.scatter(gw, self._positions(kept[l], self.sizes[l]),
+                                self._positions(kept[l + 1], self.sizes[l + 1]),
+                                ws.grad_coefs[l], n_threads)
+            db = ws.sub_dbias[l][:k_out]
+            np.sum(dz, axis=0, out=db)
+            ws.grad_intercepts[l].fill(0)
+            ws.grad_intercepts[l][kept[l + 1]] = db
+            if l > 0:
+                da = _view(ws.dacts[l - 1], m, k_in)
+                np.matmul(dz, _view(ws.sub_coefs[l], k_in, k_out).T, out=da)
+                _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
+                              self.train_scale(l), n_threads)
+                dz = da
+        return loss
+
+    @staticmethod
+    def _positions(kept, width):
+        pos = np.full(width, -1, dtype=np.int64)
+        pos[kept] = np.arange(kept.size)
+        return pos
+
+    # ------------------------------------------------------------------ prediction
+    def predict_output(self, X, n_threads, mc_step=None):
+        """Output-layer activations (softmax or sigmoid) for X, in chunks of rows.
+
+        Deterministic (weight scaling) by default; with ``mc_step`` a stochastic pass with
+        element-wise masks of draw ``2**63 + mc_step`` (Monte-Carlo dropout), identical
+        whatever the chunking.
+        """
+        n = X.shape[0]
+        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
+        chunk = min(n, _PREDICT_CHUNK) or 1
+        bufs = [np.empty(chunk * w, dtype=self.dtype) for w in self.sizes]
+        for start in range(0, n, chunk):
+            rows = min(chunk, n - start)
+            a = _view(bufs[0], rows, self.sizes[0])
+            np.copyto(a, X[start:start + rows])
+            a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
+            for l in range(self.n_layers - 1):
+                z = _view(bufs[l + 1], rows, self.sizes[l + 1])
+                np.matmul(a, self.coefs[l], out=z)
+                a = self._predict_layer(z, z, l + 1, self.intercepts[l], True, start, mc_step,
+                                        n_threads)
+            logits = out[start:start + rows]
+            np.matmul(a, self.coefs[-1], out=logits)
+            no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
+                         else np.empty((0, 0), dtype=self.dtype))
+            self._output_loss(logits, self.intercepts[-1], no_target, want_grad=False)
+        return out
+
+    def _predict_layer(self, src, dst, site, bias, relu, row0, mc_step, n_threads):
+        if mc_step is not None and self.thresholds[site] < _ONE:
+            first_word = row0 * self.sizes[site] // 64  # row0 is a multiple of 64
+            self._drop(src, dst, site, _MC_STEP_BASE + mc_step, bias, relu, n_threads,
+                       first_word)
+        elif bias is not None or relu or self.test_scale(site) != 1.0:
+            _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
+                             self.test_scale(site),
+                             bias if bias is not None else _NO_BIAS[self.dtype], relu, n_threads)
+        return dst
+
+    def __repr__(self):
+        rates = [round(1 - t / _ONE, 4) for t in self.thresholds]
+        return (f"MLP(sizes={self.sizes}, output={self.output!r}, dropout={rates}, "
+                f"mode={self.dropout_mode!r}, scale={self.dropout_scale!r}, "
+                f"dtype={self.dtype.name})")
+

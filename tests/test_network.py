@@ -1,0 +1,201 @@
+"""The MLP engine: gradients, regularizers, dropout variants, reproducibility."""
+import numpy as np
+import pytest
+
+from fastdrop import MLP
+from fastdrop._nn_kernels import max_norm
+from fastdrop.network import Workspace
+from fastdrop.optim import SGD, Adam
+
+
+def make_net(sizes=(6, 5, 4, 3), dropout=None, mode="element", scale="inverted",
+             output="softmax", dtype=np.float64, seed=0):
+    return MLP(list(sizes), dropout=dropout, dropout_mode=mode, dropout_scale=scale,
+               output=output, dtype=dtype, random_state=np.random.RandomState(seed))
+
+
+def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
+    """Mean data loss + penalties, as the training loop computes it for one batch."""
+    ws = Workspace(net, X.shape[0])
+    ws.x[:] = X
+    loss = net.forward_backward(ws, X.shape[0], target, step, 1) / X.shape[0]
+    m = X.shape[0]
+    penalty = sum(0.5 * alpha * np.sum(w * w) + l1 * np.sum(np.abs(w)) for w in net.coefs) / m
+    return loss + penalty, ws
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("mode", ["element", "batch"])
+def test_gradients_match_central_differences(output, mode):
+    """Whole network, L1 + L2, a fixed dropout draw: analytic vs numerical gradients."""
+    rng = np.random.default_rng(0)
+    net = make_net(dropout=[0.2, 0.5, 0.3], mode=mode, output=output)
+    X = rng.standard_normal((7, 6))
+    y = rng.integers(0, 3, 7)
+    target = y if output == "softmax" else np.eye(3)[y]
+    alpha, l1, step = 0.3, 0.05, 5
+    _, ws = batch_loss(net, X, target, step)
+    m = X.shape[0]
+    # the optimizer adds the penalty gradients; reproduce that here
+    grads = [g + (alpha * w + l1 * np.sign(w)) / m for g, w in zip(ws.grad_coefs, net.coefs)]
+    grads += [g.copy() for g in ws.grad_intercepts]
+    eps = 1e-6
+    for param, grad in zip(net.coefs + net.intercepts, grads):
+        flat = param.reshape(-1)
+        for i in range(0, flat.size, max(1, flat.size // 7)):
+            old = flat[i]
+            flat[i] = old + eps
+            up = batch_loss(net, X, target, step, alpha, l1)[0]
+            flat[i] = old - eps
+            down = batch_loss(net, X, target, step, alpha, l1)[0]
+            flat[i] = old
+            assert (up - down) / (2 * eps) == pytest.approx(grad.reshape(-1)[i], rel=1e-5,
+                                                            abs=1e-8)
+
+
+def numpy_forward(net, X, unit_masks):
+    """Reference: the network with one unit mask per site shared by every example."""
+    a = X * unit_masks[0] * net.train_scale(0)
+    for l in range(net.n_layers - 1):
+        a = np.maximum(a @ net.coefs[l] + net.intercepts[l], 0) * unit_masks[l + 1] \
+            * net.train_scale(l + 1)
+    z = a @ net.coefs[-1] + net.intercepts[-1]
+    z = z - z.max(axis=1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+
+
+def test_batch_mode_equals_element_mode_with_a_shared_unit_mask():
+    rng = np.random.default_rng(1)
+    net = make_net(sizes=(9, 16, 12, 4), dropout=[0.3, 0.5, 0.5], mode="batch")
+    X = rng.standard_normal((10, 9))
+    y = rng.integers(0, 4, 10)
+    step = 3
+    _, ws = batch_loss(net, X, y, step)
+    kept = net.kept_units(step)
+    masks = [np.isin(np.arange(w), k).astype(float) for w, k in zip(net.sizes[:-1], kept[:-1])]
+    proba = numpy_forward(net, X, masks)
+    # gradient of the mean cross-entropy through the reference, by autodiff-free backprop
+    delta = (proba - np.eye(4)[y]) / len(y)
+    acts = [X * masks[0] * net.train_scale(0)]
+    for l in range(net.n_layers - 1):
+        acts.append(np.maximum(acts[-1] @ net.coefs[l] + net.intercepts[l], 0) * masks[l + 1]
+                    * net.train_scale(l + 1))
+    for l in range(net.n_layers - 1, -1, -1):
+        np.testing.assert_allclose(ws.grad_coefs[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ws.grad_intercepts[l], delta.sum(0), rtol=1e-10, atol=1e-12)
+        if l:
+            delta = (delta @ net.coefs[l].T) * (acts[l] > 0) * net.train_scale(l)
+
+
+def test_batch_mode_skips_dropped_units_in_the_products():
+    net = make_net(sizes=(50, 64, 64, 5), dropout=[0.0, 0.5, 0.5], mode="batch")
+    kept = net.kept_units(0)
+    assert kept[0].size == 50 and 16 < kept[1].size < 48 and kept[-1].size == 5
+    assert not np.array_equal(kept[1], net.kept_units(1)[1])
+
+
+@pytest.mark.parametrize("mode", ["element", "batch"])
+def test_same_seed_same_bits(mode):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((40, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 40)
+    results = []
+    for _ in range(2):
+        net = make_net(dropout=[0.1, 0.5, 0.5], mode=mode, dtype=np.float32, seed=7)
+        opt = SGD(net.coefs + net.intercepts, 0.1, 0.9, True)
+        ws = Workspace(net, 40)
+        for step in range(5):
+            ws.x[:] = X
+            net.forward_backward(ws, 40, y, step, 1)
+            opt.step(net.coefs, net.intercepts, ws.grad_coefs, ws.grad_intercepts, 40, 1e-3,
+                     1e-4, 1)
+        results.append([p.copy() for p in net.coefs + net.intercepts])
+    for a, b in zip(*results):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("scale", ["inverted", "classic"])
+def test_classic_and_inverted_agree_in_expectation(scale):
+    """Mean of many stochastic passes = the deterministic (weight-scaled) pass, per layer."""
+    net = make_net(sizes=(5, 400), dropout=[0.4], scale=scale)  # one linear layer: exact
+    X = np.random.default_rng(3).standard_normal((3, 5))
+    deterministic = X * net.test_scale(0)
+    draws = []
+    for t in range(3000):
+        out = X.copy()
+        net._drop(out, out, 0, 10_000 + t, None, False, 1)
+        draws.append(out)
+    mean = np.mean(draws, axis=0)
+    keep = net.keep_prob(0)
+    sd = np.abs(X) * net.train_scale(0) * np.sqrt(keep * (1 - keep) / 3000)
+    assert np.all(np.abs(mean - deterministic) <= 5 * sd + 1e-12)
+
+
+def test_inverted_and_classic_predictions_relate_by_scaling():
+    """Same weights: classic's test pass scales activations by keep, inverted's does not."""
+    inv = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="inverted")
+    cla = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="classic")
+    X = np.random.default_rng(4).standard_normal((6, 4))
+    cla.coefs[-1] = inv.coefs[-1] / cla.keep_prob(1)  # undo classic's scaling in the weights
+    np.testing.assert_allclose(cla.predict_output(X, 1), inv.predict_output(X, 1), rtol=1e-12)
+
+
+def test_max_norm_projects_columns():
+    w = np.array([[3.0, 0.1], [4.0, 0.1]])
+    max_norm(w, 2.0, np.empty(2))
+    np.testing.assert_allclose(np.linalg.norm(w, axis=0), [2.0, np.sqrt(0.02)])
+    np.testing.assert_allclose(w[:, 0], [1.2, 1.6])
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_l2_and_l1_follow_their_definitions(cls):
+    """With a zero data gradient, one step moves w along -(alpha w + l1 sign w) / batch."""
+    w = np.array([[0.5, -2.0, 0.0]])
+    b = np.zeros(1)
+    opt = cls([w, b], 0.1) if cls is SGD else cls([w, b], 0.1)
+    before = w.copy()
+    penalty = opt.step([w], [b], [np.zeros_like(w)], [np.zeros(1)], 4, alpha=0.8, l1=0.2,
+                       n_threads=1)
+    assert penalty == pytest.approx(0.5 * 0.8 * np.sum(before ** 2) / 4
+                                    + 0.2 * np.sum(np.abs(before)) / 4)
+    direction = -(0.8 * before + 0.2 * np.sign(before)) / 4
+    moved = w - before
+    assert np.all(np.sign(moved) == np.sign(direction))
+    if cls is SGD:  # Nesterov: w += mu * v - lr * g with v = -lr * g
+        np.testing.assert_allclose(moved, 0.1 * direction * (1 + 0.9))
+
+
+def test_monte_carlo_prediction_is_chunk_invariant():
+    net = make_net(sizes=(7, 33, 3), dropout=[0.2, 0.5], dtype=np.float32)
+    X = np.random.default_rng(5).standard_normal((5000, 7)).astype(np.float32)
+    full = net.predict_output(X, 1, mc_step=3)
+    import fastdrop.network as network
+    old = network._PREDICT_CHUNK
+    try:
+        network._PREDICT_CHUNK = 64
+        chunked = net.predict_output(X, 1, mc_step=3)
+    finally:
+        network._PREDICT_CHUNK = old
+    np.testing.assert_array_equal(full, chunked)
+    assert not np.array_equal(full, net.predict_output(X, 1, mc_step=4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_losses_match_reference_and_survive_extreme_logits(dtype):
+    from fastdrop._nn_kernels import sigmoid_xent, softmax_xent
+    z = np.array([[0.0, 1.0, 2.0], [300.0, -300.0, 0.0], [-1e4, 5.0, 1e4]], dtype=dtype)
+    b = np.array([0.1, -0.2, 0.3], dtype=dtype)
+    y = np.array([2, 1, 0])
+    a = z.astype(np.float64) + b
+    lse = np.log(np.exp(a - a.max(1, keepdims=True)).sum(1)) + a.max(1)
+    expected = np.sum(lse - a[np.arange(3), y])
+    g = z.copy()
+    loss = softmax_xent(g, b, y, True)
+    assert np.isfinite(loss) and loss == pytest.approx(expected, rel=1e-6)
+    p = np.exp(a - lse[:, None])
+    np.testing.assert_allclose(g, (p - np.eye(3)[y]) / 3, atol=1e-7)
+    t = np.eye(3, dtype=dtype)[y]
+    g = z.copy()
+    loss = sigmoid_xent(g, b, t, True)
+    ref = np.sum(np.logaddexp(0, a) - t * a)
+    assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-6)
