@@ -40,3 +40,31 @@ def ratio_table(rates):
 
 def _ratio(a, b):
     return f"{a / b:.2f}" if b else ""
+
+
+def load_epochs(path):
+    """{(dataset, n_threads): {(impl, dropout): median seconds per epoch}}."""
+    with open(path) as f:
+        data = json.load(f)
+    table = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        table[(info["dataset"], info["n_threads"])][(info["impl"], info["dropout"])] = \
+            bench["stats"]["median"]
+    return table
+
+
+def epoch_table(table):
+    """Markdown: seconds per epoch and the ratios the MLP issue asks for, per dataset/threads."""
+    lines = ["| dataset | threads | impl | dropout | s/epoch | x fastdrop p=0 | x GEMM floor "
+             "| x torch p=0 | x sklearn |", "|---|---|---|---|---:|---:|---:|---:|---:|"]
+    for (dataset, threads), row in sorted(table.items()):
+        base = row.get(("fastdrop", 0.0))
+        floor = row.get(("gemm-floor", 0.0))
+        torch = row.get(("torch", 0.0))
+        sk = row.get(("sklearn", 0.0))
+        for (impl, dropout), t in sorted(row.items(), key=lambda kv: kv[1]):
+            lines.append(f"| {dataset} | {threads} | {impl} | {dropout} | {t:.3f} | "
+                         f"{_ratio(t, base)} | {_ratio(t, floor)} | {_ratio(t, torch)} | "
+                         f"{_ratio(t, sk)} |")
+    return "\n".join(lines)

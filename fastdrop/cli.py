@@ -28,30 +28,35 @@ def _cmd_bench(args):
     from importlib import resources
     from pathlib import Path
 
-    from ._benchreport import load_rates, ratio_table
+    from ._benchreport import epoch_table, load_epochs, load_rates, ratio_table
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bench_dir = Path(str(resources.files("fastdrop._bench")))
-    json_path = out / "kernels.json"
     env = dict(os.environ, FASTDROP_BENCH_PROFILE=args.profile)
-    cmd = [sys.executable, "-m", "pytest", str(bench_dir / "bench_kernels.py"),
-           "--rootdir", str(bench_dir), "-c", os.devnull, "-p", "no:cacheprovider",
-           "--benchmark-only", f"--benchmark-json={json_path}",
-           f"--benchmark-max-time={args.max_time}", "-q" if not args.quiet else "-qq"]
-    if args.filter:
-        cmd += ["-k", args.filter]
-    # cwd=out: `python -m` puts the cwd first on sys.path, and a source checkout's fastdrop/
-    # (without compiled extensions) must not shadow the installed package.
-    code = subprocess.call(cmd, env=env, cwd=out)
-    if code != 0:
-        print(f"fastdrop bench: pytest exited with {code}", file=sys.stderr)
-        return code
-    rates, _ = load_rates(json_path)
-    table = ratio_table(rates)
-    (out / "kernels.md").write_text(table + "\n")
-    print(table)
-    print(f"\nwrote {json_path} and {out / 'kernels.md'}")
+    suites = ["kernels", "epochs"] if args.only is None else [args.only]
+    for suite in suites:
+        json_path = out / f"{suite}.json"
+        cmd = [sys.executable, "-m", "pytest", str(bench_dir / f"bench_{suite}.py"),
+               "--rootdir", str(bench_dir), "-c", os.devnull, "-p", "no:cacheprovider",
+               "--benchmark-only", f"--benchmark-json={json_path}",
+               f"--benchmark-max-time={args.max_time}", "-q" if not args.quiet else "-qq"]
+        if args.filter:
+            cmd += ["-k", args.filter]
+        # cwd=out: `python -m` puts the cwd first on sys.path, and a source checkout's
+        # fastdrop/ (without compiled extensions) must not shadow the installed package.
+        code = subprocess.call(cmd, env=env, cwd=out,
+                               stdout=subprocess.DEVNULL if args.quiet else None)
+        if code != 0:
+            print(f"fastdrop bench: pytest exited with {code} on bench_{suite}.py",
+                  file=sys.stderr)
+            return code
+        if suite == "kernels":
+            table = ratio_table(load_rates(json_path)[0])
+        else:
+            table = epoch_table(load_epochs(json_path))
+        (out / f"{suite}.md").write_text(table + "\n")
+        print(f"\n## {suite}\n\n{table}\n\nwrote {json_path} and {out / (suite + '.md')}")
     return 0
 
 
@@ -62,11 +67,15 @@ def build_parser():
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=_cmd_info)
 
-    bench = sub.add_parser("bench", help="kernel benchmarks (pytest-benchmark) and ratio table")
+    bench = sub.add_parser("bench", help="kernel and epoch benchmarks (pytest-benchmark JSON) "
+                                         "and their ratio tables")
     bench.add_argument("--out", default="fastdrop-results",
                        help="output folder (default: ./fastdrop-results)")
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
-                       help="quick: small arrays only (a smoke run); full: 2^16 .. 2^24")
+                       help="quick: small arrays and data (a smoke run); full: kernels at "
+                            "2^16 .. 2^24, epochs on 60000x784 and digits")
+    bench.add_argument("--only", choices=["kernels", "epochs"],
+                       help="run one of the two benchmark files")
     bench.add_argument("--max-time", type=float, default=0.5,
                        help="seconds of timing per case (default 0.5)")
     bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")

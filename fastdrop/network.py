@@ -200,8 +200,11 @@ class MLP:
     def _forward_backward_batch(self, ws, m, target, step, n_threads):
         kept = ws.kept = self.kept_units(step)
         k0 = kept[0].size
-        a = _view(ws.x_kept, m, k0)
-        np.take(ws.x[:m], kept[0], axis=1, out=a)
+        if self.thresholds[0] >= _ONE:  # no input dropout: the batch itself, no copy
+            a = ws.x[:m]
+        else:
+            a = _view(ws.x_kept, m, k0)
+            np.take(ws.x[:m], kept[0], axis=1, out=a)
         if self.train_scale(0) != 1.0:
             _kernels.forward(a.reshape(-1), a.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
                              self.train_scale(0), _NO_BIAS[self.dtype], False, n_threads)

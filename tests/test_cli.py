@@ -21,10 +21,18 @@ def test_info_json_and_module_entry_point():
 
 def test_bench_quick_profile_writes_json_and_table(tmp_path):
     """`fastdrop bench` runs the installed benchmark files (a smoke run: tiny arrays)."""
-    code = main(["bench", "--profile", "quick", "--max-time", "0.001", "--out", str(tmp_path),
-                 "--quiet", "-k", "copy or forward"])
+    code = main(["bench", "--only", "kernels", "--profile", "quick", "--max-time", "0.001",
+                 "--out", str(tmp_path), "--quiet", "-k", "copy or forward"])
     assert code == 0
     table = (tmp_path / "kernels.md").read_text()
     assert "| forward | 2^16 | fastdrop |" in table and "np.copyto" in table
     data = json.loads((tmp_path / "kernels.json").read_text())
     assert all("n_threads" in b["extra_info"] for b in data["benchmarks"])
+
+
+def test_bench_epochs_quick(tmp_path):
+    code = main(["bench", "--only", "epochs", "--profile", "quick", "--out", str(tmp_path),
+                 "--quiet", "-k", "digits and (fastdrop or floor) and not batch"])
+    assert code == 0
+    table = (tmp_path / "epochs.md").read_text()
+    assert "| digits | 1 | fastdrop | 0.0 |" in table and "gemm-floor" in table
