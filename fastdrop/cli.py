@@ -1,7 +1,106 @@
-"""The `fastdrop` command line."""
+"""The `fastdrop` command line: run | sweep | plot | bench | info."""
 import argparse
 import json
 import sys
+import time
+from pathlib import Path
+
+DEFAULT_OUT = "fastdrop-results"
+
+
+def _csv(kind):
+    def parse(text):
+        try:
+            return [kind(v) for v in text.split(",") if v.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+    return parse
+
+
+def _finish(out, quiet, started):
+    """Figures and the summary from what is stored in ``out``."""
+    from .plots import plot_all
+    from .suite.store import ResultStore
+    from .suite.summary import claims_markdown, summary_table
+
+    records = ResultStore(out).records()
+    paths = plot_all(out)
+    table, claims = summary_table(records), claims_markdown(records)
+    text = (f"# fastdrop results\n\n## The article's claims\n\n{claims}\n\n"
+            f"## Every configuration (default architecture)\n\n{table}\n")
+    (Path(out) / "summary.md").write_text(text)
+    if not quiet:
+        print(table)
+        print()
+        print(claims)
+        print(f"\n{len(records)} records in {Path(out) / 'records.jsonl'}; "
+              f"{len(paths)} figure files in {Path(out) / 'figures'}; summary in "
+              f"{Path(out) / 'summary.md'} ({time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+def _execute(configs, args, experiments_for=()):
+    from .suite.experiments import run_experiments
+    from .suite.runner import run_configs
+    from .suite.store import ResultStore
+
+    started = time.perf_counter()
+    store = ResultStore(args.out)
+    store.write_manifest({"profile": args.profile, "jobs": args.jobs,
+                          "scheduler": args.scheduler})
+    try:
+        run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
+                    progress=not args.quiet)
+        if experiments_for:
+            run_experiments(store, args.profile, experiments_for, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished runs are in {store.path}; run the same command again "
+              "to continue where it stopped", file=sys.stderr)
+        return 130
+    return _finish(args.out, args.quiet, started)
+
+
+def _cmd_run(args):
+    from .suite.config import default_suite, get_profile
+
+    profile = get_profile(args.profile)
+    return _execute(default_suite(args.profile), args, experiments_for=profile.datasets[:1])
+
+
+def _cmd_sweep(args):
+    from .suite.config import grid
+
+    spec = {}
+    if args.config:
+        try:
+            import tomllib
+        except ImportError:  # Python < 3.11
+            import tomli as tomllib
+        with open(args.config, "rb") as f:
+            spec = tomllib.load(f).get("sweep", {})
+    pick = lambda name, default: getattr(args, name) or spec.get(name, default)  # noqa: E731
+    args.profile = pick("profile", "quick")
+    configs = grid(pick("datasets", ["digits"]), pick("regularizers", ["dropout"]),
+                   pick("rates", [0.0, 0.5]), pick("seeds", [0]), profile=args.profile,
+                   arch=pick("arch", "default"), l1_grid=pick("l1", None),
+                   l2_grid=pick("l2", None))
+    return _execute(configs, args)
+
+
+def _cmd_plot(args):
+    from .plots import plot_all
+    from .suite.store import ResultStore
+
+    if not (Path(args.results) / "records.jsonl").exists():
+        print(f"fastdrop plot: no records.jsonl in {args.results}", file=sys.stderr)
+        return 2
+    if args.out:
+        paths = plot_all(args.results, args.out)
+        print("\n".join(str(p) for p in paths))
+        return 0
+    return _finish(args.results, args.quiet, time.perf_counter()) if ResultStore(
+        args.results).records() else 0
 
 
 def _cmd_info(args):
@@ -60,16 +159,58 @@ def _cmd_bench(args):
     return 0
 
 
+def _add_execution(p):
+    p.add_argument("--out", default=DEFAULT_OUT,
+                   help=f"results folder (default: ./{DEFAULT_OUT}); rerunning continues it")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="worker processes (default: all cores; each gets cores/jobs threads)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run on an existing Dask distributed cluster instead of local processes")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or tables")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastdrop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="the default study: rate sweep vs L1/L2 on digits and a "
+                                     "synthetic set, 3 seeds, all figures and a summary")
+    run.add_argument("--profile", choices=["quick", "full"], default="quick",
+                     help="quick: under 10 minutes on 2 cores (default); full: 6 datasets, "
+                          "5 seeds, longer training")
+    _add_execution(run)
+    run.set_defaults(func=_cmd_run)
+
+    sweep = sub.add_parser("sweep", help="any grid, from flags or a TOML file ([sweep] table "
+                                         "with the same names)")
+    sweep.add_argument("--datasets", type=_csv(str),
+                       help="e.g. digits,wine,synthetic-5000x100 (default: digits)")
+    sweep.add_argument("--regularizers", type=_csv(str),
+                       help="of none,l2,l1,dropout,dropout-batch,dropout-maxnorm,input-dropout "
+                            "(default: dropout)")
+    sweep.add_argument("--rates", type=_csv(float), help="drop rates (default: 0,0.5)")
+    sweep.add_argument("--l2", type=_csv(float), help="alpha grid (default: the profile's)")
+    sweep.add_argument("--l1", type=_csv(float), help="l1 grid (default: the profile's)")
+    sweep.add_argument("--seeds", type=_csv(int), help="(default: 0)")
+    sweep.add_argument("--arch", choices=["default", "seed"], help="(default: default)")
+    sweep.add_argument("--profile", choices=["quick", "full"], help="(default: quick)")
+    sweep.add_argument("--config", metavar="TOML", help="read the grid from a TOML file")
+    _add_execution(sweep)
+    sweep.set_defaults(func=_cmd_sweep)
+
+    plot = sub.add_parser("plot", help="(re)draw every figure and the summary from stored "
+                                       "results")
+    plot.add_argument("results", metavar="RESULTS_DIR")
+    plot.add_argument("--out", help="figures folder (default: RESULTS_DIR/figures)")
+    plot.add_argument("--quiet", action="store_true")
+    plot.set_defaults(func=_cmd_plot)
     info = sub.add_parser("info", help="print build facts: OpenMP, threads, SIMD, RNG, BLAS")
     info.add_argument("--json", action="store_true", help="machine-readable output")
     info.set_defaults(func=_cmd_info)
 
     bench = sub.add_parser("bench", help="kernel and epoch benchmarks (pytest-benchmark JSON) "
                                          "and their ratio tables")
-    bench.add_argument("--out", default="fastdrop-results",
+    bench.add_argument("--out", default=DEFAULT_OUT,
                        help="output folder (default: ./fastdrop-results)")
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
                        help="quick: small arrays and data (a smoke run); full: kernels at "
@@ -86,7 +227,11 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as exc:  # bad names in a grid, missing files
+        print(f"fastdrop {args.command}: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""What a run is: (dataset, architecture, regularizer, strength, seed) under a profile."""
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+from .datasets import check_name
+
+ARCHITECTURES = {
+    # hidden widths, output: the MLP default, and the article's Keras experiment as an MLP
+    "default": {"hidden": (256, 256), "output": "softmax"},
+    "seed": {"hidden": (64, 128, 256, 512, 512), "output": "sigmoid"},
+}
+
+REGULARIZERS = {
+    # name: what ``strength`` means
+    "none": "unused",
+    "l2": "alpha (scikit-learn's scaling)",
+    "l1": "l1 penalty",
+    "dropout": "drop rate on every hidden layer, per-example masks",
+    "dropout-batch": "drop rate on every hidden layer, one unit mask per mini-batch",
+    "dropout-maxnorm": "drop rate, plus max-norm 3.0 on every hidden unit",
+    "input-dropout": "drop rate on the inputs (hidden layers at 0.5)",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Training budget and grids; ``quick`` keeps `fastdrop run` under 10 minutes on 2 cores."""
+    name: str
+    max_iter: int                    # epochs at most (the stopping rule usually ends sooner)
+    n_iter_no_change: int            # scikit-learn's rule, on the training loss
+    tol: float
+    batch_size: int
+    learning_rate_init: float        # Adam
+    datasets: tuple                  # what `fastdrop run` uses
+    seeds: tuple
+    rates: tuple                     # the article's sweep: 0.0 .. 0.9
+    batch_rates: tuple               # batch-mode rates in `fastdrop run`
+    l2_grid: tuple
+    l1_grid: tuple
+    seed_arch_datasets: tuple = ()   # where `fastdrop run` also sweeps the "seed" architecture
+    mc_samples: tuple = (1, 2, 5, 10, 20, 50)
+
+
+RATES = tuple(round(0.1 * i, 1) for i in range(10))
+PROFILES = {
+    "quick": Profile("quick", max_iter=150, n_iter_no_change=8, tol=1e-4, batch_size=64,
+                     learning_rate_init=1e-3, datasets=("digits", "synthetic"),
+                     seeds=(0, 1, 2), rates=RATES, batch_rates=(0.2, 0.5, 0.8),
+                     l2_grid=(1e-4, 1e-3, 1e-2), l1_grid=(1e-5, 1e-4, 1e-3),
+                     seed_arch_datasets=("digits",)),
+    "full": Profile("full", max_iter=300, n_iter_no_change=10, tol=1e-4, batch_size=128,
+                    learning_rate_init=1e-3,
+                    datasets=("digits", "breast_cancer", "wine", "iris", "synthetic",
+                              "synthetic-60k"),
+                    seeds=(0, 1, 2, 3, 4), rates=RATES, batch_rates=RATES[1:],
+                    l2_grid=(1e-5, 1e-4, 1e-3, 1e-2, 1e-1), l1_grid=(1e-6, 1e-5, 1e-4, 1e-3),
+                    seed_arch_datasets=("digits", "synthetic")),
+}
+
+
+def get_profile(name):
+    if name not in PROFILES:
+        raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {name!r}")
+    return PROFILES[name]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    dataset: str
+    regularizer: str
+    strength: float
+    seed: int
+    arch: str = "default"
+    profile: str = "quick"
+    overrides: tuple = field(default=())  # extra (name, value) estimator parameters
+
+    def __post_init__(self):
+        check_name(self.dataset)
+        if self.regularizer not in REGULARIZERS:
+            raise ValueError(f"regularizer must be one of {sorted(REGULARIZERS)}, "
+                             f"got {self.regularizer!r}")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
+        get_profile(self.profile)
+
+    @property
+    def key(self):
+        """Stable identity of the run: what resuming a sweep compares."""
+        text = json.dumps(asdict(self), sort_keys=True, default=list)
+        return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+    @property
+    def family(self):
+        """The regularizer family for plots (rate 0 of any dropout flavour is 'none')."""
+        if self.regularizer.startswith("dropout") and self.strength == 0:
+            return "none"
+        return self.regularizer
+
+    def estimator_params(self):
+        p = get_profile(self.profile)
+        arch = ARCHITECTURES[self.arch]
+        params = dict(hidden_layer_sizes=arch["hidden"], output_activation=arch["output"],
+                      alpha=0.0, max_iter=p.max_iter, n_iter_no_change=p.n_iter_no_change,
+                      tol=p.tol, batch_size=p.batch_size,
+                      learning_rate_init=p.learning_rate_init, random_state=self.seed)
+        s = self.strength
+        if self.regularizer == "l2":
+            params["alpha"] = s
+        elif self.regularizer == "l1":
+            params["l1"] = s
+        elif self.regularizer == "dropout":
+            params["dropout"] = s
+        elif self.regularizer == "dropout-batch":
+            params.update(dropout=s, dropout_mode="batch")
+        elif self.regularizer == "dropout-maxnorm":
+            params.update(dropout=s, max_norm=3.0)
+        elif self.regularizer == "input-dropout":
+            params.update(dropout=0.5, input_dropout=s)
+        params.update(dict(self.overrides))
+        return params
+
+
+def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default",
+         l1_grid=None, l2_grid=None):
+    """Every combination; ``rates`` serve the dropout flavours, the grids L1 and L2."""
+    p = get_profile(profile)
+    strengths = {"none": (0.0,), "l2": l2_grid or p.l2_grid, "l1": l1_grid or p.l1_grid}
+    configs = []
+    for dataset in datasets:
+        for reg in regularizers:
+            for s in strengths.get(reg, rates):
+                for seed in seeds:
+                    configs.append(RunConfig(dataset, reg, float(s), int(seed), arch, profile))
+    return configs
+
+
+def default_suite(profile="quick"):
+    """What `fastdrop run` runs: the rate sweep (element and batch), L1/L2 grids, dropout +
+    max-norm, input dropout, on the profile's datasets and seeds; plus the "seed"
+    architecture's rate sweep where the profile asks for it."""
+    p = get_profile(profile)
+    configs = grid(p.datasets, ["dropout"], p.rates, p.seeds, profile=profile)
+    configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
+    configs += grid(p.datasets, ["l2", "l1"], (), p.seeds, profile=profile)
+    configs += grid(p.datasets, ["dropout-maxnorm"], (0.5,), p.seeds, profile=profile)
+    configs += grid(p.datasets, ["input-dropout"], (0.2,), p.seeds, profile=profile)
+    configs += grid(p.seed_arch_datasets, ["dropout"], p.rates, p.seeds, profile=profile,
+                    arch="seed")
+    return configs

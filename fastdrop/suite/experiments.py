@@ -1,0 +1,114 @@
+"""Measurements that must run alone on the machine (after the pool of fits), stored as records.
+
+* ``mc``: Monte-Carlo dropout accuracy vs number of samples, against weight scaling.
+* ``threads``: epoch time vs thread count, with and without dropout.
+* ``kernel``: dropout forward throughput vs array size, against numpy and np.copyto (and
+  torch.nn.functional.dropout when installed).
+"""
+import os
+import time
+import warnings
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from .. import dropout as fd_dropout
+from ..estimator import MLPClassifier
+from .config import get_profile
+from .datasets import load_split
+
+
+def mc_dropout(dataset, profile="quick", rate=0.5, seed=0):
+    p = get_profile(profile)
+    split = load_split(dataset)
+    est = MLPClassifier((256, 256), dropout=rate, max_iter=p.max_iter,
+                        n_iter_no_change=p.n_iter_no_change, batch_size=p.batch_size,
+                        random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(split.X_train, split.y_train)
+    ws = float(est.score(split.X_test, split.y_test))
+    accs = []
+    for t in p.mc_samples:
+        proba = est.predict_proba(split.X_test, mc_samples=t)
+        accs.append(float(np.mean(est.classes_[proba.argmax(1)] == split.y_test)))
+    return {"kind": "mc", "key": f"mc|{dataset}|{profile}|{rate}|{seed}", "dataset": dataset,
+            "profile": profile, "rate": rate, "seed": seed, "samples": list(p.mc_samples),
+            "mc_accuracy": accs, "weight_scaling_accuracy": ws}
+
+
+def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs=3):
+    """Epoch time of (512, 512), batch 128, for 1..cores threads, p = 0 and 0.5."""
+    split = load_split(dataset)
+    cores = os.cpu_count() or 1
+    rows = []
+    for n_threads in range(1, cores + 1):
+        for rate in (0.0, 0.5):
+            est = MLPClassifier((512, 512), dropout=rate, max_iter=epochs, tol=0,
+                                n_iter_no_change=epochs + 1, batch_size=128, random_state=0,
+                                n_threads=n_threads, solver="sgd", learning_rate_init=0.01)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                est.fit(split.X_train, split.y_train)
+            rows.append({"n_threads": n_threads, "dropout": rate,
+                         "epoch_time": float(np.median(est.history_["time"][1:]))})
+    return {"kind": "threads", "key": f"threads|{dataset}|{profile}", "dataset": dataset,
+            "profile": profile, "n_samples": int(split.X_train.shape[0]), "rows": rows}
+
+
+def kernel_throughput(profile="quick", p=0.5):
+    """G elements/s of dropout forward (out=) vs size; numpy's best and np.copyto alongside."""
+    sizes = [2**k for k in range(12, 23 if profile == "quick" else 25, 2)]
+    rng = np.random.default_rng(0)
+    impls = {"fastdrop": None, "numpy": None, "copy": None}
+    try:
+        import torch
+        impls["torch"] = torch
+    except ImportError:
+        pass
+    rows = []
+    for n in sizes:
+        x = rng.standard_normal(n).astype(np.float32)
+        y = np.empty_like(x)
+        t = round((1 - p) * 65536)
+        scale = np.float32(1 / (1 - p))
+        calls = {
+            "fastdrop": lambda: fd_dropout(x, p, seed=1, out=y),
+            "numpy": lambda: np.multiply(np.multiply(
+                x, rng.integers(0, 65536, n, dtype=np.uint16) < t, out=y), scale, out=y),
+            "copy": lambda: np.copyto(y, x),
+        }
+        if "torch" in impls:
+            xt = impls["torch"].from_numpy(x)
+            calls["torch"] = lambda: impls["torch"].nn.functional.dropout(xt, p, training=True)
+        for name, fn in calls.items():
+            rows.append({"impl": name, "elements": n, "rate": n / _best_time(fn) / 1e9})
+    return {"kind": "kernel", "key": f"kernel|{profile}", "profile": profile, "p": p,
+            "rows": rows}
+
+
+def _best_time(fn, budget=0.05):
+    fn()
+    best, spent = float("inf"), 0.0
+    while spent < budget or best == float("inf"):
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        best, spent = min(best, dt), spent + dt
+    return best
+
+
+def run_experiments(store, profile="quick", datasets=("digits",), progress=True):
+    """Run the side experiments not yet stored, one after another."""
+    from tqdm.auto import tqdm
+
+    jobs = [(f"mc|{d}|{profile}|0.5|0", lambda d=d: mc_dropout(d, profile)) for d in datasets]
+    threads_data = "synthetic-20000x784" if profile == "full" else "synthetic-6000x784"
+    jobs.append((f"threads|{threads_data}|{profile}",
+                 lambda: epoch_time_vs_threads(threads_data, profile)))
+    jobs.append((f"kernel|{profile}", lambda: kernel_throughput(profile)))
+    done = store.keys()
+    todo = [(k, f) for k, f in jobs if k not in done]
+    for key, job in tqdm(todo, desc="experiments", disable=not progress or not todo):
+        store.append(job())
+    return len(todo)

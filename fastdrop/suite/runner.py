@@ -1,0 +1,114 @@
+"""Execute runs (joblib processes or a Dask cluster) and record each one as it finishes."""
+import os
+import time
+import warnings
+from dataclasses import asdict
+
+import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+
+from ..estimator import MLPClassifier
+from .config import RunConfig
+from .datasets import load_split
+
+
+def run_one(config: RunConfig, n_threads=1):
+    """Fit one configuration; return its record (a JSON-ready dict)."""
+    split = load_split(config.dataset)
+    est = MLPClassifier(**config.estimator_params(), n_threads=n_threads)
+    start = time.perf_counter()
+    error = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        try:
+            est.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
+        except FloatingPointError as exc:  # diverged: recorded, not fatal to the sweep
+            error = str(exc)
+    wall = time.perf_counter() - start
+    record = {"kind": "fit", "key": config.key, **asdict(config),
+              "overrides": [list(kv) for kv in config.overrides], "family": config.family,
+              "n_threads": n_threads, "wall": wall, "error": error}
+    if error is not None or not hasattr(est, "history_"):
+        return record
+    h = est.history_
+    times = np.asarray(h["time"])
+    val_acc = np.asarray(h["val_accuracy"])
+    val_loss = np.asarray(h["val_loss"])
+    converged = est.stopped_epoch_ is not None
+    train_acc = float(est.score(split.X_train, split.y_train))
+    record.update(
+        n_iter=est.n_iter_, converged=converged,
+        epochs_to_converge=est.stopped_epoch_,
+        # median after a burn-in epoch: the first one pays for allocation and caches
+        epoch_time=float(np.median(times[1:] if times.size > 1 else times)),
+        time_to_converge=float(times.sum()) if converged else None,
+        best_val_accuracy=float(val_acc.max()), best_val_loss=float(val_loss.min()),
+        final_val_accuracy=float(val_acc[-1]), final_val_loss=float(val_loss[-1]),
+        test_accuracy=float(est.score(split.X_test, split.y_test)),
+        train_accuracy=train_acc, gap=train_acc - float(val_acc[-1]),
+        history={k: [None if isinstance(v, float) and v != v else v for v in vals]
+                 for k, vals in h.items()},
+    )
+    return record
+
+
+def pending(configs, store):
+    done = store.keys()
+    return [c for c in configs if c.key not in done]
+
+
+def run_configs(configs, store, *, n_jobs=None, scheduler=None, progress=True):
+    """Run every configuration not yet in ``store``; append each record as it finishes.
+
+    ``n_jobs`` worker processes (default: all cores), each fitting with
+    ``cores // n_jobs`` threads so the machine is not oversubscribed; or, with
+    ``scheduler`` (a Dask distributed address), the cluster's workers, one thread each.
+    Returns the number of runs executed.
+    """
+    todo = pending(configs, store)
+    if not todo:
+        return 0
+    bar = _progress(len(todo), len(configs) - len(todo), progress)
+    try:
+        if scheduler is not None:
+            for record in _dask_results(todo, scheduler):
+                store.append(record)
+                bar.update()
+        else:
+            cores = os.cpu_count() or 1
+            n_jobs = max(1, min(n_jobs or cores, len(todo)))
+            threads = max(1, cores // n_jobs)
+            for record in _joblib_results(todo, n_jobs, threads):
+                store.append(record)
+                bar.update()
+    finally:
+        bar.close()
+    return len(todo)
+
+
+def _joblib_results(todo, n_jobs, threads):
+    if n_jobs == 1:
+        return (run_one(c, threads) for c in todo)
+    from joblib import Parallel, delayed
+
+    return Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(run_one)(c, threads) for c in todo)
+
+
+def _dask_results(todo, scheduler):
+    try:
+        from distributed import Client, as_completed
+    except ImportError as exc:
+        raise RuntimeError("--scheduler needs Dask distributed: pip install "
+                           "'fastdrop[distributed]'") from exc
+    with Client(scheduler) as client:
+        futures = client.map(run_one, todo, n_threads=1, pure=False)
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _progress(total, initial, enabled):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total + initial, initial=initial, disable=not enabled, unit="run",
+                desc="fits", dynamic_ncols=True)
