@@ -90,6 +90,10 @@ def time_vs_epochs(records, out):
     ax.set_xlabel("epochs until the stopping rule fired (hollow: not all seeds converged)")
     ax.set_ylabel("median time per epoch (ms)")
     ax.set_yscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
     ax.set_title("Cost per epoch vs epochs to converge, one point per configuration")

@@ -1,0 +1,189 @@
+"""The study suite: datasets, configs, store, resume after SIGKILL, Dask, CLI, figures."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastdrop.cli import main
+from fastdrop.suite import config as cfg
+from fastdrop.suite.config import RunConfig, default_suite, grid
+from fastdrop.suite.datasets import check_name, load_split
+from fastdrop.suite.runner import run_configs, run_one
+from fastdrop.suite.store import ResultStore
+from fastdrop.suite.summary import aggregate, claims, time_to_target
+
+TIMING = {"wall", "epoch_time", "time_to_converge", "history"}
+
+
+def test_splits_are_stratified_standardized_and_cached():
+    s = load_split("wine")
+    assert s.X_train.dtype == np.float32 and s.X_train.flags.c_contiguous
+    n = len(s.y_train) + len(s.y_val) + len(s.y_test)
+    assert abs(len(s.y_train) / n - 0.6) < 0.02 and abs(len(s.y_test) / n - 0.2) < 0.02
+    np.testing.assert_allclose(s.X_train.mean(0), 0, atol=1e-5)
+    for part in (s.y_val, s.y_test):  # stratified: class shares match the training part
+        np.testing.assert_allclose(np.bincount(part) / len(part),
+                                   np.bincount(s.y_train) / len(s.y_train), atol=0.05)
+    assert load_split("wine") is s
+    syn = load_split("synthetic-500x12x3")
+    assert syn.X_train.shape[1] == 12 and syn.n_classes == 3
+    with pytest.raises(ValueError, match="dataset must be one of .* got 'mnist'"):
+        check_name("mnist")
+
+
+def test_configs_keys_and_parameters():
+    a = RunConfig("digits", "dropout", 0.5, 0)
+    assert a.key == RunConfig("digits", "dropout", 0.5, 0).key
+    assert a.key != RunConfig("digits", "dropout", 0.5, 1).key
+    assert a.estimator_params()["dropout"] == 0.5
+    assert RunConfig("digits", "dropout-batch", 0.3, 0).estimator_params()["dropout_mode"] == "batch"
+    assert RunConfig("digits", "l2", 1e-3, 0).estimator_params()["alpha"] == 1e-3
+    assert RunConfig("digits", "input-dropout", 0.2, 0).estimator_params()["input_dropout"] == 0.2
+    seed = RunConfig("digits", "dropout", 0.2, 0, arch="seed").estimator_params()
+    assert seed["hidden_layer_sizes"] == (64, 128, 256, 512, 512)
+    assert seed["output_activation"] == "sigmoid"
+    with pytest.raises(ValueError, match="regularizer must be one of"):
+        RunConfig("digits", "dropconnect", 0.5, 0)
+    configs = default_suite("quick")
+    assert len({c.key for c in configs}) == len(configs)
+    rates = {c.strength for c in configs if c.regularizer == "dropout" and c.arch == "default"}
+    assert rates == set(cfg.RATES)
+
+
+def test_store_appends_whole_lines_and_survives_a_torn_one(tmp_path):
+    store = ResultStore(tmp_path)
+    store.append({"kind": "fit", "key": "a"})
+    with open(store.path, "a") as f:
+        f.write('{"kind": "fit", "key": "torn"')  # a writer died mid-line
+    store = ResultStore(tmp_path)  # reopening fences the torn line
+    store.append({"kind": "fit", "key": "b"})
+    with pytest.warns(UserWarning, match="skipping a torn record"):
+        assert store.keys() == {"a", "b"}
+    manifest = store.write_manifest({"profile": "quick"})
+    assert manifest["profile"] == "quick" and store.manifest()["blas"] == manifest["blas"]
+
+
+def _sweep_cmd(out, *extra):
+    return [sys.executable, "-m", "fastdrop", "sweep", "--datasets", "iris",
+            "--regularizers", "dropout", "--rates", "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7",
+            "--seeds", "0", "--out", str(out), "--quiet", *extra]
+
+
+def test_sweep_killed_with_sigkill_then_rerun_has_every_run_once(tmp_path):
+    out = tmp_path / "res"
+    proc = subprocess.Popen(_sweep_cmd(out, "--jobs", "1"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if records.exists() and records.read_text().count("\n") >= 2:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = records.read_text().count("\n")
+    assert 2 <= done_before < 8, "the kill should land mid-sweep"
+    subprocess.run(_sweep_cmd(out, "--jobs", "2"), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    keys = [json.loads(line)["key"] for line in records.read_text().splitlines()]
+    assert len(keys) == 8 and len(set(keys)) == 8
+
+
+def test_dask_local_cluster_gives_the_same_records(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    configs = grid(["iris"], ["dropout", "l2"], [0.0, 0.5], [0, 1], l2_grid=[1e-3])
+    local = ResultStore(tmp_path / "local")
+    run_configs(configs, local, n_jobs=2, progress=False)  # 2 jobs on 2 cores: 1 thread each
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        remote = ResultStore(tmp_path / "dask")
+        run_configs(configs, remote, scheduler=cluster.scheduler_address, progress=False)
+
+    def strip(store):
+        return {r["key"]: {k: v for k, v in r.items() if k not in TIMING | {"n_threads"}}
+                for r in store.records()}
+
+    if os.cpu_count() != 2:
+        pytest.skip("thread budgets differ from the cluster's on this machine")
+    assert strip(local) == strip(remote) and len(strip(local)) == len(configs)
+
+
+def test_run_one_record_fields():
+    rec = run_one(RunConfig("iris", "dropout", 0.5, 0))
+    for field in ("epoch_time", "n_iter", "converged", "best_val_accuracy", "final_val_loss",
+                  "test_accuracy", "gap", "history", "family"):
+        assert field in rec
+    assert len(rec["history"]["val_accuracy"]) == rec["n_iter"]
+    assert time_to_target(rec, 0.0) == rec["history"]["time"][0]
+    assert time_to_target(rec, 2.0) is None
+
+
+def test_summary_claims_on_known_records():
+    def rec(reg, s, seed, acc, n_iter, t):
+        return {"kind": "fit", "error": None, "arch": "default", "dataset": "d",
+                "regularizer": reg, "strength": s, "seed": seed, "family": reg,
+                "best_val_accuracy": acc, "best_val_loss": 1 - acc, "final_val_loss": 1 - acc,
+                "test_accuracy": acc, "epoch_time": t, "n_iter": n_iter, "gap": 0.0,
+                "converged": True, "epochs_to_converge": n_iter,
+                "history": {"time": [t] * n_iter, "val_accuracy": [acc] * n_iter}}
+    records = [rec("dropout", s, seed, 0.9 + 0.02 * (s == 0.5) - 0.05 * (s == 0.9), 
+                   20 if s == 0 else 40, 0.01) for s in (0.0, 0.5, 0.9) for seed in (0, 1)]
+    records += [rec("l2", 1e-3, seed, 0.91, 20, 0.01) for seed in (0, 1)]
+    records += [rec("l1", 1e-4, seed, 0.89, 20, 0.01) for seed in (0, 1)]
+    agg = aggregate(records)
+    assert agg[("d", "dropout", 0.5)]["n"] == 2
+    verdicts = {c[1]: c[2] for c in claims(records)}
+    assert verdicts["p around 0.5 on hidden layers works best"] == "holds"
+    assert verdicts["dropout roughly doubles the epochs to converge"] == "holds"
+    assert verdicts["Keras sweep: accuracy rises then falls with the rate"] == "rises then falls"
+    assert verdicts["dropout (+ max-norm) beats L1/L2"] == "holds"
+
+
+def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
+    toml = tmp_path / "grid.toml"
+    toml.write_text('[sweep]\ndatasets = ["iris"]\nregularizers = ["dropout", "l1"]\n'
+                    'rates = [0.0, 0.5]\nseeds = [0, 1]\nl1 = [1e-4]\n')
+    out = tmp_path / "res"
+    assert main(["sweep", "--config", str(toml), "--out", str(out), "--quiet"]) == 0
+    assert len(ResultStore(out).records()) == 6
+    figures = out / "figures"
+    for name in ("rate_sweep_iris", "time_vs_epochs", "time_to_target",
+                 "learning_curves_iris"):
+        assert (figures / f"{name}.png").stat().st_size > 0
+        assert (figures / f"{name}.svg").exists()
+    for f in figures.iterdir():
+        f.unlink()
+    assert main(["plot", str(out), "--quiet"]) == 0  # from stored records only
+    assert (figures / "rate_sweep_iris.png").exists() and (out / "summary.md").exists()
+    assert main(["sweep", "--datasets", "mnist", "--out", str(out)]) == 2
+    assert "dataset must be one of" in capsys.readouterr().err
+
+
+def test_run_writes_every_figure(tmp_path, monkeypatch):
+    """`fastdrop run` end to end on a shrunken profile: all seven kinds of figure."""
+    tiny = cfg.Profile("quick", max_iter=5, n_iter_no_change=3, tol=1e-4, batch_size=64,
+                       learning_rate_init=1e-3, datasets=("iris",), seeds=(0,),
+                       rates=(0.0, 0.2, 0.5, 0.8), batch_rates=(0.5,), l2_grid=(1e-3,),
+                       l1_grid=(1e-4,), seed_arch_datasets=("iris",), mc_samples=(1, 5))
+    monkeypatch.setitem(cfg.PROFILES, "quick", tiny)
+    import fastdrop.suite.experiments as ex
+
+    def few_threads(dataset, profile, epochs=3):  # the real one fits 784-512-512 per count
+        return {"kind": "threads", "key": f"threads|{dataset}|{profile}", "dataset": dataset,
+                "profile": profile, "n_samples": 1,
+                "rows": [{"n_threads": 1, "dropout": d, "epoch_time": 1.0} for d in (0, 0.5)]}
+
+    monkeypatch.setattr(ex, "epoch_time_vs_threads", few_threads)
+    out = tmp_path / "run"
+    assert main(["run", "--out", str(out), "--quiet"]) == 0
+    names = {p.stem for p in (out / "figures").glob("*.png")}
+    assert {"rate_sweep_iris", "rate_sweep_iris_seed", "time_vs_epochs", "time_to_target",
+            "learning_curves_iris", "kernel_throughput", "epoch_time_vs_threads",
+            "mc_dropout"} <= names
+    assert "The article's claims" in (out / "summary.md").read_text()
