@@ -119,6 +119,10 @@ def time_to_target_bars(records, out):
             if family not in best or mean < best[family][0]:
                 best[family] = (mean, np.nanstd(ts), s)
         names = sorted(best, key=lambda f: best[f][0])
+        never = sorted({f for f, _ in by[dataset]} - set(names))
+        if never:
+            ax.text(0.02, 0.97, "never reached: " + ", ".join(never), transform=ax.transAxes,
+                    va="top", fontsize=8, color="dimgray")
         ax.bar(range(len(names)), [best[f][0] for f in names],
                yerr=[best[f][1] for f in names], capsize=3,
                color=[FAMILY_COLORS[f] for f in names])
