@@ -248,24 +248,33 @@ static inline int64_t fd_advance_col(int64_t col, int64_t step, int64_t ncols) {
     return col >= ncols ? col % ncols : col;
 }
 
+/* The keep vectors of full word w of a range of n_full words starting at word g0: drawn two
+ * words at a time (one at the very end) into keeps[16], or all-ones when nothing is dropped
+ * (keeps is filled once, by the caller's first call with w == 0). */
+FD_AVX2 static inline const __m256i *fd_keeps_for(const fd_keys8 *K, const fd_draw *d,
+                                                  uint64_t g0, int64_t w, int64_t n_full,
+                                                  __m256i keeps[16]) {
+    if (d->threshold >= FD_THRESHOLD_ONE) {
+        if (w == 0) for (int k = 0; k < 16; k++) keeps[k] = _mm256_set1_epi32(-1);
+    } else if (!(w & 1)) {
+        if (w + 1 < n_full) fd_words8(K, d, g0 + (uint64_t)w, 2, keeps);
+        else fd_words8(K, d, g0 + (uint64_t)w, 1, keeps);
+    }
+    return keeps + 8 * (w & 1);
+}
+
 /* float32: one keep vector is the blend mask of 8 consecutive floats. */
 FD_AVX2 static void fd_fwd_f32_avx2(const float *x, float *y, uint64_t *bits, int64_t n,
                                     uint64_t g0, const fd_draw *d, float scale, const float *bias,
                                     int64_t ncols, int64_t col0, int relu) {
-    const int all = d->threshold >= FD_THRESHOLD_ONE;
     fd_keys8 K;
     fd_keys8_init(&K, d);
     const __m256 vs = _mm256_set1_ps(scale), zero = _mm256_setzero_ps();
     __m256i keeps[16];
     float buf[8];
     int64_t col = col0, n_full = n / 64, w;
-    if (all) for (int k = 0; k < 16; k++) keeps[k] = _mm256_set1_epi32(-1);
     for (w = 0; w < n_full; w++) {
-        const __m256i *keep = keeps + 8 * (w & 1);
-        if (!all && !(w & 1)) {  /* draw two words at a time (one at the very end) */
-            if (w + 1 < n_full) fd_words8(&K, d, g0 + (uint64_t)w, 2, keeps);
-            else fd_words8(&K, d, g0 + (uint64_t)w, 1, keeps);
-        }
+        const __m256i *keep = fd_keeps_for(&K, d, g0, w, n_full, keeps);
         if (bits) bits[w] = fd_keep_bits(keep);
         const float *xs = x + 64 * w;
         float *ys = y + 64 * w;
@@ -290,20 +299,14 @@ FD_AVX2 static void fd_fwd_f32_avx2(const float *x, float *y, uint64_t *bits, in
 FD_AVX2 static void fd_fwd_f64_avx2(const double *x, double *y, uint64_t *bits, int64_t n,
                                     uint64_t g0, const fd_draw *d, double scale, const double *bias,
                                     int64_t ncols, int64_t col0, int relu) {
-    const int all = d->threshold >= FD_THRESHOLD_ONE;
     fd_keys8 K;
     fd_keys8_init(&K, d);
     const __m256d vs = _mm256_set1_pd(scale), zero = _mm256_setzero_pd();
     __m256i keeps[16];
     double buf[8];
     int64_t col = col0, n_full = n / 64, w;
-    if (all) for (int k = 0; k < 16; k++) keeps[k] = _mm256_set1_epi32(-1);
     for (w = 0; w < n_full; w++) {
-        const __m256i *keep = keeps + 8 * (w & 1);
-        if (!all && !(w & 1)) {  /* draw two words at a time (one at the very end) */
-            if (w + 1 < n_full) fd_words8(&K, d, g0 + (uint64_t)w, 2, keeps);
-            else fd_words8(&K, d, g0 + (uint64_t)w, 1, keeps);
-        }
+        const __m256i *keep = fd_keeps_for(&K, d, g0, w, n_full, keeps);
         if (bits) bits[w] = fd_keep_bits(keep);
         const double *xs = x + 64 * w;
         double *ys = y + 64 * w;

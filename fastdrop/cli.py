@@ -156,6 +156,10 @@ def _cmd_bench(args):
             table = epoch_table(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
         print(f"\n## {suite}\n\n{table}\n\nwrote {json_path} and {out / (suite + '.md')}")
+    from .plots import bench_figures
+
+    for path in bench_figures(out):
+        print(f"wrote {path}")
     return 0
 
 

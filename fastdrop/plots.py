@@ -244,3 +244,56 @@ def plot_all(results_dir, out=None):
     paths += kernel_throughput(records, out) + threads_scaling(records, out)
     paths += mc_dropout(records, out)
     return paths
+
+
+def bench_figures(out):
+    """Figures of `fastdrop bench` from its pytest-benchmark JSON files in ``out``."""
+    from ._benchreport import load_epochs, load_rates
+
+    plt, out, paths = _plt(), Path(out), []
+    if (out / "kernels.json").exists():
+        rates, _ = load_rates(out / "kernels.json")
+        ops = sorted({k[0] for k in rates if k[0] != "copy"})
+        fig, axes = plt.subplots(1, len(ops), figsize=(4 * len(ops), 3.8), squeeze=False)
+        sizes = sorted({k[1] for k in rates}, key=_bench_size)
+        for ax, op in zip(axes[0], ops):
+            series = sorted({(k[2], k[3]) for k in rates if k[0] == op})
+            for impl, threads in series + [("copy", 1)]:
+                key_op = "copy" if impl == "copy" else op
+                xs = [s for s in sizes if (key_op, s, impl, threads) in rates]
+                ax.plot([_bench_size(s) for s in xs], [rates[(key_op, s, impl, threads)]
+                                                      for s in xs],
+                        "k--" if impl == "copy" else "o-",
+                        label="np.copyto" if impl == "copy" else f"{impl}, {threads} thr")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_title(op)
+            ax.set_xlabel("float32 elements")
+            ax.grid(alpha=0.3, which="both")
+        axes[0][0].set_ylabel("G elements / s")
+        axes[0][-1].legend(fontsize=7)
+        fig.suptitle("Kernel throughput (p = 0.5), one `fastdrop bench` run")
+        paths += _save(fig, out, "kernels")
+    if (out / "epochs.json").exists():
+        table = load_epochs(out / "epochs.json")
+        fig, axes = plt.subplots(1, len(table), figsize=(4.5 * len(table), 4), squeeze=False)
+        for ax, ((dataset, threads), row) in zip(axes[0], sorted(table.items())):
+            items = sorted(row.items(), key=lambda kv: kv[1])
+            ax.barh([f"{impl} p={p}" for (impl, p), _ in items], [t for _, t in items],
+                    color=["tab:blue" if impl.startswith("fastdrop") else "tab:gray"
+                           for (impl, _), _ in items])
+            ax.set_xlabel("seconds per epoch")
+            ax.set_title(f"{dataset}, {threads} thread(s)", fontsize=9)
+            ax.tick_params(axis="y", labelsize=7)
+            ax.grid(axis="x", alpha=0.3)
+        fig.suptitle("Time per training epoch, one `fastdrop bench` run")
+        fig.tight_layout()
+        paths += _save(fig, out, "epochs")
+    return paths
+
+
+def _bench_size(label):
+    if "x" in label:
+        a, b = label.split("x")
+        return int(a) * int(b)
+    return 2 ** int(label.split("^")[1])

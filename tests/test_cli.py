@@ -28,6 +28,7 @@ def test_bench_quick_profile_writes_json_and_table(tmp_path):
     assert "| forward | 2^16 | fastdrop |" in table and "np.copyto" in table
     data = json.loads((tmp_path / "kernels.json").read_text())
     assert all("n_threads" in b["extra_info"] for b in data["benchmarks"])
+    assert (tmp_path / "kernels.png").stat().st_size > 0
 
 
 def test_bench_epochs_quick(tmp_path):
@@ -36,3 +37,4 @@ def test_bench_epochs_quick(tmp_path):
     assert code == 0
     table = (tmp_path / "epochs.md").read_text()
     assert "| digits | 1 | fastdrop | 0.0 |" in table and "gemm-floor" in table
+    assert (tmp_path / "epochs.png").stat().st_size > 0 and (tmp_path / "epochs.svg").exists()
