@@ -318,6 +318,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
         net, opt = self._net, self._optimizer
         ws = Workspace(net, batch)
+        batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
         n = X.shape[0]
         converged = False
         if use_early_stopping and self.validation_scores_ is None:
@@ -333,9 +334,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 ta = time.perf_counter()
                 if order is not None:
                     np.take(X, rows, axis=0, out=ws.x[:m])
+                    np.take(target, rows, axis=0, out=batch_target[:m])
                 else:
                     np.copyto(ws.x[:m], X[rows])
-                loss = net.forward_backward(ws, m, target[rows], self._step, n_threads) / m
+                    np.copyto(batch_target[:m], target[rows])
+                loss = net.forward_backward(ws, m, batch_target[:m], self._step, n_threads) / m
                 tb = time.perf_counter()
                 loss += opt.step(net.coefs, net.intercepts, ws.grad_coefs, ws.grad_intercepts,
                                  m, self.alpha, self.l1, n_threads)

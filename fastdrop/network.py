@@ -54,6 +54,8 @@ class Workspace:
             self.sub_grads = [np.empty(c.size, dtype=dt) for c in net.coefs]
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
+            # position of each unit among the kept ones (-1: dropped), per site and output
+            self.positions = [np.empty(w, dtype=np.int64) for w in sizes]
         self.kept = None  # batch mode: kept unit indices per site, then the output's all units
 
 
@@ -199,6 +201,9 @@ class MLP:
 
     def _forward_backward_batch(self, ws, m, target, step, n_threads):
         kept = ws.kept = self.kept_units(step)
+        for pos, k in zip(ws.positions, kept):
+            pos.fill(-1)
+            pos[k] = np.arange(k.size)
         k0 = kept[0].size
         if self.thresholds[0] >= _ONE:  # no input dropout: the batch itself, no copy
             a = ws.x[:m]
@@ -233,9 +238,8 @@ class MLP:
             a = inputs[l]
             gw = _view(ws.sub_grads[l], k_in, k_out)
             np.matmul(a.T, dz, out=gw)
-            _nn_kernels.scatter(gw, self._positions(kept[l], self.sizes[l]),
-                                self._positions(kept[l + 1], self.sizes[l + 1]),
-                                ws.grad_coefs[l], n_threads)
+            _nn_kernels.scatter(gw, ws.positions[l], ws.positions[l + 1], ws.grad_coefs[l],
+                                n_threads)
             db = ws.sub_dbias[l][:k_out]
             np.sum(dz, axis=0, out=db)
             ws.grad_intercepts[l].fill(0)
@@ -247,12 +251,6 @@ class MLP:
                               self.train_scale(l), n_threads)
                 dz = da
         return loss
-
-    @staticmethod
-    def _positions(kept, width):
-        pos = np.full(width, -1, dtype=np.int64)
-        pos[kept] = np.arange(kept.size)
-        return pos
 
     # ------------------------------------------------------------------ prediction
     def predict_output(self, X, n_threads, mc_step=None):
