@@ -170,20 +170,23 @@ def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)
 
 def scatter(const floating[:, ::1] src,          # IN (len(rows), len(cols))
             const int64_t[::1] row_pos,          # IN position of each dst row in src, or -1
-            const int64_t[::1] col_pos,          # IN position of each dst column in src, or -1
+            const int64_t[::1] cols,             # IN the dst column of each src column
             floating[:, ::1] dst,                # OUT every element written
             int n_threads):
-    """dst[r, c] = src[row_pos[r], col_pos[c]] where both are kept, else 0 (one pass)."""
-    cdef Py_ssize_t r, c, nr = dst.shape[0], nc = dst.shape[1]
+    """dst = 0 except dst[r, cols[j]] = src[row_pos[r], j] for kept rows (one pass).
+
+    Each row is zero-filled (vectorized) and only its kept columns are stored: half the
+    indirect stores of a per-element lookup at p = 0.5, and no branch per element.
+    """
+    cdef Py_ssize_t r, c, j, nr = dst.shape[0], nc = dst.shape[1], kc = cols.shape[0]
     cdef int64_t pr
     for r in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
+        for c in range(nc):
+            dst[r, c] = 0
         pr = row_pos[r]
-        if pr < 0:
-            for c in range(nc):
-                dst[r, c] = 0
-        else:
-            for c in range(nc):
-                dst[r, c] = src[pr, col_pos[c]] if col_pos[c] >= 0 else 0
+        if pr >= 0:
+            for j in range(kc):
+                dst[r, cols[j]] = src[pr, j]
 
 
 def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_in, fan_out): column j feeds unit j

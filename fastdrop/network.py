@@ -54,8 +54,8 @@ class Workspace:
             self.sub_grads = [np.empty(c.size, dtype=dt) for c in net.coefs]
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
-            # position of each unit among the kept ones (-1: dropped), per site and output
-            self.positions = [np.empty(w, dtype=np.int64) for w in sizes]
+            # position of each input unit among the kept ones (-1: dropped), per site
+            self.positions = [np.empty(w, dtype=np.int64) for w in sizes[:-1]]
         self.kept = None  # batch mode: kept unit indices per site, then the output's all units
 
 
@@ -238,8 +238,7 @@ class MLP:
             a = inputs[l]
             gw = _view(ws.sub_grads[l], k_in, k_out)
             np.matmul(a.T, dz, out=gw)
-            _nn_kernels.scatter(gw, ws.positions[l], ws.positions[l + 1], ws.grad_coefs[l],
-                                n_threads)
+            _nn_kernels.scatter(gw, ws.positions[l], kept[l + 1], ws.grad_coefs[l], n_threads)
             db = ws.sub_dbias[l][:k_out]
             np.sum(dz, axis=0, out=db)
             ws.grad_intercepts[l].fill(0)
