@@ -2,11 +2,14 @@
 without dropout 0.5 on both hidden layers, and the GEMM-only floor of the same shapes.
 
 Run:  python -m pytest bench/bench_epochs.py --benchmark-json=epochs.json
+One benchmark per (dataset, threads): a round trains every implementation for one epoch, so
+the per-implementation epoch times in ``extra_info["epoch_times"]`` are interleaved.
 Datasets: make_classification 60000x784 (10 classes) with 784-512-512-10 and batch 128, and
 digits with (512, 512) and batch 200 ("quick" profile: 5000x784 and digits).
 """
 import importlib.util
 import os
+import time
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ from .mlp_baselines import EPOCH_IMPLEMENTATIONS
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
-    "synthetic": ("synthetic", (512, 512), 128, 1 if QUICK else 3),
+    "synthetic": ("synthetic", (512, 512), 128, 1 if QUICK else 5),
     "digits": ("digits", (512, 512), 200, 3 if QUICK else 10),
 }
 ALL = fastdrop.get_num_threads()
@@ -43,22 +46,40 @@ CASES = [("fastdrop", 0.0), ("fastdrop", 0.5), ("fastdrop-batch", 0.5), ("sklear
          ("torch", 0.0), ("torch", 0.5), ("jax", 0.0), ("jax", 0.5), ("gemm-floor", 0.0)]
 
 
-@pytest.mark.parametrize("n_threads", THREADS)
-@pytest.mark.parametrize("impl, dropout", CASES, ids=[f"{i}-p{d}" for i, d in CASES])
-@pytest.mark.parametrize("dataset", DATASETS)
-def test_epoch(benchmark, dataset, impl, dropout, n_threads):
+def _available(impl, n_threads):
     if impl in ("torch", "jax") and importlib.util.find_spec(impl) is None:
-        pytest.skip(f"{impl} is not installed")
-    if impl == "jax" and n_threads != ALL:
-        pytest.skip("XLA's CPU thread pool is fixed at start-up: measured at all threads only")
+        return False  # not installed: skipped, never a dependency
+    # XLA's CPU thread pool is fixed at start-up: JAX is measured at all threads only
+    return not (impl == "jax" and n_threads != ALL)
+
+
+@pytest.mark.parametrize("n_threads", THREADS)
+@pytest.mark.parametrize("dataset", DATASETS)
+def test_epochs(benchmark, dataset, n_threads):
+    """Every implementation trains one epoch per round, in an order rotated each round, so
+    all ratios compare epochs timed under the same load of a shared machine."""
     _, hidden, batch, rounds = DATASETS[dataset]
     X, y = load(dataset)
-    runner = EPOCH_IMPLEMENTATIONS[impl](X, y, hidden, dropout, batch, n_threads)
-    benchmark.group = f"epoch {dataset} threads={n_threads}"
+    cases = [(impl, p) for impl, p in CASES if _available(impl, n_threads)]
+    runners = [EPOCH_IMPLEMENTATIONS[impl](X, y, hidden, p, batch, n_threads)
+               for impl, p in cases]
+    times = [[] for _ in cases]
+    state = {"round": 0}
+
+    def one_round():
+        k = state["round"] % len(cases)
+        for i in list(range(k, len(cases))) + list(range(k)):
+            t = time.perf_counter()
+            runners[i].epoch()
+            times[i].append(time.perf_counter() - t)
+        state["round"] += 1
+
+    benchmark.group = f"epochs {dataset} threads={n_threads}"
     info = fastdrop.build_info()["blas"]
-    benchmark.extra_info.update(impl=impl, dropout=dropout, n_threads=n_threads,
-                                dataset=dataset, n_samples=len(y), batch_size=batch,
-                                hidden=list(hidden),
-                                blas_kernel=info[0]["architecture"] if info else "none")
-    # one burn-in epoch (allocation, JIT compilation, caches), then timed epochs
-    benchmark.pedantic(runner.epoch, rounds=rounds, warmup_rounds=1, iterations=1)
+    # one burn-in round (allocation, JIT compilation, caches), then timed rounds
+    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
+    benchmark.extra_info.update(
+        dataset=dataset, n_threads=n_threads, n_samples=len(y), batch_size=batch,
+        hidden=list(hidden), blas_kernel=info[0]["architecture"] if info else "none",
+        cases=[[impl, p] for impl, p in cases],
+        epoch_times=[ts[1:] for ts in times])  # without the burn-in round

@@ -2,6 +2,8 @@
 import json
 from collections import defaultdict
 
+import numpy as np
+
 
 def load_rates(path):
     """{(op, size, impl, n_threads): G elements/s (median time)} and the machine facts."""
@@ -43,14 +45,15 @@ def _ratio(a, b):
 
 
 def load_epochs(path):
-    """{(dataset, n_threads): {(impl, dropout): median seconds per epoch}}."""
+    """{(dataset, n_threads): {(impl, dropout): median seconds per epoch}}, from the
+    interleaved per-implementation epoch times of each round."""
     with open(path) as f:
         data = json.load(f)
     table = defaultdict(dict)
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
-        table[(info["dataset"], info["n_threads"])][(info["impl"], info["dropout"])] = \
-            bench["stats"]["median"]
+        for (impl, p), times in zip(info["cases"], info["epoch_times"]):
+            table[(info["dataset"], info["n_threads"])][(impl, p)] = float(np.median(times))
     return table
 
 
