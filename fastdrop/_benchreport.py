@@ -1,4 +1,4 @@
-"""Turn a pytest-benchmark JSON of bench_kernels.py into rates and same-run ratios."""
+"""Turn `fastdrop bench`'s pytest-benchmark JSON (kernels, epochs) into same-run ratio tables."""
 import json
 from collections import defaultdict
 

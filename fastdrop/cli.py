@@ -99,8 +99,9 @@ def _cmd_plot(args):
         paths = plot_all(args.results, args.out)
         print("\n".join(str(p) for p in paths))
         return 0
-    return _finish(args.results, args.quiet, time.perf_counter()) if ResultStore(
-        args.results).records() else 0
+    if not ResultStore(args.results).records():
+        return 0  # an empty store: nothing to draw
+    return _finish(args.results, args.quiet, time.perf_counter())
 
 
 def _cmd_info(args):

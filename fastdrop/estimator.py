@@ -232,8 +232,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _fit(self, X, y, X_val, y_val, incremental):
         hidden, rates = self._check_params()
-        first = not (incremental and hasattr(self, "_net")) and not (
-            self.warm_start and hasattr(self, "_net"))
+        # a new network unless one exists and partial_fit or warm_start asks to continue it
+        first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),
                              order="C", multi_output=False)
         check_classification_targets(y)

@@ -56,7 +56,6 @@ class Workspace:
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             # position of each input unit among the kept ones (-1: dropped), per site
             self.positions = [np.empty(w, dtype=np.int64) for w in sizes[:-1]]
-        self.kept = None  # batch mode: kept unit indices per site, then the output's all units
 
 
 class MLP:
@@ -200,7 +199,7 @@ class MLP:
         return kept
 
     def _forward_backward_batch(self, ws, m, target, step, n_threads):
-        kept = ws.kept = self.kept_units(step)
+        kept = self.kept_units(step)
         for pos, k in zip(ws.positions, kept):
             pos.fill(-1)
             pos[k] = np.arange(k.size)

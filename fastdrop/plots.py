@@ -33,6 +33,12 @@ def _save(fig, out, name):
     return paths
 
 
+def _latest(records, kind):
+    """The last stored record of a side experiment (a rerun appends a newer one), or None."""
+    recs = [r for r in records if r.get("kind") == kind]
+    return recs[-1] if recs else None
+
+
 def rate_sweep(records, out, arch="default"):
     """The article's figure: validation accuracy and loss vs drop rate, mean ± std over seeds,
     element and batch mode, with the best L1 and L2 configurations as reference bands."""
@@ -167,10 +173,9 @@ def learning_curves(records, out):
 
 def kernel_throughput(records, out):
     plt = _plt()
-    recs = [r for r in records if r.get("kind") == "kernel"]
-    if not recs:
+    rec = _latest(records, "kernel")
+    if rec is None:
         return []
-    rec = recs[-1]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = {"fastdrop": "o-", "numpy": "s-", "torch": "^-", "copy": "k--"}
     for impl in styles:
@@ -190,10 +195,9 @@ def kernel_throughput(records, out):
 
 def threads_scaling(records, out):
     plt = _plt()
-    recs = [r for r in records if r.get("kind") == "threads"]
-    if not recs:
+    rec = _latest(records, "threads")
+    if rec is None:
         return []
-    rec = recs[-1]
     fig, ax = plt.subplots(figsize=(6, 4))
     for rate, style in ((0.0, "o-"), (0.5, "s--")):
         rows = [r for r in rec["rows"] if r["dropout"] == rate]
