@@ -1,96 +1,149 @@
 """Fused element-wise kernels of the MLP: optimizer steps, output layers, submatrix moves.
 
 Each loop makes one pass over memory; the optimizer steps fold the L2 and L1 penalty gradients
-into the update (see _optim.h for how they are kept vectorizable).
+into the update and return the penalty sums of the same pass (see _optim.h for how they are
+kept vectorizable).
 """
 from cython cimport floating
-from cython.parallel cimport prange
+from cython.parallel cimport prange, threadid
+from libc.stdlib cimport calloc, free
 from libc.math cimport exp, log, log1p, sqrt, fabs
 from libc.stdint cimport int64_t
 
 
 cdef extern from "_optim.h" nogil:
     void fd_sgd_f32(float *w, const float *g, float *v, int64_t n, float lr, float mom,
-                    int nesterov, float l2, float l1)
+                    int nesterov, float l2, float l1, double *sums)
     void fd_sgd_f64(double *w, const double *g, double *v, int64_t n, double lr, double mom,
-                    int nesterov, double l2, double l1)
+                    int nesterov, double l2, double l1, double *sums)
     void fd_adam_f32(float *w, const float *g, float *m, float *s, int64_t n, float lr_t,
-                     float b1, float b2, float eps, float l2, float l1)
+                     float b1, float b2, float eps, float l2, float l1, double *sums)
     void fd_adam_f64(double *w, const double *g, double *m, double *s, int64_t n, double lr_t,
-                     double b1, double b2, double eps, double l2, double l1)
+                     double b1, double b2, double eps, double l2, double l1, double *sums)
 
 # Parameters per parallel chunk.
 cdef enum:
     CHUNK = 16384
 
+# Optimizer kinds and the layout of their hyper-parameter vector ``hp``.
+cdef enum:
+    KIND_SGD = 0    # hp = [lr, momentum, nesterov, l2, l1]
+    KIND_ADAM = 1   # hp = [lr_t, beta1, beta2, eps, l2, l1]
 
-cdef inline void _sgd_chunk(floating *w, const floating *g, floating *v, int64_t n, int64_t c,
-                            double lr, double mom, bint nesterov, double l2,
-                            double l1) noexcept nogil:
-    cdef int64_t start = c * CHUNK
-    cdef int64_t m = min(<int64_t>CHUNK, n - start)
-    if floating is float:
-        fd_sgd_f32(w + start, g + start, v + start, m, lr, mom, nesterov, l2, l1)
+SGD, ADAM = KIND_SGD, KIND_ADAM
+
+
+cdef inline void _step_block(int kind, floating *w, const floating *g, floating *s1,
+                             floating *s2, int64_t n, const double *hp,
+                             double *sums) noexcept nogil:
+    """One optimizer step over a contiguous block; sums += (sum w^2, sum |w|) before it."""
+    if kind == KIND_SGD:
+        if floating is float:
+            fd_sgd_f32(w, g, s1, n, hp[0], hp[1], hp[2] != 0, hp[3], hp[4], sums)
+        else:
+            fd_sgd_f64(w, g, s1, n, hp[0], hp[1], hp[2] != 0, hp[3], hp[4], sums)
     else:
-        fd_sgd_f64(w + start, g + start, v + start, m, lr, mom, nesterov, l2, l1)
+        if floating is float:
+            fd_adam_f32(w, g, s1, s2, n, hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], sums)
+        else:
+            fd_adam_f64(w, g, s1, s2, n, hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], sums)
 
 
-def sgd_step(floating[::1] w,                    # IN/OUT parameters
-             const floating[::1] g,              # IN data gradient (batch mean)
-             floating[::1] v,                    # IN/OUT velocity
-             double lr, double momentum, bint nesterov, double l2, double l1, int n_threads):
-    """scikit-learn's SGD: v = momentum * v - lr * G; w += v (Nesterov: w += momentum * v - lr * G),
-    with G = g + l2 * w + l1 * sign(w)."""
-    cdef int64_t n = w.shape[0], n_chunks = (n + CHUNK - 1) // CHUNK, c
+cdef inline (double, double) _ordered_sum(const double *part, int64_t n) noexcept nogil:
+    """Sum per-block partials in block order: the same result whatever the thread count."""
+    cdef double sq = 0, ab = 0
+    cdef int64_t i
+    for i in range(n):
+        sq += part[2 * i]
+        ab += part[2 * i + 1]
+    return sq, ab
+
+
+def optimizer_step(int kind,
+                   floating[::1] w,              # IN/OUT parameters
+                   const floating[::1] g,        # IN data gradient (batch mean)
+                   floating[::1] s1,             # IN/OUT SGD velocity / Adam first moment
+                   floating[::1] s2,             # IN/OUT Adam second moment (SGD: unused)
+                   const double[::1] hp,         # IN hyper-parameters (see SGD, ADAM)
+                   int n_threads):
+    """One step of scikit-learn's SGD or Adam over a flat parameter array, in one pass.
+
+    SGD: v = momentum v - lr G; w += v (Nesterov: w += momentum v - lr G). Adam: sklearn's,
+    bias correction folded into lr_t. G = g + l2 w + l1 sign(w). Returns (sum w^2, sum |w|)
+    of the weights before the step (the penalty loss), summed in a fixed order.
+    """
+    cdef int64_t n = w.shape[0], n_chunks = (n + CHUNK - 1) // CHUNK, c, start
+    cdef double *part
+    cdef floating *s2p = &s2[0] if s2.shape[0] else NULL
     if n == 0:
-        return
-    for c in prange(n_chunks, schedule='static', nogil=True,
-                    num_threads=1 if n_chunks < 2 else n_threads):
-        _sgd_chunk(&w[0], &g[0], &v[0], n, c, lr, momentum, nesterov, l2, l1)
+        return 0.0, 0.0
+    part = <double *>calloc(2 * n_chunks, sizeof(double))
+    if part == NULL:
+        raise MemoryError()
+    try:
+        for c in prange(n_chunks, schedule='static', nogil=True,
+                        num_threads=1 if n_chunks < 2 else n_threads):
+            start = c * CHUNK
+            _step_block(kind, &w[start], &g[start], &s1[start],
+                        s2p + start if s2p != NULL else NULL,
+                        min(<int64_t>CHUNK, n - start), &hp[0], part + 2 * c)
+        return _ordered_sum(part, n_chunks)
+    finally:
+        free(part)
 
 
-cdef inline void _adam_chunk(floating *w, const floating *g, floating *m, floating *s,
-                             int64_t n, int64_t c, double lr_t, double b1, double b2, double eps,
-                             double l2, double l1) noexcept nogil:
-    cdef int64_t start = c * CHUNK
-    cdef int64_t k = min(<int64_t>CHUNK, n - start)
-    if floating is float:
-        fd_adam_f32(w + start, g + start, m + start, s + start, k, lr_t, b1, b2, eps, l2, l1)
-    else:
-        fd_adam_f64(w + start, g + start, m + start, s + start, k, lr_t, b1, b2, eps, l2, l1)
+def optimizer_step_submatrix(int kind,
+                             floating[:, ::1] w,           # IN/OUT (n_rows, n_cols)
+                             const floating[:, ::1] g,     # IN gradient of the kept submatrix
+                             const int64_t[::1] row_pos,   # IN row of g for each row of w, or -1
+                             const int64_t[::1] cols,      # IN the column of w of each g column
+                             floating[:, ::1] s1,          # IN/OUT optimizer state, like w
+                             floating[:, ::1] s2,          # IN/OUT (SGD: shape (0, 0))
+                             const double[::1] hp,
+                             int n_threads):
+    """optimizer_step with the full gradient given as its kept submatrix (zero elsewhere).
 
-
-def adam_step(floating[::1] w,                   # IN/OUT parameters
-              const floating[::1] g,             # IN data gradient (batch mean)
-              floating[::1] m,                   # IN/OUT first moment
-              floating[::1] s,                   # IN/OUT second moment
-              double lr_t, double beta1, double beta2, double eps, double l2, double l1,
-              int n_threads):
-    """scikit-learn's Adam with the bias correction folded into lr_t."""
-    cdef int64_t n = w.shape[0], n_chunks = (n + CHUNK - 1) // CHUNK, c
-    if n == 0:
-        return
-    for c in prange(n_chunks, schedule='static', nogil=True,
-                    num_threads=1 if n_chunks < 2 else n_threads):
-        _adam_chunk(&w[0], &g[0], &m[0], &s[0], n, c, lr_t, beta1, beta2, eps, l2, l1)
-
-
-def abs_sum(const floating[::1] w):
-    """sum |w| with 8 independent lanes (vectorizable, fixed order)."""
-    cdef double lanes[8]
-    cdef Py_ssize_t i, k, n = w.shape[0]
-    for k in range(8):
-        lanes[k] = 0
-    with nogil:
-        i = 0
-        while i + 8 <= n:
-            for k in range(8):
-                lanes[k] += fabs(w[i + k])
-            i += 8
-        while i < n:
-            lanes[0] += fabs(w[i])
-            i += 1
-    return sum(lanes[k] for k in range(8))
+    Batch-mode dropout's update: every parameter takes its step (dropped units' weights
+    still see momentum and the penalties), bit for bit the step the full gradient would give,
+    but that gradient is never written out: a kept row is expanded into a per-thread buffer
+    that stays in L1 while it is used (or read as it is when every column is kept), and a
+    dropped row reads a row of zeros. ``cols`` must be increasing when it has all columns.
+    """
+    cdef int64_t nr = w.shape[0], nc = w.shape[1], kc = cols.shape[0], r, j, pr
+    cdef double *part
+    cdef floating *rows_buf
+    cdef floating *zeros
+    cdef floating *buf
+    cdef floating *s2p = &s2[0, 0] if s2.shape[0] else NULL
+    if nr == 0 or nc == 0:
+        return 0.0, 0.0
+    n_threads = max(1, n_threads)
+    part = <double *>calloc(2 * nr, sizeof(double))
+    rows_buf = <floating *>calloc((n_threads + 1) * nc, sizeof(floating))
+    if part == NULL or rows_buf == NULL:
+        free(part)
+        free(rows_buf)
+        raise MemoryError()
+    zeros = rows_buf + n_threads * nc  # the gradient row of a dropped input unit
+    try:
+        for r in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
+            pr = row_pos[r]
+            if pr < 0:
+                buf = zeros
+            elif kc == nc:  # every column kept: the gradient row as it is
+                buf = <floating *>&g[pr, 0]
+            else:
+                buf = rows_buf + threadid() * nc
+                for j in range(nc):
+                    buf[j] = 0
+                for j in range(kc):
+                    buf[cols[j]] = g[pr, j]
+            _step_block(kind, &w[r, 0], buf, &s1[r, 0],
+                        s2p + r * nc if s2p != NULL else NULL, nc, &hp[0], part + 2 * r)
+        return _ordered_sum(part, nr)
+    finally:
+        free(part)
+        free(rows_buf)
 
 
 def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
@@ -166,27 +219,6 @@ def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)
     for a in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
         for b in range(nc):
             dst[a, b] = src[rows[a], cols[b]]
-
-
-def scatter(const floating[:, ::1] src,          # IN (len(rows), len(cols))
-            const int64_t[::1] row_pos,          # IN position of each dst row in src, or -1
-            const int64_t[::1] cols,             # IN the dst column of each src column
-            floating[:, ::1] dst,                # OUT every element written
-            int n_threads):
-    """dst = 0 except dst[r, cols[j]] = src[row_pos[r], j] for kept rows (one pass).
-
-    Each row is zero-filled (vectorized) and only its kept columns are stored: half the
-    indirect stores of a per-element lookup at p = 0.5, and no branch per element.
-    """
-    cdef Py_ssize_t r, c, j, nr = dst.shape[0], nc = dst.shape[1], kc = cols.shape[0]
-    cdef int64_t pr
-    for r in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
-        for c in range(nc):
-            dst[r, c] = 0
-        pr = row_pos[r]
-        if pr >= 0:
-            for j in range(kc):
-                dst[r, cols[j]] = src[pr, j]
 
 
 def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_in, fan_out): column j feeds unit j

@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _kernels, _nn_kernels
 from ._dropout import _EMPTY_BITS, _NO_BIAS, keep_threshold
+from .optim import SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
 
@@ -45,7 +46,10 @@ class Workspace:
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.logits = np.empty((batch_size, sizes[-1]), dtype=dt)
-        self.grad_coefs = [np.empty_like(c) for c in net.coefs]
+        self.grad_coef_buffers = [np.empty_like(c) for c in net.coefs]
+        # what the last pass produced, per layer: an array, or in batch mode the kept
+        # submatrix of the gradient (SubmatrixGradient: the optimizer expands it row by row)
+        self.grad_coefs = list(self.grad_coef_buffers)
         self.grad_intercepts = [np.empty_like(b) for b in net.intercepts]
         self.batch_mode = net.dropout_mode == "batch"
         if self.batch_mode:
@@ -56,6 +60,11 @@ class Workspace:
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             # position of each input unit among the kept ones (-1: dropped), per site
             self.positions = [np.empty(w, dtype=np.int64) for w in sizes[:-1]]
+
+    def dense_grad_coefs(self):
+        """The weight gradients of the last pass as full arrays (expanding submatrices)."""
+        return [g.to_dense(d.shape) if isinstance(g, SubmatrixGradient) else g
+                for g, d in zip(self.grad_coefs, self.grad_coef_buffers)]
 
 
 class MLP:
@@ -132,8 +141,9 @@ class MLP:
     def forward_backward(self, ws, m, target, step, n_threads):
         """Loss (summed over the batch's m rows in ws.x) and gradients of the mean loss.
 
-        Gradients land in ``ws.grad_coefs`` / ``ws.grad_intercepts`` (no penalty terms: the
-        optimizer adds those). ``target`` is the class index per row (softmax) or the 0/1
+        Gradients land in ``ws.grad_coefs`` (arrays, or SubmatrixGradient in batch mode;
+        ``ws.dense_grad_coefs()`` expands them) and ``ws.grad_intercepts``, with no penalty
+        terms: the optimizer adds those. ``target`` is the class index per row (softmax) or the 0/1
         matrix (sigmoid).
         """
         if ws.batch_mode and self.has_dropout:
@@ -167,7 +177,8 @@ class MLP:
         dz = ws.logits[:m]  # holds d(mean loss)/d(logits) after _output_loss
         for l in range(self.n_layers - 1, -1, -1):
             a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
-            np.matmul(a.T, dz, out=ws.grad_coefs[l])
+            np.matmul(a.T, dz, out=ws.grad_coef_buffers[l])
+            ws.grad_coefs[l] = ws.grad_coef_buffers[l]
             np.sum(dz, axis=0, out=ws.grad_intercepts[l])
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, self.sizes[l])
@@ -237,7 +248,7 @@ class MLP:
             a = inputs[l]
             gw = _view(ws.sub_grads[l], k_in, k_out)
             np.matmul(a.T, dz, out=gw)
-            _nn_kernels.scatter(gw, ws.positions[l], kept[l + 1], ws.grad_coefs[l], n_threads)
+            ws.grad_coefs[l] = SubmatrixGradient(gw, ws.positions[l], kept[l + 1])
             db = ws.sub_dbias[l][:k_out]
             np.sum(dz, axis=0, out=db)
             ws.grad_intercepts[l].fill(0)

@@ -3,36 +3,82 @@
 Penalties are added to the weights' gradients inside the same pass (biases are not penalized):
 the L2 term ``alpha * w / batch_size`` exactly as scikit-learn's MLP scales it, and the L1 term
 ``l1 * sign(w) / batch_size`` on the same footing. ``step`` returns the penalty part of the
-batch loss, computed from the weights before the update (``dot`` for L2, a lane sum for L1).
+batch loss, from sums the same pass takes of the weights before the update.
+
+A gradient is a dense array like its parameter, or a :class:`SubmatrixGradient` (batch-mode
+dropout): then the full gradient is never written out, yet every parameter takes its step.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from . import _nn_kernels
 
-__all__ = ["SGD", "Adam"]
+__all__ = ["SGD", "Adam", "SubmatrixGradient"]
+
+
+class SubmatrixGradient(NamedTuple):
+    """A weight gradient that is zero outside a submatrix of kept rows and columns.
+
+    ``values[row_pos[r], j]`` is the gradient of ``w[r, cols[j]]`` for rows with
+    ``row_pos[r] >= 0``; every other element is zero.
+    """
+
+    values: np.ndarray   # (n_kept_rows, n_kept_cols)
+    row_pos: np.ndarray  # (n_rows,) int64: row of ``values`` for each row of w, or -1
+    cols: np.ndarray     # (n_kept_cols,) int64: column of w for each column of ``values``
+
+    def to_dense(self, shape):
+        """The full gradient as an array of ``shape`` (for tests and inspection)."""
+        dense = np.zeros(shape, dtype=self.values.dtype)
+        rows = np.flatnonzero(self.row_pos >= 0)
+        dense[np.ix_(rows, self.cols)] = self.values[self.row_pos[rows]]
+        return dense
 
 
 class _Optimizer:
-    def __init__(self, learning_rate):
+    kind = None  # _nn_kernels.SGD or ADAM
+    n_state = 1
+
+    def __init__(self, params, learning_rate):
         self.learning_rate_init = float(learning_rate)
         self.learning_rate = float(learning_rate)
+        self.states = [[np.zeros(p.shape, dtype=p.dtype) for p in params]
+                       for _ in range(self.n_state)]
+        # SGD has one state array: an empty second one stands in for Adam's
+        self._no_state = {p.ndim: np.empty((0,) * p.ndim, dtype=p.dtype) for p in params}
+        self._hp = np.zeros(6)
+
+    def _hyper(self, l2, l1):
+        """Fill and return the kernel's hyper-parameter vector for one parameter array."""
+        raise NotImplementedError
 
     def step(self, coefs, intercepts, grad_coefs, grad_intercepts, batch_size, alpha, l1,
              n_threads):
         """Update all parameters in place; return the batch's penalty loss (weights before)."""
-        penalty = 0.0
-        for i, (w, g) in enumerate(zip(coefs, grad_coefs)):
-            flat = w.reshape(-1)
-            if alpha:
-                penalty += 0.5 * alpha * float(np.dot(flat, flat)) / batch_size
-            if l1:
-                penalty += l1 * _nn_kernels.abs_sum(flat) / batch_size
-            self._update(i, flat, g.reshape(-1), alpha / batch_size, l1 / batch_size, n_threads)
-        for j, (b, g) in enumerate(zip(intercepts, grad_intercepts)):
-            self._update(len(coefs) + j, b, g, 0.0, 0.0, n_threads)
-        return penalty
+        sq = ab = 0.0
+        n_coefs = len(coefs)
+        for i, (w, g) in enumerate(zip([*coefs, *intercepts], [*grad_coefs, *grad_intercepts])):
+            penalized = i < n_coefs
+            hp = self._hyper(alpha / batch_size if penalized else 0.0,
+                             l1 / batch_size if penalized else 0.0)
+            s1 = self.states[0][i]
+            s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
+            if isinstance(g, SubmatrixGradient):
+                sums = _nn_kernels.optimizer_step_submatrix(
+                    self.kind, w, g.values, g.row_pos, g.cols, s1, s2, hp, n_threads)
+            else:
+                if not w.flags.c_contiguous:  # reshape(-1) would update a copy
+                    raise ValueError(f"parameter {i} must be C-contiguous to be updated in "
+                                     f"place; got strides {w.strides} for shape {w.shape}")
+                sums = _nn_kernels.optimizer_step(
+                    self.kind, w.reshape(-1), np.ascontiguousarray(g).reshape(-1),
+                    s1.reshape(-1), s2.reshape(-1), hp, n_threads)
+            if penalized:
+                sq += sums[0]
+                ab += sums[1]
+        return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / batch_size
 
     def trigger_stopping(self, message, verbose):
         """scikit-learn's rule: stop (True), or for an adaptive rate divide it by 5 first."""
@@ -47,15 +93,20 @@ class _Optimizer:
 class SGD(_Optimizer):
     """SGD with momentum (``v = mu v - lr g; w += v``) or Nesterov's variant."""
 
+    kind = _nn_kernels.SGD
+
     def __init__(self, params, learning_rate=0.1, momentum=0.9, nesterov=True,
                  schedule="constant"):
-        super().__init__(learning_rate)
+        super().__init__(params, learning_rate)
         self.momentum, self.nesterov, self.schedule = float(momentum), bool(nesterov), schedule
-        self.velocities = [np.zeros(p.size, dtype=p.dtype) for p in params]
 
-    def _update(self, i, w, g, l2, l1, n_threads):
-        return _nn_kernels.sgd_step(w, g, self.velocities[i], self.learning_rate, self.momentum,
-                                    self.nesterov, l2, l1, n_threads)
+    @property
+    def velocities(self):
+        return self.states[0]
+
+    def _hyper(self, l2, l1):
+        self._hp[:5] = (self.learning_rate, self.momentum, self.nesterov, l2, l1)
+        return self._hp
 
     def trigger_stopping(self, message, verbose):
         if self.schedule != "adaptive":
@@ -73,12 +124,21 @@ class SGD(_Optimizer):
 class Adam(_Optimizer):
     """Adam (Kingma & Ba) with scikit-learn's bias correction folded into the step size."""
 
+    kind = _nn_kernels.ADAM
+    n_state = 2
+
     def __init__(self, params, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        super().__init__(learning_rate)
+        super().__init__(params, learning_rate)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
-        self.ms = [np.zeros(p.size, dtype=p.dtype) for p in params]
-        self.vs = [np.zeros(p.size, dtype=p.dtype) for p in params]
+
+    @property
+    def ms(self):
+        return self.states[0]
+
+    @property
+    def vs(self):
+        return self.states[1]
 
     def step(self, *args, **kwargs):
         self.t += 1
@@ -86,6 +146,6 @@ class Adam(_Optimizer):
                       / (1 - self.beta_1 ** self.t))
         return super().step(*args, **kwargs)
 
-    def _update(self, i, w, g, l2, l1, n_threads):
-        return _nn_kernels.adam_step(w, g, self.ms[i], self.vs[i], self._lr_t, self.beta_1,
-                                     self.beta_2, self.epsilon, l2, l1, n_threads)
+    def _hyper(self, l2, l1):
+        self._hp[:] = (self._lr_t, self.beta_1, self.beta_2, self.epsilon, l2, l1)
+        return self._hp

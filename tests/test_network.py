@@ -37,7 +37,7 @@ def test_gradients_match_central_differences(output, mode):
     _, ws = batch_loss(net, X, target, step)
     m = X.shape[0]
     # the optimizer adds the penalty gradients; reproduce that here
-    grads = [g + (alpha * w + l1 * np.sign(w)) / m for g, w in zip(ws.grad_coefs, net.coefs)]
+    grads = [g + (alpha * w + l1 * np.sign(w)) / m for g, w in zip(ws.dense_grad_coefs(), net.coefs)]
     grads += [g.copy() for g in ws.grad_intercepts]
     eps = 1e-6
     for param, grad in zip(net.coefs + net.intercepts, grads):
@@ -81,7 +81,7 @@ def test_batch_mode_equals_element_mode_with_a_shared_unit_mask():
         acts.append(np.maximum(acts[-1] @ net.coefs[l] + net.intercepts[l], 0) * masks[l + 1]
                     * net.train_scale(l + 1))
     for l in range(net.n_layers - 1, -1, -1):
-        np.testing.assert_allclose(ws.grad_coefs[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(ws.dense_grad_coefs()[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(ws.grad_intercepts[l], delta.sum(0), rtol=1e-10, atol=1e-12)
         if l:
             delta = (delta @ net.coefs[l].T) * (acts[l] > 0) * net.train_scale(l)

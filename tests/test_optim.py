@@ -1,0 +1,104 @@
+"""Optimizer kernels: numpy references, the batch-mode submatrix step, thread invariance."""
+import numpy as np
+import pytest
+
+from fastdrop.optim import SGD, Adam, SubmatrixGradient
+
+DTYPES = [np.float32, np.float64]
+
+
+def reference_step(cls, w, g, alpha, l1, m, steps=1, lr=0.05):
+    """scikit-learn's update rules written out in numpy (in the parameters' dtype)."""
+    w = w.copy()
+    G_of = lambda w: g + (alpha * w + l1 * np.sign(w)) / m  # noqa: E731
+    state = [np.zeros_like(w), np.zeros_like(w)]
+    for t in range(1, steps + 1):
+        G = G_of(w)
+        if cls is SGD:
+            v = 0.9 * state[0] - lr * G
+            w = w + 0.9 * v - lr * G
+            state[0] = v
+        else:
+            b1, b2, eps = 0.9, 0.999, 1e-8
+            state[0] = b1 * state[0] + (1 - b1) * G
+            state[1] = b2 * state[1] + (1 - b2) * G * G
+            lr_t = lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+            w = w - lr_t * state[0] / (np.sqrt(state[1]) + eps)
+    return w
+
+
+def make(dtype, shape=(37, 29), seed=0):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype))
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_step_matches_numpy_reference(cls, dtype, n_threads):
+    w, g = make(dtype, (301, 257))  # > one 16384-element chunk, odd widths: tails exercised
+    b = np.zeros(3, dtype=dtype)
+    expected = reference_step(cls, w.astype(np.float64), g.astype(np.float64), 0.3, 0.1, 8,
+                              steps=3)
+    opt = cls([w, b], 0.05)
+    for _ in range(3):
+        opt.step([w], [b], [g], [np.zeros_like(b)], 8, 0.3, 0.1, n_threads)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(w, expected, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_penalty_loss_is_the_weights_sums_whatever_the_threads(cls, dtype):
+    w0, g = make(dtype, (300, 300))
+    penalties, results = [], []
+    for n_threads in (1, 2, 3):
+        w, b = w0.copy(), np.zeros(1, dtype=dtype)
+        opt = cls([w, b], 0.05)
+        penalties.append(opt.step([w], [b], [g], [np.zeros(1, dtype)], 4, 0.5, 0.25, n_threads))
+        results.append(w)
+    w64 = w0.astype(np.float64)
+    expected = (0.5 * 0.5 * np.sum(w64 * w64) + 0.25 * np.sum(np.abs(w64))) / 4
+    assert penalties[0] == pytest.approx(expected, rel=1e-6)
+    assert penalties[0] == penalties[1] == penalties[2]  # fixed summation order
+    assert np.array_equal(results[0], results[1]) and np.array_equal(results[0], results[2])
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("all_cols", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_threads):
+    """Batch mode's update: same bits as expanding the kept submatrix into a full gradient."""
+    rng = np.random.default_rng(1)
+    w0, _ = make(dtype, (45, 70))
+    rows = np.flatnonzero(rng.random(45) < 0.5)
+    cols = np.arange(70) if all_cols else np.flatnonzero(rng.random(70) < 0.5)
+    row_pos = np.full(45, -1, dtype=np.int64)
+    row_pos[rows] = np.arange(rows.size)
+    values = rng.standard_normal((rows.size, cols.size)).astype(dtype)
+    sub = SubmatrixGradient(values, row_pos, cols.astype(np.int64))
+    dense = sub.to_dense(w0.shape)
+    assert np.array_equal(dense[np.ix_(rows, cols)], values)
+    assert np.count_nonzero(dense) == np.count_nonzero(values)
+    out = []
+    for grad in (dense, sub):
+        w, b = w0.copy(), np.zeros(2, dtype=dtype)
+        opt = cls([w, b], 0.05)
+        penalty = 0.0
+        for _ in range(2):  # the second step also sees nonzero optimizer state
+            penalty = opt.step([w], [b], [grad], [np.ones(2, dtype)], 16, 1e-2, 1e-3,
+                               n_threads)
+        out.append((w, penalty, [s.copy() for state in opt.states for s in state]))
+    assert np.array_equal(out[0][0], out[1][0])
+    # the penalty sums are taken per row here, per chunk there: equal up to rounding
+    assert out[0][1] == pytest.approx(out[1][1], rel=1e-6 if dtype == np.float32 else 1e-12)
+    for a, b in zip(out[0][2], out[1][2]):
+        assert np.array_equal(a, b)
+
+
+def test_step_refuses_a_parameter_it_cannot_update_in_place():
+    w = np.asfortranarray(np.ones((3, 4)))
+    opt = SGD([w], 0.1)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        opt.step([w], [], [np.ones((3, 4))], [], 1, 0.0, 0.0, 1)
