@@ -21,12 +21,16 @@ import fastdrop
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
+# FASTDROP_BENCH_ROUNDS overrides the timed rounds; FASTDROP_BENCH_THREADS ("2,16") the
+# thread counts (default: 1 and all cores)
+_ROUNDS = int(os.environ.get("FASTDROP_BENCH_ROUNDS", 0))
 DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
-    "synthetic": ("synthetic", (512, 512), 128, 1 if QUICK else 5),
-    "digits": ("digits", (512, 512), 200, 3 if QUICK else 10),
+    "synthetic": ("synthetic", (512, 512), 128, _ROUNDS or (1 if QUICK else 5)),
+    "digits": ("digits", (512, 512), 200, _ROUNDS or (3 if QUICK else 10)),
 }
 ALL = fastdrop.get_num_threads()
-THREADS = sorted({1, ALL})
+THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(",")}
+                 if os.environ.get("FASTDROP_BENCH_THREADS") else {1, ALL})
 _CACHE = {}
 
 

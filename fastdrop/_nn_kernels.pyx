@@ -7,6 +7,7 @@ kept vectorizable).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
+from libc.string cimport memcpy
 from libc.math cimport exp, log, log1p, sqrt, fabs
 from libc.stdint cimport int64_t
 
@@ -207,6 +208,18 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                     p = (p - t[i, j]) * inv_n
                 z[i, j] = <floating>p
     return loss
+
+
+def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)
+              const int64_t[::1] rows,            # IN row indices, each in [0, n)
+              floating[:, ::1] dst):              # OUT (len(rows), n_cols)
+    """dst = src[rows], a row copy each (a mini-batch of shuffled rows)."""
+    cdef Py_ssize_t i, nr = rows.shape[0], nc = src.shape[1]
+    if nc == 0:
+        return
+    with nogil:
+        for i in range(nr):
+            memcpy(&dst[i, 0], &src[rows[i], 0], nc * sizeof(floating))
 
 
 def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)

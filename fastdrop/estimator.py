@@ -333,7 +333,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 rows = order[start:start + m] if order is not None else slice(start, start + m)
                 ta = time.perf_counter()
                 if order is not None:
-                    np.take(X, rows, axis=0, out=ws.x[:m])
+                    _nn_kernels.take_rows(X, rows, ws.x[:m])
                     np.take(target, rows, axis=0, out=batch_target[:m])
                 else:
                     np.copyto(ws.x[:m], X[rows])

@@ -42,6 +42,7 @@ class Workspace:
         dt, sizes = net.dtype, net.sizes
         self.batch_size = batch_size
         self.x = np.empty((batch_size, sizes[0]), dtype=dt)
+        self.ones = np.ones(batch_size, dtype=dt)  # bias gradients: ones @ dz, one GEMV
         # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
@@ -179,7 +180,7 @@ class MLP:
             a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
             np.matmul(a.T, dz, out=ws.grad_coef_buffers[l])
             ws.grad_coefs[l] = ws.grad_coef_buffers[l]
-            np.sum(dz, axis=0, out=ws.grad_intercepts[l])
+            np.matmul(ws.ones[:m], dz, out=ws.grad_intercepts[l])
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, self.sizes[l])
                 np.matmul(dz, self.coefs[l].T, out=da)
@@ -250,7 +251,7 @@ class MLP:
             np.matmul(a.T, dz, out=gw)
             ws.grad_coefs[l] = SubmatrixGradient(gw, ws.positions[l], kept[l + 1])
             db = ws.sub_dbias[l][:k_out]
-            np.sum(dz, axis=0, out=db)
+            np.matmul(ws.ones[:m], dz, out=db)
             ws.grad_intercepts[l].fill(0)
             ws.grad_intercepts[l][kept[l + 1]] = db
             if l > 0:
