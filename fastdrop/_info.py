@@ -1,7 +1,7 @@
 """Facts about this build and machine, for `fastdrop info` and benchmark records."""
 import platform
 
-from . import _kernels, _openmp_helpers
+from . import _kernels, _nn_kernels, _openmp_helpers
 from ._threading import get_num_threads
 
 
@@ -26,6 +26,7 @@ def build_info():
         "openmp": _openmp_helpers.openmp_enabled(),
         "threads": get_num_threads(),
         "simd": _kernels.simd_name(),
+        "optimizer_simd": _nn_kernels.optimizer_simd(),
         "rng": _kernels.RNG_NAME,
         "blas": blas_info(),
         "cpu": platform.processor() or platform.machine(),

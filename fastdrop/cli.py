@@ -114,7 +114,7 @@ def _cmd_info(args):
     print(f"fastdrop {info['fastdrop']} (Python {info['python']}, {info['cpu']})")
     print(f"  OpenMP:  {'on' if info['openmp'] else 'off (serial build)'}")
     print(f"  threads: {info['threads']}")
-    print(f"  SIMD:    {info['simd']}")
+    print(f"  SIMD:    {info['simd']} (dropout kernels), {info['optimizer_simd']} (optimizer)")
     print(f"  RNG:     {info['rng']}")
     for lib in info["blas"] or [{"internal_api": "none found"}]:
         details = ", ".join(f"{k}={v}" for k, v in lib.items() if k != "internal_api" and v)

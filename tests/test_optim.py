@@ -2,9 +2,20 @@
 import numpy as np
 import pytest
 
+from fastdrop import _nn_kernels
 from fastdrop.optim import SGD, Adam, SubmatrixGradient
 
 DTYPES = [np.float32, np.float64]
+_BEST = _nn_kernels.optimizer_simd()
+PATHS = ["portable", "avx2", "avx512"][: ["portable", "avx2", "avx512"].index(_BEST) + 1]
+
+
+@pytest.fixture(params=PATHS)
+def optim_simd(request):
+    """Run the test once per optimizer code path the CPU has (portable C at least)."""
+    assert _nn_kernels.set_optimizer_simd(request.param) == request.param
+    yield request.param
+    _nn_kernels.set_optimizer_simd("best")
 
 
 def reference_step(cls, w, g, alpha, l1, m, steps=1, lr=0.05):
@@ -35,7 +46,7 @@ def make(dtype, shape=(37, 29), seed=0):
 @pytest.mark.parametrize("n_threads", [1, 2])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [SGD, Adam])
-def test_step_matches_numpy_reference(cls, dtype, n_threads):
+def test_step_matches_numpy_reference(cls, dtype, n_threads, optim_simd):
     w, g = make(dtype, (301, 257))  # > one 16384-element chunk, odd widths: tails exercised
     b = np.zeros(3, dtype=dtype)
     expected = reference_step(cls, w.astype(np.float64), g.astype(np.float64), 0.3, 0.1, 8,
@@ -68,7 +79,8 @@ def test_penalty_loss_is_the_weights_sums_whatever_the_threads(cls, dtype):
 @pytest.mark.parametrize("all_cols", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [SGD, Adam])
-def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_threads):
+def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_threads,
+                                                      optim_simd):
     """Batch mode's update: same bits as expanding the kept submatrix into a full gradient."""
     rng = np.random.default_rng(1)
     w0, _ = make(dtype, (45, 70))
@@ -95,6 +107,32 @@ def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_th
     assert out[0][1] == pytest.approx(out[1][1], rel=1e-6 if dtype == np.float32 else 1e-12)
     for a, b in zip(out[0][2], out[1][2]):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_every_code_path_gives_the_same_bits(cls, dtype):
+    """No FMA anywhere: the AVX2 / AVX-512 builds round exactly as the portable code."""
+    w0, g = make(dtype, (130, 77))
+    results = []
+    try:
+        for path in PATHS:
+            _nn_kernels.set_optimizer_simd(path)
+            w, b = w0.copy(), np.zeros(1, dtype=dtype)
+            opt = cls([w, b], 0.05)
+            penalty = [opt.step([w], [b], [g], [np.ones(1, dtype)], 8, 0.3, 0.1, 2)
+                       for _ in range(3)]
+            results.append((w, penalty))
+    finally:
+        _nn_kernels.set_optimizer_simd("best")
+    for w, penalty in results[1:]:
+        assert np.array_equal(w, results[0][0]) and penalty == results[0][1]
+
+
+def test_set_optimizer_simd_names_the_choices():
+    with pytest.raises(ValueError, match="name must be one of"):
+        _nn_kernels.set_optimizer_simd("sse9")
+    assert _nn_kernels.set_optimizer_simd("best") == _BEST
 
 
 def test_step_refuses_a_parameter_it_cannot_update_in_place():
