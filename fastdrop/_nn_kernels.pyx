@@ -242,29 +242,35 @@ def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)
 
 def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)
            const int64_t[::1] rows,              # IN kept row indices
-           const int64_t[::1] cols,              # IN kept column indices
+           const int64_t[::1] cols,              # IN kept column indices (increasing)
            floating[:, ::1] dst,                 # OUT (len(rows), len(cols))
            int n_threads):
-    """dst = src[rows][:, cols] in one pass (batch-mode dropout's submatrix)."""
+    """dst = src[rows][:, cols] in one pass (batch-mode dropout's submatrix); a row copy
+    each when every column is kept."""
     cdef Py_ssize_t a, b, nr = rows.shape[0], nc = cols.shape[0]
+    if nr == 0 or nc == 0:
+        return
+    if nc == src.shape[1]:
+        for a in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
+            memcpy(&dst[a, 0], &src[rows[a], 0], nc * sizeof(floating))
+        return
     for a in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
         for b in range(nc):
             dst[a, b] = src[rows[a], cols[b]]
 
 
-def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_in, fan_out): column j feeds unit j
-             double c,
-             floating[::1] norms):               # scratch (fan_out,)
+def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_out, fan_in): row j feeds unit j
+             double c):
     """Project each unit's incoming weight vector onto the ball of radius c (Srivastava et al.)."""
-    cdef Py_ssize_t i, j, n_in = w.shape[0], n_out = w.shape[1]
+    cdef Py_ssize_t i, j, n_out = w.shape[0], n_in = w.shape[1]
+    cdef double sq
+    cdef floating scale
     with nogil:
         for j in range(n_out):
-            norms[j] = 0
-        for i in range(n_in):
-            for j in range(n_out):
-                norms[j] += w[i, j] * w[i, j]
-        for j in range(n_out):
-            norms[j] = <floating>(c / sqrt(norms[j])) if norms[j] > c * c else 1
-        for i in range(n_in):
-            for j in range(n_out):
-                w[i, j] *= norms[j]
+            sq = 0
+            for i in range(n_in):
+                sq += w[j, i] * w[j, i]
+            if sq > c * c:
+                scale = <floating>(c / sqrt(sq))
+                for i in range(n_in):
+                    w[j, i] *= scale

@@ -30,6 +30,33 @@ _HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_ra
                  "time", "time_forward_backward", "time_update", "time_validation")
 
 
+class _LayerwiseStep:
+    """The optimizer step of one batch, taken layer by layer during the backward pass.
+
+    Layer ``l`` steps as soon as the pass is done with it (``MLP.forward_backward``'s
+    ``on_layer``), while its freshly computed gradient is still in cache: the same bits as a
+    step after the whole pass, one trip through memory fewer. Accumulates the batch's penalty
+    loss and the time spent stepping.
+    """
+
+    def __init__(self, net, opt, ws, alpha, l1, n_threads):
+        self.net, self.opt, self.ws = net, opt, ws
+        self.alpha, self.l1, self.n_threads = alpha, l1, n_threads
+        self.m, self.penalty, self.time = 0, 0.0, 0.0
+
+    def begin(self, m):
+        self.opt.start_step()
+        self.m, self.penalty, self.time = m, 0.0, 0.0
+
+    def layer(self, l):
+        t = time.perf_counter()
+        net, ws = self.net, self.ws
+        self.penalty += self.opt.update_layer(
+            l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
+            ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads)
+        self.time += time.perf_counter() - t
+
+
 class MLPClassifier(ClassifierMixin, BaseEstimator):
     """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
 
@@ -281,7 +308,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                         dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
                         init=self.init, random_state=rs)
-        params = self._net.coefs + self._net.intercepts
+        params = self._net.weights + self._net.intercepts
         if self.solver == "sgd":
             self._optimizer = SGD(params, self.learning_rate_init, self.momentum,
                                   self.nesterovs_momentum, self.learning_rate)
@@ -301,7 +328,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.best_validation_score_ = None
         self.stopped_epoch_ = None
         self.history_ = {k: [] for k in _HISTORY_KEYS}
-        self._norms = [np.empty(w.shape[1], dtype=w.dtype) for w in self._net.coefs[:-1]]
 
     def _encode_targets(self, y):
         idx = np.searchsorted(self.classes_, y).astype(np.int64)
@@ -318,6 +344,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
         net, opt = self._net, self._optimizer
         ws = Workspace(net, batch)
+        stepper = _LayerwiseStep(net, opt, ws, self.alpha, self.l1, n_threads)
         batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
         n = X.shape[0]
         converged = False
@@ -338,14 +365,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 else:
                     np.copyto(ws.x[:m], X[rows])
                     np.copyto(batch_target[:m], target[rows])
-                loss = net.forward_backward(ws, m, batch_target[:m], self._step, n_threads) / m
+                stepper.begin(m)
+                loss = net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
+                                            stepper.layer) / m
                 tb = time.perf_counter()
-                loss += opt.step(net.coefs, net.intercepts, ws.grad_coefs, ws.grad_intercepts,
-                                 m, self.alpha, self.l1, n_threads)
+                loss += stepper.penalty
                 if self.max_norm is not None:
                     self._apply_max_norm()
-                t_up += time.perf_counter() - tb
-                t_fb += tb - ta
+                t_up += time.perf_counter() - tb + stepper.time
+                t_fb += tb - ta - stepper.time
                 if not np.isfinite(loss):
                     self._diverged(loss)
                 self._step += 1
@@ -377,15 +405,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                     break
                 self._no_improvement_count = 0
         if use_early_stopping and getattr(self, "_best_params", None) is not None:
-            for dst, src in zip(net.coefs + net.intercepts, self._best_params):
+            for dst, src in zip(net.weights + net.intercepts, self._best_params):
                 np.copyto(dst, src)
         if not incremental and not converged:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
                           f"and the optimization hasn't converged yet.", ConvergenceWarning)
 
     def _apply_max_norm(self):
-        for w, scratch in zip(self._net.coefs[:-1], self._norms):  # hidden units' inputs
-            _nn_kernels.max_norm(w, self.max_norm, scratch)
+        for w in self._net.weights[:-1]:  # hidden units' incoming weights, a row each
+            _nn_kernels.max_norm(w, self.max_norm)
 
     def _diverged(self, loss):
         raise FloatingPointError(
@@ -403,7 +431,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._no_improvement_count = 0
             if val_acc > self.best_validation_score_:
                 self.best_validation_score_ = val_acc
-                self._best_params = [p.copy() for p in self._net.coefs + self._net.intercepts]
+                self._best_params = [p.copy() for p in self._net.weights + self._net.intercepts]
             self.best_loss_ = None
         else:
             if self.loss_curve_[-1] > self.best_loss_ - self.tol:

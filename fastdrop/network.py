@@ -1,8 +1,11 @@
 """The MLP engine under the estimator: parameters, buffers, forward and backward passes.
 
 Layout: ``sizes = [n_features, h_1, ..., h_H, n_outputs]``; layer ``l`` maps ``sizes[l]`` to
-``sizes[l + 1]`` with ``coefs[l]`` of shape (fan_in, fan_out) and ``intercepts[l]``. Hidden units
-are ReLU; the output is softmax or independent sigmoids, fused with the cross-entropy.
+``sizes[l + 1]`` with ``intercepts[l]`` and weights stored unit-major, as PyTorch's Linear does:
+``weights[l]`` is C-contiguous (fan_out, fan_in), one row per unit, so a batch-mode unit mask
+keeps whole rows (row copies, and row-contiguous optimizer steps). ``coefs[l]`` is its
+transpose, the (fan_in, fan_out) view scikit-learn users know. Hidden units are ReLU; the
+output is softmax or independent sigmoids, fused with the cross-entropy.
 
 Dropout sites are the inputs of every layer: site 0 is the network input (``input_dropout``),
 site ``l`` the output of hidden layer ``l``. Each site has its own seed, and a training batch
@@ -47,25 +50,25 @@ class Workspace:
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.logits = np.empty((batch_size, sizes[-1]), dtype=dt)
-        self.grad_coef_buffers = [np.empty_like(c) for c in net.coefs]
-        # what the last pass produced, per layer: an array, or in batch mode the kept
-        # submatrix of the gradient (SubmatrixGradient: the optimizer expands it row by row)
-        self.grad_coefs = list(self.grad_coef_buffers)
+        self.grad_weight_buffers = [np.empty_like(w) for w in net.weights]
+        # what the last pass produced, per layer, in the weights' layout: an array, or in
+        # batch mode the kept submatrix (SubmatrixGradient: the optimizer expands it by row)
+        self.grad_weights = list(self.grad_weight_buffers)
         self.grad_intercepts = [np.empty_like(b) for b in net.intercepts]
         self.batch_mode = net.dropout_mode == "batch"
         if self.batch_mode:
             self.x_kept = np.empty(batch_size * sizes[0], dtype=dt)
-            self.sub_coefs = [np.empty(c.size, dtype=dt) for c in net.coefs]
-            self.sub_grads = [np.empty(c.size, dtype=dt) for c in net.coefs]
+            self.sub_weights = [np.empty(w.size, dtype=dt) for w in net.weights]
+            self.sub_grads = [np.empty(w.size, dtype=dt) for w in net.weights]
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
-            # position of each input unit among the kept ones (-1: dropped), per site
-            self.positions = [np.empty(w, dtype=np.int64) for w in sizes[:-1]]
+            # position of each layer's output unit among the kept ones (-1: dropped)
+            self.positions = [np.empty(w, dtype=np.int64) for w in sizes[1:]]
 
     def dense_grad_coefs(self):
-        """The weight gradients of the last pass as full arrays (expanding submatrices)."""
-        return [g.to_dense(d.shape) if isinstance(g, SubmatrixGradient) else g
-                for g, d in zip(self.grad_coefs, self.grad_coef_buffers)]
+        """The weight gradients of the last pass as full arrays in the ``coefs`` layout."""
+        return [(g.to_dense(d.shape) if isinstance(g, SubmatrixGradient) else g).T
+                for g, d in zip(self.grad_weights, self.grad_weight_buffers)]
 
 
 class MLP:
@@ -99,12 +102,12 @@ class MLP:
         if len(rates) != n_sites:
             raise ValueError(f"dropout must have one rate per site ({n_sites}), got {len(rates)}")
         self.thresholds = [keep_threshold(1.0 - p) for p in rates]
-        self.coefs, self.intercepts = [], []
+        self.weights, self.intercepts = [], []
         for fan_in, fan_out, is_output in zip(self.sizes[:-1], self.sizes[1:],
                                                [False] * (n_sites - 1) + [True]):
             c, b = self._init_layer(fan_in, fan_out, init, output if is_output else "relu",
                                     random_state)
-            self.coefs.append(c.astype(self.dtype))
+            self.weights.append(np.ascontiguousarray(c.T, dtype=self.dtype))
             self.intercepts.append(b.astype(self.dtype))
         self.seeds = [int(s) for s in random_state.randint(0, 2**63, size=n_sites,
                                                             dtype=np.int64)]
@@ -121,8 +124,13 @@ class MLP:
 
     # ------------------------------------------------------------------ dropout scales
     @property
+    def coefs(self):
+        """Per layer, the (fan_in, fan_out) weight matrix: a view on ``weights[l].T``."""
+        return [w.T for w in self.weights]
+
+    @property
     def n_layers(self):
-        return len(self.coefs)
+        return len(self.weights)
 
     @property
     def has_dropout(self):
@@ -139,18 +147,20 @@ class MLP:
         return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
 
     # ------------------------------------------------------------------ training pass
-    def forward_backward(self, ws, m, target, step, n_threads):
+    def forward_backward(self, ws, m, target, step, n_threads, on_layer=None):
         """Loss (summed over the batch's m rows in ws.x) and gradients of the mean loss.
 
-        Gradients land in ``ws.grad_coefs`` (arrays, or SubmatrixGradient in batch mode;
-        ``ws.dense_grad_coefs()`` expands them) and ``ws.grad_intercepts``, with no penalty
-        terms: the optimizer adds those. ``target`` is the class index per row (softmax) or the 0/1
+        Gradients land in ``ws.grad_weights`` (arrays like ``weights``, or SubmatrixGradient
+        in batch mode; ``ws.dense_grad_coefs()`` expands them) and ``ws.grad_intercepts``,
+        with no penalty terms: the optimizer adds those. ``on_layer(l)``, when given, is called
+        as soon as layer ``l``'s gradients are complete and its weights are no longer needed
+        by the pass, so the optimizer can step it while its gradient is still in cache. ``target`` is the class index per row (softmax) or the 0/1
         matrix (sigmoid).
         """
         if ws.batch_mode and self.has_dropout:
-            return self._forward_backward_batch(ws, m, target, step, n_threads)
+            return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer)
         loss = self._forward_element(ws, m, target, step, n_threads)
-        self._backward_element(ws, m, n_threads)
+        self._backward_element(ws, m, n_threads, on_layer)
         return loss
 
     def _forward_element(self, ws, m, target, step, n_threads):
@@ -160,11 +170,11 @@ class MLP:
         a = x
         for l in range(self.n_layers - 1):
             z = _view(ws.acts[l], m, self.sizes[l + 1])
-            np.matmul(a, self.coefs[l], out=z)
+            np.matmul(a, self.weights[l].T, out=z)
             self._drop(z, z, l + 1, step, self.intercepts[l], True, n_threads)
             a = z
         logits = ws.logits[:m]
-        np.matmul(a, self.coefs[-1], out=logits)
+        np.matmul(a, self.weights[-1].T, out=logits)
         return self._output_loss(logits, self.intercepts[-1], target, want_grad=True)
 
     def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
@@ -174,19 +184,22 @@ class MLP:
                          bias if bias is not None else _NO_BIAS[self.dtype], relu, n_threads,
                          first_word)
 
-    def _backward_element(self, ws, m, n_threads):
+    def _backward_element(self, ws, m, n_threads, on_layer):
         dz = ws.logits[:m]  # holds d(mean loss)/d(logits) after _output_loss
         for l in range(self.n_layers - 1, -1, -1):
             a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
-            np.matmul(a.T, dz, out=ws.grad_coef_buffers[l])
-            ws.grad_coefs[l] = ws.grad_coef_buffers[l]
+            np.matmul(dz.T, a, out=ws.grad_weight_buffers[l])
+            ws.grad_weights[l] = ws.grad_weight_buffers[l]
             np.matmul(ws.ones[:m], dz, out=ws.grad_intercepts[l])
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, self.sizes[l])
-                np.matmul(dz, self.coefs[l].T, out=da)
+                np.matmul(dz, self.weights[l], out=da)
                 # y > 0 exactly where the unit was kept and active: y is the whole gate
                 _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
                               self.train_scale(l), n_threads)
+            if on_layer is not None:
+                on_layer(l)
+            if l > 0:
                 dz = da
 
     def _output_loss(self, logits, bias, target, want_grad):
@@ -210,9 +223,9 @@ class MLP:
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
-    def _forward_backward_batch(self, ws, m, target, step, n_threads):
+    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer):
         kept = self.kept_units(step)
-        for pos, k in zip(ws.positions, kept):
+        for pos, k in zip(ws.positions, kept[1:]):
             pos.fill(-1)
             pos[k] = np.arange(k.size)
         k0 = kept[0].size
@@ -228,17 +241,17 @@ class MLP:
         logits = None
         for l in range(self.n_layers):
             k_in, k_out = kept[l].size, kept[l + 1].size
-            w = _view(ws.sub_coefs[l], k_in, k_out)
-            _nn_kernels.gather(self.coefs[l], kept[l], kept[l + 1], w, n_threads)
+            w = _view(ws.sub_weights[l], k_out, k_in)  # kept units' rows, kept inputs' columns
+            _nn_kernels.gather(self.weights[l], kept[l + 1], kept[l], w, n_threads)
             b = ws.sub_bias[l][:k_out]
             np.take(self.intercepts[l], kept[l + 1], out=b)
             if l == self.n_layers - 1:
                 logits = ws.logits[:m]
-                np.matmul(a, w, out=logits)
+                np.matmul(a, w.T, out=logits)
                 loss = self._output_loss(logits, b, target, want_grad=True)
             else:
                 z = _view(ws.acts[l], m, k_out)
-                np.matmul(a, w, out=z)
+                np.matmul(a, w.T, out=z)
                 _kernels.forward(z.reshape(-1), z.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
                                  self.train_scale(l + 1), b, True, n_threads)
                 inputs.append(z)
@@ -247,18 +260,21 @@ class MLP:
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
             a = inputs[l]
-            gw = _view(ws.sub_grads[l], k_in, k_out)
-            np.matmul(a.T, dz, out=gw)
-            ws.grad_coefs[l] = SubmatrixGradient(gw, ws.positions[l], kept[l + 1])
+            gw = _view(ws.sub_grads[l], k_out, k_in)
+            np.matmul(dz.T, a, out=gw)
+            ws.grad_weights[l] = SubmatrixGradient(gw, ws.positions[l], kept[l])
             db = ws.sub_dbias[l][:k_out]
             np.matmul(ws.ones[:m], dz, out=db)
             ws.grad_intercepts[l].fill(0)
             ws.grad_intercepts[l][kept[l + 1]] = db
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, k_in)
-                np.matmul(dz, _view(ws.sub_coefs[l], k_in, k_out).T, out=da)
+                np.matmul(dz, _view(ws.sub_weights[l], k_out, k_in), out=da)
                 _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
                               self.train_scale(l), n_threads)
+            if on_layer is not None:
+                on_layer(l)
+            if l > 0:
                 dz = da
         return loss
 
@@ -281,11 +297,11 @@ class MLP:
             a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
             for l in range(self.n_layers - 1):
                 z = _view(bufs[l + 1], rows, self.sizes[l + 1])
-                np.matmul(a, self.coefs[l], out=z)
+                np.matmul(a, self.weights[l].T, out=z)
                 a = self._predict_layer(z, z, l + 1, self.intercepts[l], True, start, mc_step,
                                         n_threads)
             logits = out[start:start + rows]
-            np.matmul(a, self.coefs[-1], out=logits)
+            np.matmul(a, self.weights[-1].T, out=logits)
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
                          else np.empty((0, 0), dtype=self.dtype))
             self._output_loss(logits, self.intercepts[-1], no_target, want_grad=False)

@@ -54,31 +54,46 @@ class _Optimizer:
         """Fill and return the kernel's hyper-parameter vector for one parameter array."""
         raise NotImplementedError
 
-    def step(self, coefs, intercepts, grad_coefs, grad_intercepts, batch_size, alpha, l1,
+    def start_step(self):
+        """Begin one optimizer step (Adam advances its time step here)."""
+
+    def update(self, i, w, g, l2, l1, n_threads):
+        """Step parameter array ``i`` (the index it had in ``params``) with gradient ``g`` and
+        penalty coefficients ``l2``, ``l1`` (already divided by the batch size); returns the
+        (sum w^2, sum |w|) of the weights before the step."""
+        s1 = self.states[0][i]
+        s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
+        hp = self._hyper(l2, l1)
+        if isinstance(g, SubmatrixGradient):
+            return _nn_kernels.optimizer_step_submatrix(self.kind, w, g.values, g.row_pos,
+                                                        g.cols, s1, s2, hp, n_threads)
+        if not w.flags.c_contiguous:  # reshape(-1) would update a copy
+            raise ValueError(f"parameter {i} must be C-contiguous to be updated in place; "
+                             f"got strides {w.strides} for shape {w.shape}")
+        return _nn_kernels.optimizer_step(self.kind, w.reshape(-1),
+                                          np.ascontiguousarray(g).reshape(-1),
+                                          s1.reshape(-1), s2.reshape(-1), hp, n_threads)
+
+    def update_layer(self, l, n_layers, weight, intercept, grad_weight, grad_intercept,
+                     batch_size, alpha, l1, n_threads):
+        """Step one layer's weights and intercepts; return its penalty loss (weights before).
+
+        Parameters are numbered as ``MLP.weights + MLP.intercepts``: weight ``l`` is ``l``,
+        its intercept ``n_layers + l``.
+        """
+        sq, ab = self.update(l, weight, grad_weight, alpha / batch_size, l1 / batch_size,
+                             n_threads)
+        self.update(n_layers + l, intercept, grad_intercept, 0.0, 0.0, n_threads)
+        return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / batch_size
+
+    def step(self, weights, intercepts, grad_weights, grad_intercepts, batch_size, alpha, l1,
              n_threads):
         """Update all parameters in place; return the batch's penalty loss (weights before)."""
-        sq = ab = 0.0
-        n_coefs = len(coefs)
-        for i, (w, g) in enumerate(zip([*coefs, *intercepts], [*grad_coefs, *grad_intercepts])):
-            penalized = i < n_coefs
-            hp = self._hyper(alpha / batch_size if penalized else 0.0,
-                             l1 / batch_size if penalized else 0.0)
-            s1 = self.states[0][i]
-            s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
-            if isinstance(g, SubmatrixGradient):
-                sums = _nn_kernels.optimizer_step_submatrix(
-                    self.kind, w, g.values, g.row_pos, g.cols, s1, s2, hp, n_threads)
-            else:
-                if not w.flags.c_contiguous:  # reshape(-1) would update a copy
-                    raise ValueError(f"parameter {i} must be C-contiguous to be updated in "
-                                     f"place; got strides {w.strides} for shape {w.shape}")
-                sums = _nn_kernels.optimizer_step(
-                    self.kind, w.reshape(-1), np.ascontiguousarray(g).reshape(-1),
-                    s1.reshape(-1), s2.reshape(-1), hp, n_threads)
-            if penalized:
-                sq += sums[0]
-                ab += sums[1]
-        return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / batch_size
+        self.start_step()
+        return sum(self.update_layer(l, len(weights), w, b, gw, gb, batch_size, alpha, l1,
+                                     n_threads)
+                   for l, (w, b, gw, gb) in enumerate(zip(weights, intercepts, grad_weights,
+                                                          grad_intercepts)))
 
     def trigger_stopping(self, message, verbose):
         """scikit-learn's rule: stop (True), or for an adaptive rate divide it by 5 first."""
@@ -140,11 +155,10 @@ class Adam(_Optimizer):
     def vs(self):
         return self.states[1]
 
-    def step(self, *args, **kwargs):
+    def start_step(self):
         self.t += 1
         self._lr_t = (self.learning_rate_init * math.sqrt(1 - self.beta_2 ** self.t)
                       / (1 - self.beta_1 ** self.t))
-        return super().step(*args, **kwargs)
 
     def _hyper(self, l2, l1):
         self._hp[:] = (self._lr_t, self.beta_1, self.beta_2, self.epsilon, l2, l1)

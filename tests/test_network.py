@@ -37,10 +37,12 @@ def test_gradients_match_central_differences(output, mode):
     _, ws = batch_loss(net, X, target, step)
     m = X.shape[0]
     # the optimizer adds the penalty gradients; reproduce that here
-    grads = [g + (alpha * w + l1 * np.sign(w)) / m for g, w in zip(ws.dense_grad_coefs(), net.coefs)]
+    # (in the weights' own layout, so that reshape(-1) below is a view)
+    grads = [g.T + (alpha * w + l1 * np.sign(w)) / m
+             for g, w in zip(ws.dense_grad_coefs(), net.weights)]
     grads += [g.copy() for g in ws.grad_intercepts]
     eps = 1e-6
-    for param, grad in zip(net.coefs + net.intercepts, grads):
+    for param, grad in zip(net.weights + net.intercepts, grads):
         flat = param.reshape(-1)
         for i in range(0, flat.size, max(1, flat.size // 7)):
             old = flat[i]
@@ -102,16 +104,48 @@ def test_same_seed_same_bits(mode):
     results = []
     for _ in range(2):
         net = make_net(dropout=[0.1, 0.5, 0.5], mode=mode, dtype=np.float32, seed=7)
-        opt = SGD(net.coefs + net.intercepts, 0.1, 0.9, True)
+        opt = SGD(net.weights + net.intercepts, 0.1, 0.9, True)
         ws = Workspace(net, 40)
         for step in range(5):
             ws.x[:] = X
             net.forward_backward(ws, 40, y, step, 1)
-            opt.step(net.coefs, net.intercepts, ws.grad_coefs, ws.grad_intercepts, 40, 1e-3,
+            opt.step(net.weights, net.intercepts, ws.grad_weights, ws.grad_intercepts, 40, 1e-3,
                      1e-4, 1)
         results.append([p.copy() for p in net.coefs + net.intercepts])
     for a, b in zip(*results):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+@pytest.mark.parametrize("mode", ["element", "batch"])
+def test_stepping_layer_by_layer_during_the_pass_gives_the_same_bits(mode, cls):
+    """The training loop steps each layer as soon as backprop is done with it."""
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((30, 6)).astype(np.float32)
+    y = rng.integers(0, 3, 30)
+    results = []
+    for layerwise in (False, True):
+        net = make_net(dropout=[0.2, 0.5, 0.5], mode=mode, dtype=np.float32, seed=3)
+        opt = cls(net.weights + net.intercepts, 0.05)
+        ws = Workspace(net, 30)
+        penalties = []
+        for step in range(4):
+            ws.x[:] = X
+            if layerwise:
+                opt.start_step()
+                acc = []
+                net.forward_backward(ws, 30, y, step, 1, lambda l: acc.append(opt.update_layer(
+                    l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
+                    ws.grad_intercepts[l], 30, 1e-2, 1e-3, 1)))
+                penalties.append(sum(acc))
+            else:
+                net.forward_backward(ws, 30, y, step, 1)
+                penalties.append(opt.step(net.weights, net.intercepts, ws.grad_weights,
+                                          ws.grad_intercepts, 30, 1e-2, 1e-3, 1))
+        results.append(([p.copy() for p in net.weights + net.intercepts], penalties))
+    for a, b in zip(results[0][0], results[1][0]):
+        assert np.array_equal(a, b)
+    np.testing.assert_allclose(results[0][1], results[1][1], rtol=1e-12)
 
 
 @pytest.mark.parametrize("scale", ["inverted", "classic"])
@@ -136,15 +170,23 @@ def test_inverted_and_classic_predictions_relate_by_scaling():
     inv = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="inverted")
     cla = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="classic")
     X = np.random.default_rng(4).standard_normal((6, 4))
-    cla.coefs[-1] = inv.coefs[-1] / cla.keep_prob(1)  # undo classic's scaling in the weights
+    cla.coefs[-1][...] = inv.coefs[-1] / cla.keep_prob(1)  # undo classic's test-time scaling
     np.testing.assert_allclose(cla.predict_output(X, 1), inv.predict_output(X, 1), rtol=1e-12)
 
 
-def test_max_norm_projects_columns():
-    w = np.array([[3.0, 0.1], [4.0, 0.1]])
-    max_norm(w, 2.0, np.empty(2))
-    np.testing.assert_allclose(np.linalg.norm(w, axis=0), [2.0, np.sqrt(0.02)])
-    np.testing.assert_allclose(w[:, 0], [1.2, 1.6])
+def test_max_norm_projects_each_units_weights():
+    w = np.array([[3.0, 4.0], [0.1, 0.1]])  # unit-major: row j holds unit j's inputs
+    max_norm(w, 2.0)
+    np.testing.assert_allclose(np.linalg.norm(w, axis=1), [2.0, np.sqrt(0.02)])
+    np.testing.assert_allclose(w[0], [1.2, 1.6])
+    np.testing.assert_array_equal(w[1], [0.1, 0.1])  # inside the ball: untouched
+
+
+def test_coefs_are_views_of_the_unit_major_weights():
+    net = make_net(sizes=(6, 5, 3))
+    for c, w in zip(net.coefs, net.weights):
+        assert c.shape == w.shape[::-1] and np.shares_memory(c, w)
+        assert w.flags.c_contiguous
 
 
 @pytest.mark.parametrize("cls", [SGD, Adam])

@@ -139,4 +139,4 @@ def test_step_refuses_a_parameter_it_cannot_update_in_place():
     w = np.asfortranarray(np.ones((3, 4)))
     opt = SGD([w], 0.1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        opt.step([w], [], [np.ones((3, 4))], [], 1, 0.0, 0.0, 1)
+        opt.update(0, w, np.ones((3, 4)), 0.0, 0.0, 1)
