@@ -55,24 +55,31 @@ ATTR static inline void NAME(const T *restrict w, int64_t n, T *restrict sq, T *
     }                                                                                          \
 }
 
-#define FD_DEFINE_SGD(NAME, T, ABS, ATTR)                                                      \
-FD_DEFINE_PENALTY_SUMS(NAME##_sums, T, ABS, ATTR)                                              \
-ATTR static void NAME(T *restrict w, const T *restrict g, T *restrict v, int64_t n, T lr, T mom,    \
-                 int nesterov, T l2, T l1, double *restrict sums) {                            \
-    const T c1 = nesterov ? mom : (T)1, c2 = nesterov ? lr : (T)0;                             \
+/* The loop both optimizers share: blocks of FD_BLOCK elements, the penalty sums of a block
+ * (NAME##_sums, defined with the function), then BODY once per element i. */
+#define FD_BLOCKED_STEP(NAME, T, n, BODY)                                                      \
     T sq[FD_LANES] = {0}, ab[FD_LANES] = {0};                                                  \
     for (int64_t b = 0; b < n; b += FD_BLOCK) {                                                \
         const int64_t e = n - b < FD_BLOCK ? n : b + FD_BLOCK;                                 \
         NAME##_sums(w + b, e - b, sq, ab);                                                     \
         for (int64_t i = b; i < e; i++) {                                                      \
-            T wi = w[i];                                                                       \
-            T gi = g[i] + l2 * wi + l1 * FD_SIGN(T, wi);                                       \
-            T vi = mom * v[i] - lr * gi;                                                       \
-            v[i] = vi;                                                                         \
-            w[i] = wi + (c1 * vi - c2 * gi);                                                   \
+            BODY                                                                               \
         }                                                                                      \
     }                                                                                          \
-    for (int k = 0; k < FD_LANES; k++) { sums[0] += sq[k]; sums[1] += ab[k]; }                 \
+    for (int k = 0; k < FD_LANES; k++) { sums[0] += sq[k]; sums[1] += ab[k]; }
+
+#define FD_DEFINE_SGD(NAME, T, ABS, ATTR)                                                      \
+FD_DEFINE_PENALTY_SUMS(NAME##_sums, T, ABS, ATTR)                                              \
+ATTR static void NAME(T *restrict w, const T *restrict g, T *restrict v, int64_t n, T lr, T mom,    \
+                 int nesterov, T l2, T l1, double *restrict sums) {                            \
+    const T c1 = nesterov ? mom : (T)1, c2 = nesterov ? lr : (T)0;                             \
+    FD_BLOCKED_STEP(NAME, T, n,                                                                \
+        T wi = w[i];                                                                           \
+        T gi = g[i] + l2 * wi + l1 * FD_SIGN(T, wi);                                           \
+        T vi = mom * v[i] - lr * gi;                                                           \
+        v[i] = vi;                                                                             \
+        w[i] = wi + (c1 * vi - c2 * gi);                                                       \
+    )                                                                                          \
 }
 FD_DEFINE_SGD(fd_sgd_f32_portable, float, fabsf, )
 FD_DEFINE_SGD(fd_sgd_f64_portable, double, fabs, )
@@ -81,21 +88,15 @@ FD_DEFINE_SGD(fd_sgd_f64_portable, double, fabs, )
 FD_DEFINE_PENALTY_SUMS(NAME##_sums, T, ABS, ATTR)                                              \
 ATTR static void NAME(T *restrict w, const T *restrict g, T *restrict m, T *restrict s, int64_t n,  \
                  T lr_t, T b1, T b2, T eps, T l2, T l1, double *restrict sums) {               \
-    T sq[FD_LANES] = {0}, ab[FD_LANES] = {0};                                                  \
-    for (int64_t b = 0; b < n; b += FD_BLOCK) {                                                \
-        const int64_t e = n - b < FD_BLOCK ? n : b + FD_BLOCK;                                 \
-        NAME##_sums(w + b, e - b, sq, ab);                                                     \
-        for (int64_t i = b; i < e; i++) {                                                      \
-            T wi = w[i];                                                                       \
-            T gi = g[i] + l2 * wi + l1 * FD_SIGN(T, wi);                                       \
-            T mi = b1 * m[i] + (1 - b1) * gi;                                                  \
-            T si = b2 * s[i] + (1 - b2) * gi * gi;                                             \
-            m[i] = mi;                                                                         \
-            s[i] = si;                                                                         \
-            w[i] = wi - lr_t * mi / (SQRT(si) + eps);                                          \
-        }                                                                                      \
-    }                                                                                          \
-    for (int k = 0; k < FD_LANES; k++) { sums[0] += sq[k]; sums[1] += ab[k]; }                 \
+    FD_BLOCKED_STEP(NAME, T, n,                                                                \
+        T wi = w[i];                                                                           \
+        T gi = g[i] + l2 * wi + l1 * FD_SIGN(T, wi);                                           \
+        T mi = b1 * m[i] + (1 - b1) * gi;                                                      \
+        T si = b2 * s[i] + (1 - b2) * gi * gi;                                                 \
+        m[i] = mi;                                                                             \
+        s[i] = si;                                                                             \
+        w[i] = wi - lr_t * mi / (SQRT(si) + eps);                                              \
+    )                                                                                          \
 }
 FD_DEFINE_ADAM(fd_adam_f32_portable, float, sqrtf, fabsf, )
 FD_DEFINE_ADAM(fd_adam_f64_portable, double, sqrt, fabs, )

@@ -191,16 +191,20 @@ class MLP:
             np.matmul(dz.T, a, out=ws.grad_weight_buffers[l])
             ws.grad_weights[l] = ws.grad_weight_buffers[l]
             np.matmul(ws.ones[:m], dz, out=ws.grad_intercepts[l])
-            if l > 0:
-                da = _view(ws.dacts[l - 1], m, self.sizes[l])
-                np.matmul(dz, self.weights[l], out=da)
-                # y > 0 exactly where the unit was kept and active: y is the whole gate
-                _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
-                              self.train_scale(l), n_threads)
+            da = (self._input_gradient(dz, self.weights[l], a, l, n_threads,
+                                       out=_view(ws.dacts[l - 1], m, self.sizes[l]))
+                  if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)
-            if l > 0:
-                dz = da
+            dz = da
+
+    def _input_gradient(self, dz, w, a, l, n_threads, out):
+        """The gradient at layer l's input a (through its ReLU and dropout), into out."""
+        np.matmul(dz, w, out=out)
+        # a > 0 exactly where the unit was kept and active: a is the whole gate
+        _kernels.gate(out.reshape(-1), a.reshape(-1), out.reshape(-1), self.train_scale(l),
+                      n_threads)
+        return out
 
     def _output_loss(self, logits, bias, target, want_grad):
         if self.output == "softmax":
@@ -267,15 +271,12 @@ class MLP:
             np.matmul(ws.ones[:m], dz, out=db)
             ws.grad_intercepts[l].fill(0)
             ws.grad_intercepts[l][kept[l + 1]] = db
-            if l > 0:
-                da = _view(ws.dacts[l - 1], m, k_in)
-                np.matmul(dz, _view(ws.sub_weights[l], k_out, k_in), out=da)
-                _kernels.gate(da.reshape(-1), a.reshape(-1), da.reshape(-1),
-                              self.train_scale(l), n_threads)
+            da = (self._input_gradient(dz, _view(ws.sub_weights[l], k_out, k_in), a, l,
+                                       n_threads, out=_view(ws.dacts[l - 1], m, k_in))
+                  if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)
-            if l > 0:
-                dz = da
+            dz = da
         return loss
 
     # ------------------------------------------------------------------ prediction
