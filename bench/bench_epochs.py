@@ -79,11 +79,13 @@ def test_epochs(benchmark, dataset, n_threads):
         state["round"] += 1
 
     benchmark.group = f"epochs {dataset} threads={n_threads}"
-    info = fastdrop.build_info()["blas"]
+    build = fastdrop.build_info()
+    info = build["blas"]
     # one burn-in round (allocation, JIT compilation, caches), then timed rounds
     benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
     benchmark.extra_info.update(
         dataset=dataset, n_threads=n_threads, n_samples=len(y), batch_size=batch,
         hidden=list(hidden), blas_kernel=info[0]["architecture"] if info else "none",
+        simd=build["simd"], optimizer_simd=build["optimizer_simd"],
         cases=[[impl, p] for impl, p in cases],
         epoch_times=[ts[1:] for ts in times])  # without the burn-in round
