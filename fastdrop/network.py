@@ -154,8 +154,8 @@ class MLP:
         in batch mode; ``ws.dense_grad_coefs()`` expands them) and ``ws.grad_intercepts``,
         with no penalty terms: the optimizer adds those. ``on_layer(l)``, when given, is called
         as soon as layer ``l``'s gradients are complete and its weights are no longer needed
-        by the pass, so the optimizer can step it while its gradient is still in cache. ``target`` is the class index per row (softmax) or the 0/1
-        matrix (sigmoid).
+        by the pass, so the optimizer can step it while its gradient is still in cache.
+        ``target`` is the class index per row (softmax) or the 0/1 matrix (sigmoid).
         """
         if ws.batch_mode and self.has_dropout:
             return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer)

@@ -82,8 +82,9 @@ def test_batch_mode_equals_element_mode_with_a_shared_unit_mask():
     for l in range(net.n_layers - 1):
         acts.append(np.maximum(acts[-1] @ net.coefs[l] + net.intercepts[l], 0) * masks[l + 1]
                     * net.train_scale(l + 1))
+    grads = ws.dense_grad_coefs()
     for l in range(net.n_layers - 1, -1, -1):
-        np.testing.assert_allclose(ws.dense_grad_coefs()[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(grads[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(ws.grad_intercepts[l], delta.sum(0), rtol=1e-10, atol=1e-12)
         if l:
             delta = (delta @ net.coefs[l].T) * (acts[l] > 0) * net.train_scale(l)
