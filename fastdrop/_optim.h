@@ -33,6 +33,7 @@
 #define FD_LANES 8
 #define FD_BLOCK 512
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(FD_NO_VECTOR_EXT)
 #define FD_DEFINE_PENALTY_SUMS(NAME, T, ABS, ATTR)                                             \
 typedef T NAME##_vec __attribute__((vector_size(FD_LANES * sizeof(T))));                       \
 ATTR static inline void NAME(const T *restrict w, int64_t n, T *restrict sq, T *restrict ab) {  \
@@ -45,6 +46,24 @@ ATTR static inline void NAME(const T *restrict w, int64_t n, T *restrict sq, T *
             x[k] = ABS(x[k]);                                                                  \
         a += x;                                                                                \
     }                                                                                          \
+    FD_PENALTY_SUMS_TAIL(ABS)                                                                  \
+}
+#else  /* other compilers (or -DFD_NO_VECTOR_EXT): the same sums, same order, same bits */
+#define FD_DEFINE_PENALTY_SUMS(NAME, T, ABS, ATTR)                                             \
+ATTR static void NAME(const T *restrict w, int64_t n, T *restrict sq, T *restrict ab) {         \
+    T s[FD_LANES] = {0}, a[FD_LANES] = {0};                                                    \
+    int64_t i = 0;                                                                             \
+    for (; i + FD_LANES <= n; i += FD_LANES)                                                   \
+        for (int k = 0; k < FD_LANES; k++) {                                                   \
+            s[k] += w[i + k] * w[i + k];                                                       \
+            a[k] += ABS(w[i + k]);                                                             \
+        }                                                                                      \
+    FD_PENALTY_SUMS_TAIL(ABS)                                                                  \
+}
+#endif
+
+/* Fold a block's lanes into the running sums, then its last n % FD_LANES elements. */
+#define FD_PENALTY_SUMS_TAIL(ABS)                                                              \
     for (int k = 0; k < FD_LANES; k++) {                                                       \
         sq[k] += s[k];                                                                         \
         ab[k] += a[k];                                                                         \
@@ -52,8 +71,7 @@ ATTR static inline void NAME(const T *restrict w, int64_t n, T *restrict sq, T *
     for (; i < n; i++) {                                                                       \
         sq[0] += w[i] * w[i];                                                                  \
         ab[0] += ABS(w[i]);                                                                    \
-    }                                                                                          \
-}
+    }
 
 /* The loop both optimizers share: blocks of FD_BLOCK elements, the penalty sums of a block
  * (NAME##_sums, defined with the function), then BODY once per element i. */

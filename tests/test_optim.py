@@ -1,4 +1,8 @@
 """Optimizer kernels: numpy references, the batch-mode submatrix step, thread invariance."""
+import shutil
+import subprocess
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -140,3 +144,37 @@ def test_step_refuses_a_parameter_it_cannot_update_in_place():
     opt = SGD([w], 0.1)
     with pytest.raises(ValueError, match="C-contiguous"):
         opt.update(0, w, np.ones((3, 4)), 0.0, 0.0, 1)
+
+
+_SUMS_PROGRAM = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "_optim.h"
+int main(void) {
+    int64_t n = 10007;
+    float *w = malloc(n * 4), *g = malloc(n * 4), *v = calloc(n, 4);
+    double s[2] = {0, 0};
+    for (int64_t i = 0; i < n; i++) {
+        w[i] = (float)((i * 37) % 101) / 50.f - 1.f;
+        g[i] = w[i] / 3;
+    }
+    fd_sgd_f32_portable(w, g, v, n, 0.01f, 0.9f, 1, 1e-3f, 1e-4f, s);
+    printf("%a %a %a\n", s[0], s[1], (double)w[n / 2]);
+    return 0;
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
+def test_penalty_sums_without_vector_extensions_give_the_same_bits(tmp_path):
+    """The plain-C fallback of the lane sums (compilers without GCC vector types)."""
+    header = Path(_nn_kernels.__file__).parent / "_optim.h"
+    (tmp_path / "prog.c").write_text(_SUMS_PROGRAM)
+    outputs = []
+    for extra in ([], ["-DFD_NO_VECTOR_EXT"]):
+        exe = tmp_path / f"prog{len(outputs)}"
+        subprocess.run(["cc", "-O2", "-ffp-contract=off", f"-I{header.parent}", *extra,
+                        str(tmp_path / "prog.c"), "-o", str(exe), "-lm"], check=True)
+        outputs.append(subprocess.run([str(exe)], check=True, capture_output=True,
+                                      text=True).stdout)
+    assert outputs[0] == outputs[1]
