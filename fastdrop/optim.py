@@ -44,6 +44,7 @@ class _Optimizer:
     def __init__(self, params, learning_rate):
         self.learning_rate_init = float(learning_rate)
         self.learning_rate = float(learning_rate)
+        # per parameter: SGD's velocity; Adam's first and second moments
         self.states = [[np.zeros(p.shape, dtype=p.dtype) for p in params]
                        for _ in range(self.n_state)]
         # SGD has one state array: an empty second one stands in for Adam's
@@ -115,10 +116,6 @@ class SGD(_Optimizer):
         super().__init__(params, learning_rate)
         self.momentum, self.nesterov, self.schedule = float(momentum), bool(nesterov), schedule
 
-    @property
-    def velocities(self):
-        return self.states[0]
-
     def _hyper(self, l2, l1):
         self._hp[:5] = (self.learning_rate, self.momentum, self.nesterov, l2, l1)
         return self._hp
@@ -146,14 +143,6 @@ class Adam(_Optimizer):
         super().__init__(params, learning_rate)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
-
-    @property
-    def ms(self):
-        return self.states[0]
-
-    @property
-    def vs(self):
-        return self.states[1]
 
     def start_step(self):
         self.t += 1
