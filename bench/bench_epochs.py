@@ -1,5 +1,6 @@
 """Time per training epoch: fastdrop vs scikit-learn vs torch vs a jitted JAX MLP, with and
-without dropout 0.5 on both hidden layers, and the GEMM-only floor of the same shapes.
+without dropout 0.5 on both hidden layers, and two floors of the same shapes: the GEMMs alone,
+and the GEMMs plus the memory traffic of an exact SGD step.
 
 Run:  python -m pytest bench/bench_epochs.py --benchmark-json=epochs.json
 One benchmark per (dataset, threads): a round trains every implementation for one epoch, so
@@ -47,7 +48,8 @@ def load(name):
 
 
 CASES = [("fastdrop", 0.0), ("fastdrop", 0.5), ("fastdrop-batch", 0.5), ("sklearn", 0.0),
-         ("torch", 0.0), ("torch", 0.5), ("jax", 0.0), ("jax", 0.5), ("gemm-floor", 0.0)]
+         ("torch", 0.0), ("torch", 0.5), ("jax", 0.0), ("jax", 0.5), ("gemm-floor", 0.0),
+         ("gemm+update-floor", 0.0)]
 
 
 def _available(impl, n_threads):

@@ -1,4 +1,5 @@
-"""One training epoch of the same MLP in each library, plus the GEMM-only floor.
+"""One training epoch of the same MLP in each library, plus the GEMM-only floor and the GEMM
+floor with an SGD step's unavoidable memory traffic.
 
 Every class takes (X, y, hidden, dropout, batch_size, n_threads) and exposes ``epoch()``:
 SGD with Nesterov momentum 0.9, learning rate 0.01, ReLU hidden layers, softmax output,
@@ -161,6 +162,9 @@ class GemmFloor:
         self.A = [np.empty((batch_size, s), f) for s in sizes[1:]]
         self.D = [np.empty((batch_size, s), f) for s in sizes[1:]]
 
+    def update(self, l):
+        """The optimizer's part of the floor: nothing (see GemmUpdateFloor)."""
+
     def epoch(self):
         with threadpool_limits(self.n_threads, user_api="blas"):
             n = self.X.shape[0] // self.batch * self.batch
@@ -177,7 +181,30 @@ class GemmFloor:
                     if l:
                         np.matmul(d, self.W[l].T, out=self.D[l - 1])
                         d = self.D[l - 1]
+                    self.update(l)
+
+
+class GemmUpdateFloor(GemmFloor):
+    """The GEMM floor plus the memory traffic an SGD-momentum step cannot avoid.
+
+    A fused step reads each weight, its velocity and its gradient and writes back the weight
+    and the velocity: 20 bytes per float32 parameter. Here two single-threaded numpy passes
+    move exactly those bytes layer by layer, right after the layer's backward products (as
+    fastdrop steps): ``W = copysign(W, G)`` (read W and G, write W; magnitudes unchanged, so
+    the products stay finite) and ``V = -V`` (read and write V). No arithmetic of an update:
+    a floor for any exact optimizer step on this machine's memory system.
+    """
+    name = "gemm+update-floor"
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.V = [np.zeros_like(w) for w in self.W]
+
+    def update(self, l):
+        np.copysign(self.W[l], self.G[l], out=self.W[l])
+        np.negative(self.V[l], out=self.V[l])
 
 
 EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropEpoch, FastdropBatchEpoch,
-                                                    SklearnEpoch, TorchEpoch, JaxEpoch, GemmFloor)}
+                                                    SklearnEpoch, TorchEpoch, JaxEpoch, GemmFloor,
+                                                    GemmUpdateFloor)}

@@ -37,4 +37,5 @@ def test_bench_epochs_quick(tmp_path):
     assert code == 0
     table = (tmp_path / "epochs.md").read_text()
     assert "| digits | 1 | fastdrop | 0.0 |" in table and "gemm-floor" in table
+    assert "gemm+update-floor" in table
     assert (tmp_path / "epochs.png").stat().st_size > 0 and (tmp_path / "epochs.svg").exists()
