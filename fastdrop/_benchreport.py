@@ -45,20 +45,29 @@ def _ratio(a, b):
 
 
 def load_epochs(path):
-    """{(dataset, n_threads): {(impl, dropout): median seconds per epoch}}, from the
-    interleaved per-implementation epoch times of each round."""
+    """{(dataset, n_threads): {(impl, dropout): per-round seconds per epoch}}: the interleaved
+    epoch times of each round, in round order (every implementation runs once per round)."""
     with open(path) as f:
         data = json.load(f)
     table = defaultdict(dict)
     for bench in data["benchmarks"]:
         info = bench["extra_info"]
         for (impl, p), times in zip(info["cases"], info["epoch_times"]):
-            table[(info["dataset"], info["n_threads"])][(impl, p)] = float(np.median(times))
+            table[(info["dataset"], info["n_threads"])][(impl, p)] = [float(t) for t in times]
     return table
 
 
+def paired_ratio(times, ref_times):
+    """Median over rounds of the per-round ratio: both epochs of a ratio ran in the same round,
+    a few seconds apart, so a shared machine's drifting load cancels out of it."""
+    if not ref_times:
+        return None
+    return float(np.median(np.asarray(times) / np.asarray(ref_times)))
+
+
 def epoch_table(table):
-    """Markdown: seconds per epoch and the ratios the MLP issue asks for, per dataset/threads.
+    """Markdown: median seconds per epoch and, per dataset/threads, the ratios the MLP issue
+    asks for (paired per round, see paired_ratio).
 
     Two floors: the GEMMs alone, and the GEMMs plus the memory traffic of an exact SGD step
     (``gemm+update-floor``, see bench/mlp_baselines.py).
@@ -70,8 +79,9 @@ def epoch_table(table):
         refs = [row.get(key) for key in (("fastdrop", 0.0), ("gemm-floor", 0.0),
                                          ("gemm+update-floor", 0.0), ("torch", 0.0),
                                          ("sklearn", 0.0))]
-        for (impl, dropout), t in sorted(row.items(), key=lambda kv: kv[1]):
-            cells = [dataset, str(threads), impl, str(dropout), f"{t:.3f}",
-                     *(_ratio(t, ref) for ref in refs)]
+        for (impl, dropout), times in sorted(row.items(), key=lambda kv: np.median(kv[1])):
+            ratios = [paired_ratio(times, ref) for ref in refs]
+            cells = [dataset, str(threads), impl, str(dropout), f"{np.median(times):.3f}",
+                     *(f"{r:.2f}" if r is not None else "" for r in ratios)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -282,7 +282,8 @@ def bench_figures(out):
         table = load_epochs(out / "epochs.json")
         fig, axes = plt.subplots(1, len(table), figsize=(4.5 * len(table), 4), squeeze=False)
         for ax, ((dataset, threads), row) in zip(axes[0], sorted(table.items())):
-            items = sorted(row.items(), key=lambda kv: kv[1])
+            items = sorted(((key, float(np.median(t))) for key, t in row.items()),
+                           key=lambda kv: kv[1])
             ax.barh([f"{impl} p={p}" for (impl, p), _ in items], [t for _, t in items],
                     color=["tab:blue" if impl.startswith("fastdrop") else "tab:gray"
                            for (impl, _), _ in items])

@@ -39,3 +39,12 @@ def test_bench_epochs_quick(tmp_path):
     assert "| digits | 1 | fastdrop | 0.0 |" in table and "gemm-floor" in table
     assert "gemm+update-floor" in table
     assert (tmp_path / "epochs.png").stat().st_size > 0 and (tmp_path / "epochs.svg").exists()
+
+
+def test_paired_ratio_cancels_drifting_load():
+    from fastdrop._benchreport import paired_ratio
+
+    # the machine slows down 3x over the run; each round keeps a ratio of 0.5
+    fast, slow = [1.0, 2.0, 3.0], [2.0, 4.0, 6.0]
+    assert paired_ratio(fast, slow) == 0.5
+    assert paired_ratio(fast, None) is None
