@@ -119,7 +119,10 @@ def optimizer_step_submatrix(int kind,
                              floating[:, ::1] s1,          # IN/OUT optimizer state, like w
                              floating[:, ::1] s2,          # IN/OUT (SGD: shape (0, 0))
                              const double[::1] hp,
-                             int n_threads):
+                             int n_threads,
+                             const int64_t[::1] next_pos,  # IN row of next_w per row of w, or -1
+                             const int64_t[::1] next_cols,  # IN columns of w kept in next_w
+                             floating[:, ::1] next_w):     # OUT kept submatrix, updated weights
     """optimizer_step with the full gradient given as its kept submatrix (zero elsewhere).
 
     Batch-mode dropout's update: every parameter takes its step (dropped units' weights
@@ -127,8 +130,15 @@ def optimizer_step_submatrix(int kind,
     but that gradient is never written out: a kept row is expanded into a per-thread buffer
     that stays in L1 while it is used (or read as it is when every column is kept), and a
     dropped row reads a row of zeros. ``cols`` must be increasing when it has all columns.
+
+    With a non-empty ``next_pos``, each updated row ``r`` with ``next_pos[r] >= 0`` is also
+    copied, while it is in L1, to ``next_w[next_pos[r]] = w[r, next_cols]``: the submatrix
+    the next step's forward pass needs (its masks are known in advance), with no second trip
+    through memory. ``next_cols`` must be increasing when it has all columns.
     """
-    cdef int64_t nr = w.shape[0], nc = w.shape[1], kc = cols.shape[0], r, j, pr
+    cdef int64_t nr = w.shape[0], nc = w.shape[1], kc = cols.shape[0], r, j, pr, pn
+    cdef int64_t nkc = next_cols.shape[0]
+    cdef bint copy_next = next_pos.shape[0] > 0
     cdef double *part
     cdef floating *rows_buf
     cdef floating *zeros
@@ -159,6 +169,14 @@ def optimizer_step_submatrix(int kind,
                     buf[cols[j]] = g[pr, j]
             _step_block(kind, &w[r, 0], buf, &s1[r, 0],
                         s2p + r * nc if s2p != NULL else NULL, nc, &hp[0], part + 2 * r)
+            if copy_next:
+                pn = next_pos[r]
+                if pn >= 0:
+                    if nkc == nc:
+                        memcpy(&next_w[pn, 0], &w[r, 0], nc * sizeof(floating))
+                    else:
+                        for j in range(nkc):
+                            next_w[pn, j] = w[r, next_cols[j]]
         return _ordered_sum(part, nr)
     finally:
         free(part)

@@ -35,8 +35,10 @@ class _LayerwiseStep:
 
     Layer ``l`` steps as soon as the pass is done with it (``MLP.forward_backward``'s
     ``on_layer``), while its freshly computed gradient is still in cache: the same bits as a
-    step after the whole pass, one trip through memory fewer. Accumulates the batch's penalty
-    loss and the time spent stepping.
+    step after the whole pass, one trip through memory fewer. In batch mode the step also
+    leaves the next step's kept submatrix of the weights where the next forward pass looks
+    for it (``Workspace.prefetch``), instead of that pass gathering it from memory again.
+    Accumulates the batch's penalty loss and the time spent stepping.
     """
 
     def __init__(self, net, opt, ws, alpha, l1, n_threads):
@@ -51,9 +53,12 @@ class _LayerwiseStep:
     def layer(self, l):
         t = time.perf_counter()
         net, ws = self.net, self.ws
+        copy_to = ws.copy_next[l] if ws.batch_mode else None
         self.penalty += self.opt.update_layer(
             l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
-            ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads)
+            ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads, copy_to)
+        if copy_to is not None:  # the next step's forward pass finds its submatrix ready
+            ws.sub_weights_step[l] = ws.next_step
         self.time += time.perf_counter() - t
 
 
@@ -344,6 +349,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
         net, opt = self._net, self._optimizer
         ws = Workspace(net, batch)
+        # max-norm changes the weights after each step: the step cannot prefetch for the next
+        ws.prefetch = self.max_norm is None
         stepper = _LayerwiseStep(net, opt, ws, self.alpha, self.l1, n_threads)
         batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
         n = X.shape[0]

@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _kernels, _nn_kernels
 from ._dropout import _EMPTY_BITS, _NO_BIAS, keep_threshold
-from .optim import SubmatrixGradient
+from .optim import SubmatrixCopy, SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
 
@@ -62,8 +62,19 @@ class Workspace:
             self.sub_grads = [np.empty(w.size, dtype=dt) for w in net.weights]
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
-            # position of each layer's output unit among the kept ones (-1: dropped)
+            # position of each layer's output unit among the kept ones (-1: dropped), for
+            # this step and for the next one (its masks are drawn ahead, see prefetch)
             self.positions = [np.empty(w, dtype=np.int64) for w in sizes[1:]]
+            self.next_positions = [np.empty(w, dtype=np.int64) for w in sizes[1:]]
+            self.next_kept, self.next_step = None, -1
+            # the step whose kept submatrix sub_weights[l] holds, already gathered (-1: none)
+            self.sub_weights_step = [-1] * net.n_layers
+            # per layer, where this step's update leaves the next step's kept submatrix
+            self.copy_next = [None] * net.n_layers
+        # prefetch: the training loop promises that nothing but the layer-wise optimizer step
+        # changes the weights between two steps, so that step may gather the next step's
+        # submatrices while each updated row is in cache (batch mode)
+        self.prefetch = False
 
     def dense_grad_coefs(self):
         """The weight gradients of the last pass as full arrays in the ``coefs`` layout."""
@@ -227,11 +238,20 @@ class MLP:
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
-    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer):
-        kept = self.kept_units(step)
-        for pos, k in zip(ws.positions, kept[1:]):
+    @staticmethod
+    def _fill_positions(positions, kept):
+        for pos, k in zip(positions, kept[1:]):
             pos.fill(-1)
             pos[k] = np.arange(k.size)
+
+    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer):
+        if ws.next_step == step:  # drawn by the previous step
+            kept = ws.next_kept
+            ws.positions, ws.next_positions = ws.next_positions, ws.positions
+        else:
+            kept = self.kept_units(step)
+            self._fill_positions(ws.positions, kept)
+        ws.next_step = -1
         k0 = kept[0].size
         if self.thresholds[0] >= _ONE:  # no input dropout: the batch itself, no copy
             a = ws.x[:m]
@@ -246,7 +266,9 @@ class MLP:
         for l in range(self.n_layers):
             k_in, k_out = kept[l].size, kept[l + 1].size
             w = _view(ws.sub_weights[l], k_out, k_in)  # kept units' rows, kept inputs' columns
-            _nn_kernels.gather(self.weights[l], kept[l + 1], kept[l], w, n_threads)
+            if ws.sub_weights_step[l] != step:  # not left there by the previous step
+                _nn_kernels.gather(self.weights[l], kept[l + 1], kept[l], w, n_threads)
+            ws.sub_weights_step[l] = -1
             b = ws.sub_bias[l][:k_out]
             np.take(self.intercepts[l], kept[l + 1], out=b)
             if l == self.n_layers - 1:
@@ -260,6 +282,7 @@ class MLP:
                                  self.train_scale(l + 1), b, True, n_threads)
                 inputs.append(z)
                 a = z
+        self._plan_prefetch(ws, step, on_layer)
         dz = logits
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
@@ -278,6 +301,19 @@ class MLP:
                 on_layer(l)
             dz = da
         return loss
+
+    def _plan_prefetch(self, ws, step, on_layer):
+        """Draw the next step's masks now and name, per layer, where the optimizer step
+        (``on_layer``) leaves the next step's kept submatrix (``ws.copy_next``)."""
+        if not (ws.prefetch and on_layer is not None):
+            ws.copy_next = [None] * self.n_layers
+            return
+        nxt = self.kept_units(step + 1)
+        self._fill_positions(ws.next_positions, nxt)
+        ws.next_kept, ws.next_step = nxt, step + 1
+        ws.copy_next = [SubmatrixCopy(ws.next_positions[l], nxt[l],
+                                      _view(ws.sub_weights[l], nxt[l + 1].size, nxt[l].size))
+                        for l in range(self.n_layers)]
 
     # ------------------------------------------------------------------ prediction
     def predict_output(self, X, n_threads, mc_step=None):

@@ -6,7 +6,8 @@ the L2 term ``alpha * w / batch_size`` exactly as scikit-learn's MLP scales it, 
 batch loss, from sums the same pass takes of the weights before the update.
 
 A gradient is a dense array like its parameter, or a :class:`SubmatrixGradient` (batch-mode
-dropout): then the full gradient is never written out, yet every parameter takes its step.
+dropout): then the full gradient is never written out, yet every parameter takes its step, and
+the step can also leave the next batch's kept submatrix of the weights (:class:`SubmatrixCopy`).
 """
 import math
 from typing import NamedTuple
@@ -15,7 +16,7 @@ import numpy as np
 
 from . import _nn_kernels
 
-__all__ = ["SGD", "Adam", "SubmatrixGradient"]
+__all__ = ["SGD", "Adam", "SubmatrixGradient", "SubmatrixCopy"]
 
 
 class SubmatrixGradient(NamedTuple):
@@ -35,6 +36,18 @@ class SubmatrixGradient(NamedTuple):
         rows = np.flatnonzero(self.row_pos >= 0)
         dense[np.ix_(rows, self.cols)] = self.values[self.row_pos[rows]]
         return dense
+
+
+class SubmatrixCopy(NamedTuple):
+    """Where a batch-mode step also copies the updated weights: ``out[row_pos[r], j] =
+    w[r, cols[j]]`` for every row with ``row_pos[r] >= 0`` (the next step's kept submatrix)."""
+
+    row_pos: np.ndarray  # (n_rows,) int64: row of ``out`` for each row of w, or -1
+    cols: np.ndarray     # (n_kept_cols,) int64, increasing
+    out: np.ndarray      # (n_kept_rows, n_kept_cols), C-contiguous
+
+
+_NO_COPY = SubmatrixCopy(np.empty(0, np.int64), np.empty(0, np.int64), None)
 
 
 class _Optimizer:
@@ -58,16 +71,22 @@ class _Optimizer:
     def start_step(self):
         """Begin one optimizer step (Adam advances its time step here)."""
 
-    def update(self, i, w, g, l2, l1, n_threads):
+    def update(self, i, w, g, l2, l1, n_threads, copy_to=None):
         """Step parameter array ``i`` (the index it had in ``params``) with gradient ``g`` and
         penalty coefficients ``l2``, ``l1`` (already divided by the batch size); returns the
-        (sum w^2, sum |w|) of the weights before the step."""
+        (sum w^2, sum |w|) of the weights before the step. ``copy_to`` (a SubmatrixCopy, with
+        a SubmatrixGradient only) receives a submatrix of the updated weights."""
         s1 = self.states[0][i]
         s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
         hp = self._hyper(l2, l1)
         if isinstance(g, SubmatrixGradient):
+            c = copy_to if copy_to is not None else _NO_COPY
+            out = c.out if c.out is not None else self._no_state[2]
             return _nn_kernels.optimizer_step_submatrix(self.kind, w, g.values, g.row_pos,
-                                                        g.cols, s1, s2, hp, n_threads)
+                                                        g.cols, s1, s2, hp, n_threads,
+                                                        c.row_pos, c.cols, out)
+        if copy_to is not None:
+            raise ValueError("copy_to needs the gradient as a SubmatrixGradient (batch mode)")
         if not w.flags.c_contiguous:  # reshape(-1) would update a copy
             raise ValueError(f"parameter {i} must be C-contiguous to be updated in place; "
                              f"got strides {w.strides} for shape {w.shape}")
@@ -76,14 +95,14 @@ class _Optimizer:
                                           s1.reshape(-1), s2.reshape(-1), hp, n_threads)
 
     def update_layer(self, l, n_layers, weight, intercept, grad_weight, grad_intercept,
-                     batch_size, alpha, l1, n_threads):
+                     batch_size, alpha, l1, n_threads, copy_to=None):
         """Step one layer's weights and intercepts; return its penalty loss (weights before).
 
         Parameters are numbered as ``MLP.weights + MLP.intercepts``: weight ``l`` is ``l``,
-        its intercept ``n_layers + l``.
+        its intercept ``n_layers + l``. ``copy_to``: see ``update``.
         """
         sq, ab = self.update(l, weight, grad_weight, alpha / batch_size, l1 / batch_size,
-                             n_threads)
+                             n_threads, copy_to)
         self.update(n_layers + l, intercept, grad_intercept, 0.0, 0.0, n_threads)
         return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / batch_size
 

@@ -51,6 +51,44 @@ def fit_quiet(est, X, y, **kw):
         return est.fit(X, y, **kw)
 
 
+@pytest.mark.parametrize("max_norm", [None, 3.0])
+@pytest.mark.parametrize("solver", ["sgd", "adam"])
+def test_batch_mode_prefetch_changes_no_bit(monkeypatch, solver, max_norm):
+    """Batch mode's step leaves the next step's kept submatrices in place of a gather: the
+    same bits as gathering every step, once per layer per call, none under max-norm (it
+    changes the weights after the step) and anew after a user's edit between calls."""
+    import fastdrop.estimator as estimator_module
+    from fastdrop import _nn_kernels
+    from fastdrop.network import Workspace
+
+    class NoPrefetch(Workspace):
+        prefetch = property(lambda self: False, lambda self, value: None)
+
+    X, y = make_classification(300, 20, n_informative=8, n_classes=3, random_state=0)
+    gathers, gather = [], _nn_kernels.gather
+    monkeypatch.setattr(_nn_kernels, "gather", lambda *a: (gathers.append(1), gather(*a)))
+
+    def train():
+        gathers.clear()
+        clf = MLPClassifier((16, 12), solver=solver, dropout=0.5, input_dropout=0.2,
+                            dropout_mode="batch", alpha=1e-3, l1=1e-4, max_norm=max_norm,
+                            batch_size=32, learning_rate_init=0.01, random_state=0)
+        clf.partial_fit(X, y, classes=np.unique(y))
+        clf.coefs_[0][:] *= 0.5  # edits the weights in place between two calls
+        clf.partial_fit(X, y)
+        return clf, len(gathers)
+
+    prefetched, n_prefetched = train()
+    monkeypatch.setattr(estimator_module, "Workspace", NoPrefetch)
+    gathered, n_gathered = train()
+    for a, b in zip(prefetched.coefs_ + prefetched.intercepts_,
+                    gathered.coefs_ + gathered.intercepts_):
+        assert np.array_equal(a, b)
+    n_batches, n_layers = 2 * 10, 3
+    assert n_gathered == n_batches * n_layers
+    assert n_prefetched == (n_gathered if max_norm else 2 * n_layers)
+
+
 @pytest.mark.parametrize("params", [
     {}, {"dropout": 0.5}, {"dropout": 0.5, "dropout_mode": "batch"},
     {"dropout": [0.2, 0.5], "input_dropout": 0.1, "dropout_scale": "classic"},

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fastdrop import _nn_kernels
-from fastdrop.optim import SGD, Adam, SubmatrixGradient
+from fastdrop.optim import SGD, Adam, SubmatrixCopy, SubmatrixGradient
 
 DTYPES = [np.float32, np.float64]
 _BEST = _nn_kernels.optimizer_simd()
@@ -111,6 +111,46 @@ def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_th
     assert out[0][1] == pytest.approx(out[1][1], rel=1e-6 if dtype == np.float32 else 1e-12)
     for a, b in zip(out[0][2], out[1][2]):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("next_all_cols", [False, True])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_submatrix_step_copies_the_next_submatrix(cls, dtype, next_all_cols, n_threads):
+    """The step leaves w_new[next rows][:, next cols] and steps exactly as without the copy."""
+    rng = np.random.default_rng(2)
+    w0, _ = make(dtype, (40, 33))
+    rows, cols = np.flatnonzero(rng.random(40) < 0.5), np.flatnonzero(rng.random(33) < 0.5)
+    row_pos = np.full(40, -1, dtype=np.int64)
+    row_pos[rows] = np.arange(rows.size)
+    sub = SubmatrixGradient(rng.standard_normal((rows.size, cols.size)).astype(dtype),
+                            row_pos, cols.astype(np.int64))
+    next_rows = np.flatnonzero(rng.random(40) < 0.5)
+    next_cols = np.arange(33) if next_all_cols else np.flatnonzero(rng.random(33) < 0.5)
+    next_pos = np.full(40, -1, dtype=np.int64)
+    next_pos[next_rows] = np.arange(next_rows.size)
+    out = np.full((next_rows.size, next_cols.size), np.nan, dtype=dtype)
+    copy = SubmatrixCopy(next_pos, next_cols.astype(np.int64), out)
+    results = []
+    for copy_to in (None, copy):
+        w = w0.copy()
+        opt = cls([w], 0.05)
+        opt.start_step()
+        penalty = opt.update(0, w, sub, 1e-2, 1e-3, n_threads, copy_to)
+        results.append((w, penalty, [s.copy() for state in opt.states for s in state]))
+    (w_plain, p_plain, s_plain), (w_copy, p_copy, s_copy) = results
+    assert np.array_equal(w_plain, w_copy) and p_plain == p_copy
+    assert all(np.array_equal(a, b) for a, b in zip(s_plain, s_copy))
+    assert np.array_equal(out, w_copy[np.ix_(next_rows, next_cols)])
+
+
+def test_copy_to_needs_a_submatrix_gradient():
+    w, g = make(np.float32, (4, 5))
+    opt = SGD([w], 0.1)
+    copy = SubmatrixCopy(np.zeros(4, np.int64), np.arange(5), np.empty((1, 5), np.float32))
+    with pytest.raises(ValueError, match="copy_to needs the gradient as a SubmatrixGradient"):
+        opt.update(0, w, g, 0.0, 0.0, 1, copy)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
