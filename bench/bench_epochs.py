@@ -26,8 +26,8 @@ QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 # thread counts (default: 1 and all cores)
 _ROUNDS = int(os.environ.get("FASTDROP_BENCH_ROUNDS", 0))
 DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
-    "synthetic": ("synthetic", (512, 512), 128, _ROUNDS or (1 if QUICK else 5)),
-    "digits": ("digits", (512, 512), 200, _ROUNDS or (3 if QUICK else 10)),
+    "synthetic": ("synthetic", (512, 512), 128, _ROUNDS or (1 if QUICK else 9)),
+    "digits": ("digits", (512, 512), 200, _ROUNDS or (3 if QUICK else 11)),
 }
 ALL = fastdrop.get_num_threads()
 THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(",")}

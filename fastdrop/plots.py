@@ -285,7 +285,8 @@ def bench_figures(out):
             items = sorted(((key, float(np.median(t))) for key, t in row.items()),
                            key=lambda kv: kv[1])
             ax.barh([f"{impl} p={p}" for (impl, p), _ in items], [t for _, t in items],
-                    color=["tab:blue" if impl.startswith("fastdrop") else "tab:gray"
+                    color=["tab:blue" if impl.startswith("fastdrop")
+                           else "gainsboro" if impl.endswith("floor") else "tab:gray"
                            for (impl, _), _ in items])
             ax.set_xlabel("seconds per epoch")
             ax.set_title(f"{dataset}, {threads} thread(s)", fontsize=9)
