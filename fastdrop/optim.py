@@ -47,7 +47,7 @@ class SubmatrixCopy(NamedTuple):
     out: np.ndarray      # (n_kept_rows, n_kept_cols), C-contiguous
 
 
-_NO_COPY = SubmatrixCopy(np.empty(0, np.int64), np.empty(0, np.int64), None)
+_NO_ROWS = np.empty(0, np.int64)  # an empty row_pos / cols: no copy
 
 
 class _Optimizer:
@@ -80,11 +80,9 @@ class _Optimizer:
         s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
         hp = self._hyper(l2, l1)
         if isinstance(g, SubmatrixGradient):
-            c = copy_to if copy_to is not None else _NO_COPY
-            out = c.out if c.out is not None else self._no_state[2]
+            copy = copy_to or SubmatrixCopy(_NO_ROWS, _NO_ROWS, self._no_state[2])
             return _nn_kernels.optimizer_step_submatrix(self.kind, w, g.values, g.row_pos,
-                                                        g.cols, s1, s2, hp, n_threads,
-                                                        c.row_pos, c.cols, out)
+                                                        g.cols, s1, s2, hp, n_threads, *copy)
         if copy_to is not None:
             raise ValueError("copy_to needs the gradient as a SubmatrixGradient (batch mode)")
         if not w.flags.c_contiguous:  # reshape(-1) would update a copy
