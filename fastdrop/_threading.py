@@ -30,3 +30,18 @@ def resolve_n_threads(n_threads):
     if n_threads is None:
         return get_num_threads()
     return _openmp_helpers.effective_n_threads(n_threads, capped=not _explicit)
+
+
+_controller = None
+
+
+def blas_limits(n_threads):
+    """``threadpoolctl``'s limit on the BLAS thread pools, as a context manager, from one
+    controller built on first use: building one scans every loaded library (about 4 ms, a
+    tenth of a small dataset's epoch), so ``threadpool_limits`` per fit call would pay that
+    each time. The BLAS fastdrop calls is numpy's, loaded before fastdrop is."""
+    global _controller
+    if _controller is None:
+        from threadpoolctl import ThreadpoolController
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=n_threads, user_api="blas")

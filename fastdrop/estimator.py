@@ -11,10 +11,9 @@ from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
-from threadpoolctl import threadpool_limits
 
 from . import _nn_kernels
-from ._threading import resolve_n_threads
+from ._threading import blas_limits, resolve_n_threads
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
@@ -298,7 +297,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                           f"({n}); using {n}", UserWarning)
         n_threads = resolve_n_threads(self.n_threads)
         # overflow on the way to a diverging loss is reported once, by _diverged, not by numpy
-        with threadpool_limits(limits=n_threads, user_api="blas"), \
+        with blas_limits(n_threads), \
                 np.errstate(over="ignore", invalid="ignore"):
             self._run_epochs(X, target, val, batch, rs, _KERNEL_THREADS,
                              1 if incremental else self.max_iter, use_early_stopping,
@@ -485,7 +484,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
         n_threads = resolve_n_threads(self.n_threads)
-        with threadpool_limits(limits=n_threads, user_api="blas"):
+        with blas_limits(n_threads):
             if mc_samples is None:
                 if return_std:
                     raise ValueError("return_std=True needs mc_samples (a positive int)")

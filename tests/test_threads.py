@@ -46,6 +46,21 @@ def test_threadpoolctl_limits_fastdrop(restore_threads):
         assert fastdrop.get_num_threads() == 1
 
 
+def test_blas_limits_caps_and_restores_blas_from_one_controller():
+    from fastdrop._threading import blas_limits
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    with blas_limits(1):
+        assert set(blas_threads()) == {1}
+        controller = fastdrop._threading._controller
+    assert blas_threads() == before
+    with blas_limits(1):
+        assert fastdrop._threading._controller is controller  # scanned once, not per call
+
+
 def test_negative_n_threads_semantics():
     n = fastdrop.get_num_threads()
     assert _openmp_helpers.effective_n_threads(-1) == n
