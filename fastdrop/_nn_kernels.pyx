@@ -7,7 +7,7 @@ kept vectorizable).
 from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memset
 from libc.math cimport exp, log, log1p, sqrt, fabs
 from libc.stdint cimport int64_t
 
@@ -24,9 +24,11 @@ cdef extern from "_optim.h" nogil:
     int fd_optim_simd()
     int fd_optim_set_simd(int level)
 
-# Parameters per parallel chunk.
+# Parameters per parallel chunk, and about how many a submatrix step takes per block of rows.
 cdef enum:
     CHUNK = 16384
+    ROW_BLOCK = 2048
+    DIRECT_ROW = 256  # narrower rows are copied into the block buffer: one call per block
 
 # Optimizer kinds and the layout of their hyper-parameter vector ``hp``.
 cdef enum:
@@ -111,6 +113,54 @@ def optimizer_step(int kind,
         free(part)
 
 
+cdef inline void _step_rows(int kind, floating *w, floating *s1, floating *s2, int64_t r0,
+                            int64_t r1, int64_t nc, const floating *g, int64_t kc,
+                            const int64_t *row_pos, const int64_t *cols, floating *buf,
+                            const floating *zeros, const double *hp,
+                            double *sums) noexcept nogil:
+    """Rows r0..r1 of a submatrix step (see optimizer_step_submatrix), in few calls: with
+    every column kept and rows of at least DIRECT_ROW elements, a run of consecutive kept rows
+    reads its gradient rows from g as they are and a run of dropped rows reads zeros (one call
+    per run); otherwise the rows' gradients are expanded into
+    buf (zeroed by the caller once per call: writing the kept columns of each row, gradient or
+    zero, is enough) and stepped as one block."""
+    cdef int64_t r = r0, run, pr, j
+    cdef const floating *src
+    cdef floating *row
+    if kc == nc and nc >= DIRECT_ROW:
+        while r < r1:
+            pr = row_pos[r]
+            run = 1
+            if pr < 0:
+                while r + run < r1 and row_pos[r + run] < 0:
+                    run = run + 1
+                src = zeros
+            else:
+                while r + run < r1 and row_pos[r + run] == pr + run:
+                    run = run + 1
+                src = g + pr * kc
+            _step_block(kind, w + r * nc, src, s1 + r * nc,
+                        s2 + r * nc if s2 != NULL else NULL, run * nc, hp, sums)
+            r = r + run
+        return
+    for r in range(r0, r1):  # buf starts zeroed and only the kept columns are ever written
+        row = buf + (r - r0) * nc
+        pr = row_pos[r]
+        if kc == nc:
+            if pr >= 0:
+                memcpy(row, g + pr * kc, nc * sizeof(floating))
+            else:
+                memset(row, 0, nc * sizeof(floating))
+        elif pr >= 0:
+            for j in range(kc):
+                row[cols[j]] = g[pr * kc + j]
+        else:
+            for j in range(kc):
+                row[cols[j]] = 0
+    _step_block(kind, w + r0 * nc, buf, s1 + r0 * nc, s2 + r0 * nc if s2 != NULL else NULL,
+                (r1 - r0) * nc, hp, sums)
+
+
 def optimizer_step_submatrix(int kind,
                              floating[:, ::1] w,           # IN/OUT (n_rows, n_cols)
                              const floating[:, ::1] g,     # IN gradient of the kept submatrix
@@ -127,60 +177,58 @@ def optimizer_step_submatrix(int kind,
 
     Batch-mode dropout's update: every parameter takes its step (dropped units' weights
     still see momentum and the penalties), bit for bit the step the full gradient would give,
-    but that gradient is never written out: a kept row is expanded into a per-thread buffer
-    that stays in L1 while it is used (or read as it is when every column is kept), and a
-    dropped row reads a row of zeros. ``cols`` must be increasing when it has all columns.
+    but that gradient is never written out. Rows go in blocks of about ROW_BLOCK elements,
+    one block per task: a kept row's gradient is expanded into a per-thread buffer that stays
+    in L1 while it is used (or read as it is when every column is kept), a dropped row reads
+    zeros, and consecutive rows of one kind take one call (see _step_rows). ``cols`` must be
+    increasing when it has all columns. The penalty sums are summed per block in block order:
+    the same value whatever the thread count.
 
     With a non-empty ``next_pos``, each updated row ``r`` with ``next_pos[r] >= 0`` is also
-    copied, while it is in L1, to ``next_w[next_pos[r]] = w[r, next_cols]``: the submatrix
+    copied, while it is in cache, to ``next_w[next_pos[r]] = w[r, next_cols]``: the submatrix
     the next step's forward pass needs (its masks are known in advance), with no second trip
     through memory. ``next_cols`` must be increasing when it has all columns.
     """
-    cdef int64_t nr = w.shape[0], nc = w.shape[1], kc = cols.shape[0], r, j, pr, pn
+    cdef int64_t nr = w.shape[0], nc = w.shape[1], kc = cols.shape[0], r, j, pn, b
     cdef int64_t nkc = next_cols.shape[0]
+    cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc), n_blocks, r0, r1
     cdef bint copy_next = next_pos.shape[0] > 0
     cdef double *part
-    cdef floating *rows_buf
-    cdef floating *zeros
-    cdef floating *buf
+    cdef floating *bufs
+    cdef const floating *gp = &g[0, 0] if g.shape[0] and g.shape[1] else NULL
     cdef floating *s2p = &s2[0, 0] if s2.shape[0] else NULL
     if nr == 0 or nc == 0:
         return 0.0, 0.0
     n_threads = max(1, n_threads)
-    part = <double *>calloc(2 * nr, sizeof(double))
-    rows_buf = <floating *>calloc((n_threads + 1) * nc, sizeof(floating))
-    if part == NULL or rows_buf == NULL:
+    n_blocks = (nr + rows_per_block - 1) // rows_per_block
+    part = <double *>calloc(2 * n_blocks, sizeof(double))
+    # one staging block per thread, then one block of zeros (dropped rows' gradient)
+    bufs = <floating *>calloc((n_threads + 1) * rows_per_block * nc, sizeof(floating))
+    if part == NULL or bufs == NULL:
         free(part)
-        free(rows_buf)
+        free(bufs)
         raise MemoryError()
-    zeros = rows_buf + n_threads * nc  # the gradient row of a dropped input unit
     try:
-        for r in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
-            pr = row_pos[r]
-            if pr < 0:
-                buf = zeros
-            elif kc == nc:  # every column kept: the gradient row as it is
-                buf = <floating *>&g[pr, 0]
-            else:
-                buf = rows_buf + threadid() * nc
-                for j in range(nc):
-                    buf[j] = 0
-                for j in range(kc):
-                    buf[cols[j]] = g[pr, j]
-            _step_block(kind, &w[r, 0], buf, &s1[r, 0],
-                        s2p + r * nc if s2p != NULL else NULL, nc, &hp[0], part + 2 * r)
+        for b in prange(n_blocks, schedule='static', nogil=True,
+                        num_threads=1 if n_blocks < 2 else n_threads):
+            r0 = b * rows_per_block
+            r1 = min(nr, r0 + rows_per_block)
+            _step_rows(kind, &w[0, 0], &s1[0, 0], s2p, r0, r1, nc, gp, kc, &row_pos[0],
+                       &cols[0] if kc else NULL, bufs + threadid() * rows_per_block * nc,
+                       bufs + n_threads * rows_per_block * nc, &hp[0], part + 2 * b)
             if copy_next:
-                pn = next_pos[r]
-                if pn >= 0:
-                    if nkc == nc:
-                        memcpy(&next_w[pn, 0], &w[r, 0], nc * sizeof(floating))
-                    else:
-                        for j in range(nkc):
-                            next_w[pn, j] = w[r, next_cols[j]]
-        return _ordered_sum(part, nr)
+                for r in range(r0, r1):
+                    pn = next_pos[r]
+                    if pn >= 0:
+                        if nkc == nc:
+                            memcpy(&next_w[pn, 0], &w[r, 0], nc * sizeof(floating))
+                        else:
+                            for j in range(nkc):
+                                next_w[pn, j] = w[r, next_cols[j]]
+        return _ordered_sum(part, n_blocks)
     finally:
         free(part)
-        free(rows_buf)
+        free(bufs)
 
 
 def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba

@@ -83,14 +83,16 @@ def test_penalty_loss_is_the_weights_sums_whatever_the_threads(cls, dtype):
 @pytest.mark.parametrize("all_cols", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [SGD, Adam])
-def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_threads,
+@pytest.mark.parametrize("shape", [(45, 70), (300, 100), (7, 5000)])  # 1, 8, 7 row blocks
+def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_threads, shape,
                                                       optim_simd):
     """Batch mode's update: same bits as expanding the kept submatrix into a full gradient."""
     rng = np.random.default_rng(1)
-    w0, _ = make(dtype, (45, 70))
-    rows = np.flatnonzero(rng.random(45) < 0.5)
-    cols = np.arange(70) if all_cols else np.flatnonzero(rng.random(70) < 0.5)
-    row_pos = np.full(45, -1, dtype=np.int64)
+    n_rows, n_cols = shape
+    w0, _ = make(dtype, shape)
+    rows = np.flatnonzero(rng.random(n_rows) < 0.5)
+    cols = np.arange(n_cols) if all_cols else np.flatnonzero(rng.random(n_cols) < 0.5)
+    row_pos = np.full(n_rows, -1, dtype=np.int64)
     row_pos[rows] = np.arange(rows.size)
     values = rng.standard_normal((rows.size, cols.size)).astype(dtype)
     sub = SubmatrixGradient(values, row_pos, cols.astype(np.int64))
@@ -117,18 +119,21 @@ def test_submatrix_step_is_the_dense_step_bit_for_bit(cls, dtype, all_cols, n_th
 @pytest.mark.parametrize("next_all_cols", [False, True])
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("cls", [SGD, Adam])
-def test_submatrix_step_copies_the_next_submatrix(cls, dtype, next_all_cols, n_threads):
+@pytest.mark.parametrize("shape", [(40, 33), (300, 100)])
+def test_submatrix_step_copies_the_next_submatrix(cls, dtype, next_all_cols, n_threads, shape):
     """The step leaves w_new[next rows][:, next cols] and steps exactly as without the copy."""
     rng = np.random.default_rng(2)
-    w0, _ = make(dtype, (40, 33))
-    rows, cols = np.flatnonzero(rng.random(40) < 0.5), np.flatnonzero(rng.random(33) < 0.5)
-    row_pos = np.full(40, -1, dtype=np.int64)
+    (n_rows, n_cols), w0 = shape, make(dtype, shape)[0]
+    rows = np.flatnonzero(rng.random(n_rows) < 0.5)
+    cols = np.flatnonzero(rng.random(n_cols) < 0.5)
+    row_pos = np.full(n_rows, -1, dtype=np.int64)
     row_pos[rows] = np.arange(rows.size)
     sub = SubmatrixGradient(rng.standard_normal((rows.size, cols.size)).astype(dtype),
                             row_pos, cols.astype(np.int64))
-    next_rows = np.flatnonzero(rng.random(40) < 0.5)
-    next_cols = np.arange(33) if next_all_cols else np.flatnonzero(rng.random(33) < 0.5)
-    next_pos = np.full(40, -1, dtype=np.int64)
+    next_rows = np.flatnonzero(rng.random(n_rows) < 0.5)
+    next_cols = (np.arange(n_cols) if next_all_cols
+                 else np.flatnonzero(rng.random(n_cols) < 0.5))
+    next_pos = np.full(n_rows, -1, dtype=np.int64)
     next_pos[next_rows] = np.arange(next_rows.size)
     out = np.full((next_rows.size, next_cols.size), np.nan, dtype=dtype)
     copy = SubmatrixCopy(next_pos, next_cols.astype(np.int64), out)
@@ -143,6 +148,25 @@ def test_submatrix_step_copies_the_next_submatrix(cls, dtype, next_all_cols, n_t
     assert np.array_equal(w_plain, w_copy) and p_plain == p_copy
     assert all(np.array_equal(a, b) for a, b in zip(s_plain, s_copy))
     assert np.array_equal(out, w_copy[np.ix_(next_rows, next_cols)])
+
+
+@pytest.mark.parametrize("cls", [SGD, Adam])
+def test_submatrix_penalty_sums_do_not_depend_on_the_thread_count(cls):
+    rng = np.random.default_rng(3)
+    w0, _ = make(np.float32, (300, 100))
+    row_pos = np.where(rng.random(300) < 0.5, 0, -1).astype(np.int64)
+    row_pos[row_pos == 0] = np.arange(np.count_nonzero(row_pos == 0))
+    cols = np.flatnonzero(rng.random(100) < 0.5).astype(np.int64)
+    sub = SubmatrixGradient(rng.standard_normal((np.count_nonzero(row_pos >= 0), cols.size))
+                            .astype(np.float32), row_pos, cols)
+    results = []
+    for n_threads in (1, 2, 3):
+        w = w0.copy()
+        opt = cls([w], 0.05)
+        opt.start_step()
+        results.append((opt.update(0, w, sub, 0.1, 0.01, n_threads), w))
+    assert results[0][0] == results[1][0] == results[2][0]
+    assert all(np.array_equal(results[0][1], w) for _, w in results[1:])
 
 
 def test_copy_to_needs_a_submatrix_gradient():
