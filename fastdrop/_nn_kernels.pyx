@@ -121,9 +121,9 @@ cdef inline void _step_rows(int kind, floating *w, floating *s1, floating *s2, i
     """Rows r0..r1 of a submatrix step (see optimizer_step_submatrix), in few calls: with
     every column kept and rows of at least DIRECT_ROW elements, a run of consecutive kept rows
     reads its gradient rows from g as they are and a run of dropped rows reads zeros (one call
-    per run); otherwise the rows' gradients are expanded into
-    buf (zeroed by the caller once per call: writing the kept columns of each row, gradient or
-    zero, is enough) and stepped as one block."""
+    per run); otherwise the rows' gradients are expanded into buf (zeroed by the caller once
+    per call, so writing the kept columns of each row, gradient or zero, is enough) and
+    stepped as one block."""
     cdef int64_t r = r0, run, pr, j
     cdef const floating *src
     cdef floating *row
