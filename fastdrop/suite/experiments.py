@@ -16,6 +16,7 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from .. import dropout as fd_dropout
+from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
 from .config import RunConfig, get_profile
 from .datasets import load_split
@@ -60,9 +61,7 @@ def epoch_cost(dataset, profile="quick", rounds=15):
             t = time.perf_counter()
             ests[name].partial_fit(split.X_train, split.y_train)
             times[name].append(time.perf_counter() - t)
-    none = np.array(times["none"])
-    ratios = {name: float(np.median(np.array(times[name]) / none))
-              for name in ("element", "batch")}
+    ratios = {name: paired_ratio(times[name], times["none"]) for name in ("element", "batch")}
     return {"kind": "epoch_cost", "key": f"epoch_cost|{dataset}|{profile}", "dataset": dataset,
             "profile": profile, "rounds": rounds, "epoch_times": times,
             "ratio_to_none": ratios}
