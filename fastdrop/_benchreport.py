@@ -1,6 +1,7 @@
 """Turn `fastdrop bench`'s pytest-benchmark JSON (kernels, epochs) into same-run ratio tables."""
 import json
 from collections import defaultdict
+from math import comb
 
 import numpy as np
 
@@ -63,6 +64,77 @@ def paired_ratio(times, ref_times):
     if not ref_times:
         return None
     return float(np.median(np.asarray(times) / np.asarray(ref_times)))
+
+
+def median_ci(values, level=0.95):
+    """A distribution-free confidence interval for the median: (lo, hi, coverage).
+
+    The order statistics (x_(k), x_(n+1-k)) cover the true median with probability
+    1 - 2 P(Binomial(n, 1/2) < k), whatever the distribution; k is the largest with that
+    coverage at least ``level``. With fewer than 6 values 95% is out of reach: the interval
+    is then the whole range and ``coverage`` says what it holds (5 values: 0.94).
+    """
+    x = np.sort(np.asarray(values, dtype=float))
+    n = x.size
+    if n == 0:
+        raise ValueError("median_ci needs at least one value, got none")
+    k, coverage = 1, 1 - 2 * 0.5 ** n
+    while k < (n + 1) // 2:
+        tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n  # P(B < k + 1)
+        if 1 - 2 * tail < level:
+            break
+        k, coverage = k + 1, 1 - 2 * tail
+    return float(x[k - 1]), float(x[n - k]), coverage
+
+
+# The MLP issue's acceptance lines: (label, (impl, p), reference (impl, p), target).
+# A target of None is reported only (JAX: "the aim is to beat it").
+ACCEPTANCE = [
+    ("no-dropout epoch x torch", ("fastdrop", 0.0), ("torch", 0.0), 1.0),
+    ("no-dropout epoch x sklearn", ("fastdrop", 0.0), ("sklearn", 0.0), 0.6),
+    ("no-dropout epoch x GEMM floor", ("fastdrop", 0.0), ("gemm-floor", 0.0), 1.25),
+    ("no-dropout epoch x GEMM+update floor", ("fastdrop", 0.0), ("gemm+update-floor", 0.0),
+     None),
+    ("no-dropout epoch x jitted JAX", ("fastdrop", 0.0), ("jax", 0.0), None),
+    ("element dropout 0.5 x own p=0", ("fastdrop", 0.5), ("fastdrop", 0.0), 1.05),
+    ("batch dropout 0.5 x own p=0", ("fastdrop-batch", 0.5), ("fastdrop", 0.0), 0.6),
+]
+
+
+def verdict(lo, hi, target):
+    """'met' when the whole interval is at or under the target, 'missed' when it is all
+    above, 'undecided' when the target lies inside it (the noise is wider than the margin)."""
+    if target is None:
+        return ""
+    return "met" if hi <= target else "missed" if lo > target else "undecided"
+
+
+def acceptance_table(table, level=0.95):
+    """Markdown: each acceptance line per dataset/threads, its paired median ratio, the
+    confidence interval of that median over rounds (median_ci) and the verdict."""
+    lines = ["| dataset | threads | line | target | paired median | CI of the median "
+             "| coverage | rounds | verdict |",
+             "|---|---|---|---:|---:|---|---:|---:|---|"]
+    for (dataset, threads), row in sorted(table.items()):
+        for label, case, ref, target in ACCEPTANCE:
+            if case not in row or ref not in row:
+                continue
+            ratios = np.asarray(row[case]) / np.asarray(row[ref])
+            lo, hi, coverage = median_ci(ratios, level)
+            cells = [dataset, str(threads), label, "" if target is None else f"<= {target:g}",
+                     f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
+                     str(ratios.size), verdict(lo, hi, target)]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def epoch_report(table):
+    """The whole epochs.md: the timing table, then the acceptance lines with their intervals."""
+    return (epoch_table(table) + "\n\n## Acceptance lines\n\n"
+            "Ratios are paired per round; the interval is a distribution-free confidence "
+            "interval of their median over the rounds (order statistics). A line is met when "
+            "the whole interval is within the target, missed when none of it is, undecided "
+            "otherwise.\n\n" + acceptance_table(table))
 
 
 def epoch_table(table):

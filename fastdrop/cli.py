@@ -128,7 +128,7 @@ def _cmd_bench(args):
     from importlib import resources
     from pathlib import Path
 
-    from ._benchreport import epoch_table, load_epochs, load_rates, ratio_table
+    from ._benchreport import epoch_report, load_epochs, load_rates, ratio_table
 
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -154,7 +154,7 @@ def _cmd_bench(args):
         if suite == "kernels":
             table = ratio_table(load_rates(json_path)[0])
         else:
-            table = epoch_table(load_epochs(json_path))
+            table = epoch_report(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
         print(f"\n## {suite}\n\n{table}\n\nwrote {json_path} and {out / (suite + '.md')}")
     from .plots import bench_figures
