@@ -20,6 +20,8 @@ uses the optimizer's step counter as the draw's step, so a fit is reproducible f
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
 (:class:`Workspace`); everything element-wise is a fused Cython kernel.
 """
+import time
+
 import numpy as np
 
 from . import _kernels, _nn_kernels
@@ -71,6 +73,7 @@ class Workspace:
             self.sub_weights_step = [-1] * net.n_layers
             # per layer, where this step's update leaves the next step's kept submatrix
             self.copy_next = [None] * net.n_layers
+        self.forward_seconds = 0.0  # wall time of the last pass's forward half
         # prefetch: the training loop promises that nothing but the layer-wise optimizer step
         # changes the weights between two steps, so that step may gather the next step's
         # submatrices while each updated row is in cache (batch mode)
@@ -170,7 +173,9 @@ class MLP:
         """
         if ws.batch_mode and self.has_dropout:
             return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer)
+        t = time.perf_counter()
         loss = self._forward_element(ws, m, target, step, n_threads)
+        ws.forward_seconds = time.perf_counter() - t
         self._backward_element(ws, m, n_threads, on_layer)
         return loss
 
@@ -245,6 +250,7 @@ class MLP:
             pos[k] = np.arange(k.size)
 
     def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer):
+        t = time.perf_counter()
         if ws.next_step == step:  # drawn by the previous step
             kept = ws.next_kept
             ws.positions, ws.next_positions = ws.next_positions, ws.positions
@@ -282,6 +288,7 @@ class MLP:
                                  self.train_scale(l + 1), b, True, n_threads)
                 inputs.append(z)
                 a = z
+        ws.forward_seconds = time.perf_counter() - t
         self._plan_prefetch(ws, step, on_layer)
         dz = logits
         for l in range(self.n_layers - 1, -1, -1):

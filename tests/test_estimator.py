@@ -122,6 +122,8 @@ def test_history_and_sklearn_attributes(blobs):
     assert all(0 <= a <= 1 for a in h["val_accuracy"]) and all(v > 0 for v in h["val_loss"])
     assert all(t >= f + u for t, f, u in zip(h["time"], h["time_forward_backward"],
                                              h["time_update"]))
+    assert all(f > 0 and b > 0 and f + b == pytest.approx(fb) for f, b, fb in
+               zip(h["time_forward"], h["time_backward"], h["time_forward_backward"]))
     assert est.t_ == 12 * len(ytr) and est.stopped_epoch_ is None
     assert est.n_layers_ == 3 and est.n_outputs_ == 3 and est.out_activation_ == "softmax"
 
