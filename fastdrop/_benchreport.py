@@ -58,12 +58,17 @@ def load_epochs(path):
     return table
 
 
+def round_ratios(times, ref_times):
+    """The per-round ratios: both epochs of one ran in the same round, a few seconds apart."""
+    return np.asarray(times) / np.asarray(ref_times)
+
+
 def paired_ratio(times, ref_times):
-    """Median over rounds of the per-round ratio: both epochs of a ratio ran in the same round,
-    a few seconds apart, so a shared machine's drifting load cancels out of it."""
+    """Median over rounds of the per-round ratio (round_ratios), so a shared machine's
+    drifting load cancels out of it."""
     if not ref_times:
         return None
-    return float(np.median(np.asarray(times) / np.asarray(ref_times)))
+    return float(np.median(round_ratios(times, ref_times)))
 
 
 def median_ci(values, level=0.95):
@@ -119,7 +124,7 @@ def acceptance_table(table, level=0.95):
         for label, case, ref, target in ACCEPTANCE:
             if case not in row or ref not in row:
                 continue
-            ratios = np.asarray(row[case]) / np.asarray(row[ref])
+            ratios = round_ratios(row[case], row[ref])
             lo, hi, coverage = median_ci(ratios, level)
             cells = [dataset, str(threads), label, "" if target is None else f"<= {target:g}",
                      f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
