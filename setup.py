@@ -112,7 +112,7 @@ def extension(name, **kwargs):
 setup(
     ext_modules=cythonize(
         [
-            extension("_openmp_helpers"),
+            extension("_openmp_helpers", depends=["fastdrop/_blas_pool.h"]),
             extension("_kernels", depends=["fastdrop/_philox.h"]),
             extension("_nn_kernels", depends=["fastdrop/_optim.h"]),
         ],

@@ -2,7 +2,7 @@
 import platform
 
 from . import _kernels, _nn_kernels, _openmp_helpers
-from ._threading import get_num_threads
+from ._threading import get_num_threads, openmp_blas_pool
 
 
 def blas_info():
@@ -29,6 +29,9 @@ def build_info():
         "optimizer_simd": _nn_kernels.optimizer_simd(),
         "rng": _kernels.RNG_NAME,
         "blas": blas_info(),
+        # where multithreaded BLAS calls run inside fastdrop's fit/predict
+        "blas_pool": ("OpenMP (shared with the kernels)" if openmp_blas_pool().available()
+                      else "BLAS's own threads (kernels on one thread inside fit)"),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }

@@ -16,10 +16,19 @@ cdef extern from *:
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
 
+cdef extern from "_blas_pool.h":
+    size_t fd_blas_callback_address() noexcept nogil
+
 
 def openmp_enabled():
     """True when the kernels were compiled with OpenMP (False: serial build, same results)."""
     return bool(FD_OPENMP_ENABLED)
+
+
+def blas_callback_address():
+    """Address of the C callback that runs OpenBLAS's parallel jobs on this OpenMP pool, for
+    ``openblas_set_threads_callback_function`` (see ``_blas_pool.h``); 0 where unavailable."""
+    return fd_blas_callback_address()
 
 
 def _cpu_count():

@@ -1,4 +1,8 @@
 """fastdrop's thread budget: one number, shared with OpenMP and visible to threadpoolctl."""
+import os
+import threading
+from contextlib import contextmanager
+
 from . import _openmp_helpers
 
 _explicit = False  # set_num_threads was called: do not cap at the usable cores
@@ -40,8 +44,151 @@ def blas_limits(n_threads):
     controller built on first use: building one scans every loaded library (about 4 ms, a
     tenth of a small dataset's epoch), so ``threadpool_limits`` per fit call would pay that
     each time. The BLAS fastdrop calls is numpy's, loaded before fastdrop is."""
+    return _blas_controller().limit(limits=n_threads, user_api="blas")
+
+
+class _OpenBLASThreading:
+    """One loaded OpenBLAS's threading hook: ``openblas_set_threads_callback_function`` and
+    the ``openblas_threads_callback_`` pointer it sets (NULL: OpenBLAS's own workers)."""
+
+    _AFFIXES = [(p, s) for p in ("", "scipy_") for s in ("", "64_", "_64")]
+
+    def __init__(self, lib_controller):
+        import ctypes
+
+        dynlib = lib_controller.dynlib
+        self.filepath = lib_controller.filepath
+        self._setter = self._current = None
+        for prefix, suffix in self._AFFIXES:
+            name = f"{prefix}openblas_set_threads_callback_function{suffix}"
+            if hasattr(dynlib, name):
+                self._setter = getattr(dynlib, name)
+                self._setter.argtypes, self._setter.restype = [ctypes.c_void_p], None
+                break
+        for prefix, suffix in [("", "")] + self._AFFIXES:
+            try:
+                self._current = ctypes.c_void_p.in_dll(
+                    dynlib, f"{prefix}openblas_threads_callback_{suffix}")
+                break
+            except ValueError:
+                continue
+
+    @property
+    def supported(self):
+        return self._setter is not None and self._current is not None
+
+    def get(self):
+        return self._current.value or 0
+
+    def set(self, address):
+        self._setter(address or None)
+
+
+class OpenMPBlasPool:
+    """Runs numpy's OpenBLAS on fastdrop's OpenMP thread pool while entered.
+
+    OpenBLAS's pthreads workers spin on the cores between GEMMs, so OpenMP kernels that fan
+    out between two GEMMs fight them (measured on 2 cores: an epoch 8.5x slower with both
+    pools at 2 threads). OpenBLAS 0.3.27+ can hand its jobs to a callback instead; ours
+    (``_blas_pool.h``) runs them on the OpenMP pool, so both kinds of work take turns on one
+    set of threads and the kernels can use the whole budget. ``threadpool_limits`` still
+    caps both: OpenBLAS splits a call into as many jobs as its own thread limit.
+
+    Entering returns True when every BLAS library loaded in the process is an OpenBLAS whose
+    jobs now go to the pool; False (nothing changed) otherwise: another BLAS (MKL, BLIS),
+    an OpenBLAS older than 0.3.27 or built on OpenMP, someone else's callback, or a serial
+    build, or ``FASTDROP_SHARED_BLAS_POOL=0`` in the environment (the way back to
+    OpenBLAS's own workers, with the kernels on one thread). Nested and concurrent entries
+    share one installation; the last exit restores OpenBLAS's own threading, also on errors
+    and KeyboardInterrupt.
+    """
+
+    _lock = threading.Lock()
+    _users = 0
+    _installed = []  # the libraries whose callback the outermost entry set
+
+    def __init__(self, controller):
+        self._controller = controller
+        self._active = False
+
+    def __enter__(self):
+        cls = type(self)
+        with cls._lock:
+            if cls._users == 0 and not self._install():
+                return False
+            cls._users += 1
+            self._active = True
+            return True
+
+    def __exit__(self, *exc):
+        cls = type(self)
+        if not self._active:
+            return False
+        with cls._lock:
+            cls._users -= 1
+            self._active = False
+            if cls._users == 0:
+                for lib in cls._installed:
+                    lib.set(0)
+                cls._installed = []
+        return False
+
+    def _install(self):
+        hooks = self._hooks()
+        if hooks is None:
+            return False
+        address = _openmp_helpers.blas_callback_address()
+        for hook in hooks:
+            hook.set(address)
+        type(self)._installed = hooks
+        return True
+
+    def _hooks(self):
+        """The loaded BLAS libraries' hooks, or None when one of them cannot take ours."""
+        if os.environ.get("FASTDROP_SHARED_BLAS_POOL", "1").strip() == "0":
+            return None
+        address = _openmp_helpers.blas_callback_address()
+        libs = [lc for lc in self._controller.lib_controllers if lc.user_api == "blas"]
+        if not address or not libs:
+            return None
+        hooks = []
+        for lc in libs:
+            if lc.internal_api != "openblas" or getattr(lc, "threading_layer", "") != "pthreads":
+                return None
+            hook = _OpenBLASThreading(lc)
+            if not hook.supported or hook.get() not in (0, address):
+                return None
+            hooks.append(hook)
+        return hooks
+
+    def available(self):
+        """Whether entering would share the pool (checked without installing anything)."""
+        return self._hooks() is not None
+
+
+def _blas_controller():
     global _controller
     if _controller is None:
         from threadpoolctl import ThreadpoolController
         _controller = ThreadpoolController()
-    return _controller.limit(limits=n_threads, user_api="blas")
+    return _controller
+
+
+def openmp_blas_pool():
+    """``OpenMPBlasPool`` over the loaded BLAS libraries: ``with openmp_blas_pool() as
+    shared:``, where ``shared`` says whether the element-wise kernels may fan out too."""
+    return OpenMPBlasPool(_blas_controller())
+
+
+@contextmanager
+def thread_budget(n_threads):
+    """One fit's or prediction's threads: BLAS capped at ``n_threads`` and, where it can be,
+    run on the OpenMP pool (:class:`OpenMPBlasPool`). Yields the element-wise kernels'
+    thread count: ``n_threads`` when they share that pool with BLAS, else 1 (two pools
+    fanning out in turn would fight for the cores)."""
+    if n_threads == 1:
+        with blas_limits(1):
+            yield 1
+        return
+    with blas_limits(n_threads), openmp_blas_pool() as shared:
+        yield n_threads if shared else 1

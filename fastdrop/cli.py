@@ -119,6 +119,7 @@ def _cmd_info(args):
     for lib in info["blas"] or [{"internal_api": "none found"}]:
         details = ", ".join(f"{k}={v}" for k, v in lib.items() if k != "internal_api" and v)
         print(f"  BLAS:    {lib['internal_api']} ({details})")
+    print(f"  BLAS threads in fit: {info['blas_pool']}")
     return 0
 
 

@@ -13,17 +13,11 @@ from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _nn_kernels
-from ._threading import blas_limits, resolve_n_threads
+from ._threading import resolve_n_threads, thread_budget
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier"]
-
-# The element-wise kernels run on one thread inside a fit while BLAS gets the thread budget:
-# libgomp's spin-waiting workers and OpenBLAS's workers otherwise fight for the cores between
-# every GEMM and kernel (measured, 2 cores, 20000x784, 784-512-512-10: 8.5 s per epoch with
-# both at 2 threads, 0.66 s like this; OMP_WAIT_POLICY=passive gave 0.66-0.80 s).
-_KERNEL_THREADS = 1
 
 _HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate",
                  "time", "time_forward", "time_backward", "time_forward_backward",
@@ -300,9 +294,9 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                           f"({n}); using {n}", UserWarning)
         n_threads = resolve_n_threads(self.n_threads)
         # overflow on the way to a diverging loss is reported once, by _diverged, not by numpy
-        with blas_limits(n_threads), \
+        with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
-            self._run_epochs(X, target, val, batch, rs, _KERNEL_THREADS,
+            self._run_epochs(X, target, val, batch, rs, kernel_threads,
                              1 if incremental else self.max_iter, use_early_stopping,
                              incremental)
         return self
@@ -489,18 +483,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
         n_threads = resolve_n_threads(self.n_threads)
-        with blas_limits(n_threads):
+        with thread_budget(n_threads) as kernel_threads:
             if mc_samples is None:
                 if return_std:
                     raise ValueError("return_std=True needs mc_samples (a positive int)")
-                return self._proba(X, _KERNEL_THREADS)
+                return self._proba(X, kernel_threads)
             if isinstance(mc_samples, bool) or not isinstance(mc_samples, numbers.Integral) \
                     or mc_samples < 1:
                 raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
             mean = np.zeros((X.shape[0], len(self.classes_)))
             sq = np.zeros_like(mean)
             for t in range(mc_samples):
-                p = self._proba(X, _KERNEL_THREADS, mc_step=t)
+                p = self._proba(X, kernel_threads, mc_step=t)
                 mean += p
                 sq += p * p
         mean /= mc_samples

@@ -1,0 +1,119 @@
+/* OpenBLAS's parallel jobs, run on the OpenMP thread pool fastdrop's kernels use.
+ *
+ * OpenBLAS (0.3.27 and later, pthreads builds) lets a program take over its threading:
+ * openblas_set_threads_callback_function(cb) makes every multithreaded BLAS call hand its
+ * `numjobs` jobs to cb instead of waking OpenBLAS's own workers. fd_blas_threads_callback
+ * runs them on libgomp's (or libomp's) pool, the one prange uses, so GEMMs and the fused
+ * kernels share one set of threads: no OpenBLAS worker spins on a core an OpenMP thread
+ * needs, and the element-wise kernels may use the whole thread budget inside a fit.
+ *
+ * OpenBLAS's level-3 jobs wait on one another (each packs a panel the others read), so all
+ * `numjobs` must run at once. The OpenMP team is used only when it is certain to have
+ * that many threads (not nested, no dynamic adjustment, within the thread limit) and is
+ * checked once formed; otherwise the jobs run on threads of their own (POSIX threads).
+ *
+ * fd_blas_callback_address() is 0 where this is unavailable (serial build, Windows): the
+ * Python side then leaves OpenBLAS's threading as it is.
+ */
+#ifndef FD_BLAS_POOL_H
+#define FD_BLAS_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_OPENMP) && !defined(_WIN32)
+#include <omp.h>
+#include <pthread.h>
+#include <stdlib.h>
+
+/* OpenBLAS's openblas_dojob_callback: run job `thread_num`, whose data is `jobdata`. */
+typedef void (*fd_dojob_t)(int thread_num, void *jobdata, int dojob_data);
+
+typedef struct {
+    fd_dojob_t dojob;
+    int index;
+    void *data;
+    int dojob_data;
+} fd_blas_job;
+
+static void *fd_blas_job_main(void *arg)
+{
+    fd_blas_job *job = (fd_blas_job *)arg;
+    job->dojob(job->index, job->data, job->dojob_data);
+    return NULL;
+}
+
+/* Every job on a thread of its own (the first on the caller's): the always-correct path. */
+static void fd_blas_jobs_on_pthreads(fd_dojob_t dojob, int numjobs, size_t elsize,
+                                     char *jobdata, int dojob_data)
+{
+    fd_blas_job *jobs = (fd_blas_job *)malloc((size_t)numjobs * sizeof(fd_blas_job));
+    pthread_t *threads = (pthread_t *)malloc((size_t)numjobs * sizeof(pthread_t));
+    char *started = (char *)calloc((size_t)numjobs, 1);
+    int i;
+    if (jobs == NULL || threads == NULL || started == NULL) {
+        /* no memory for bookkeeping: OpenBLAS's own jobs still need running together;
+           run them in order, which is what OpenBLAS does with one thread */
+        for (i = 0; i < numjobs; i++)
+            dojob(i, jobdata + (size_t)i * elsize, dojob_data);
+    } else {
+        for (i = 1; i < numjobs; i++) {
+            jobs[i].dojob = dojob;
+            jobs[i].index = i;
+            jobs[i].data = jobdata + (size_t)i * elsize;
+            jobs[i].dojob_data = dojob_data;
+            started[i] = pthread_create(&threads[i], NULL, fd_blas_job_main, &jobs[i]) == 0;
+        }
+        dojob(0, jobdata, dojob_data);
+        for (i = 1; i < numjobs; i++) {
+            if (started[i])
+                pthread_join(threads[i], NULL);
+            else
+                dojob(i, jobdata + (size_t)i * elsize, dojob_data);
+        }
+    }
+    free(jobs);
+    free(threads);
+    free(started);
+}
+
+/* The callback: signature of OpenBLAS's openblas_threads_callback. `sync` is always 1 in
+   OpenBLAS's callers (the call returns once every job is done), and so it is here. */
+static void fd_blas_threads_callback(int sync, fd_dojob_t dojob, int numjobs, size_t elsize,
+                                     void *jobdata, int dojob_data)
+{
+    int short_team = 0;
+    (void)sync;
+    if (numjobs <= 0)
+        return;
+    if (numjobs == 1) {
+        dojob(0, jobdata, dojob_data);
+        return;
+    }
+    if (!omp_in_parallel() && !omp_get_dynamic() && omp_get_thread_limit() >= numjobs) {
+        #pragma omp parallel num_threads(numjobs)
+        {
+            if (omp_get_num_threads() == numjobs) {
+                int t = omp_get_thread_num();
+                dojob(t, (char *)jobdata + (size_t)t * elsize, dojob_data);
+            } else if (omp_get_thread_num() == 0) {
+                short_team = 1;  /* no job has run: hand them all to the fallback */
+            }
+        }
+        if (!short_team)
+            return;
+    }
+    fd_blas_jobs_on_pthreads(dojob, numjobs, elsize, (char *)jobdata, dojob_data);
+}
+
+static size_t fd_blas_callback_address(void)
+{
+    return (size_t)(uintptr_t)&fd_blas_threads_callback;
+}
+
+#else
+
+static size_t fd_blas_callback_address(void) { return 0; }
+
+#endif
+#endif
