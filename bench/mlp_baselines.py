@@ -6,12 +6,15 @@ SGD with Nesterov momentum 0.9, learning rate 0.01, ReLU hidden layers, softmax 
 float32, shuffled mini-batches. ``dropout`` (drop probability on every hidden layer) is 0 or
 0.5; fastdrop also runs its batch mode (``FastdropBatchEpoch``).
 """
+import contextlib
 import warnings
 
 import numpy as np
 from threadpoolctl import threadpool_limits
 
 import fastdrop
+from fastdrop import _nn_kernels
+from fastdrop._threading import thread_budget
 
 LR, MOMENTUM = 0.01, 0.9
 
@@ -165,8 +168,12 @@ class GemmFloor:
     def update(self, l):
         """The optimizer's part of the floor: nothing (see GemmUpdateFloor)."""
 
+    def threads(self):
+        """numpy's own BLAS threading, as any numpy program gets it."""
+        return threadpool_limits(self.n_threads, user_api="blas")
+
     def epoch(self):
-        with threadpool_limits(self.n_threads, user_api="blas"):
+        with self.threads():
             n = self.X.shape[0] // self.batch * self.batch
             for start in range(0, n, self.batch):
                 a = self.X[start:start + self.batch]
@@ -188,21 +195,28 @@ class GemmUpdateFloor(GemmFloor):
     """The GEMM floor plus the memory traffic an SGD-momentum step cannot avoid.
 
     A fused step reads each weight, its velocity and its gradient and writes back the weight
-    and the velocity: 20 bytes per float32 parameter. Here two single-threaded numpy passes
-    move exactly those bytes layer by layer, right after the layer's backward products (as
-    fastdrop steps): ``W = copysign(W, G)`` (read W and G, write W; magnitudes unchanged, so
-    the products stay finite) and ``V = -V`` (read and write V). No arithmetic of an update:
-    a floor for any exact optimizer step on this machine's memory system.
+    and the velocity: 20 bytes per float32 parameter. Here one pass moves exactly those bytes
+    layer by layer, right after the layer's backward products (as fastdrop steps), threaded
+    as fastdrop's step is and on the same thread pool (``fastdrop._threading.thread_budget``):
+    ``W = copysign(W, G)``, ``V = -V`` (``_nn_kernels.step_traffic``; magnitudes unchanged, so
+    the products stay finite). No arithmetic of an update: a floor for any exact optimizer
+    step on this machine's memory system.
     """
     name = "gemm+update-floor"
 
     def __init__(self, *args):
         super().__init__(*args)
         self.V = [np.zeros_like(w) for w in self.W]
+        self.kernel_threads = 1
+
+    @contextlib.contextmanager
+    def threads(self):
+        with thread_budget(self.n_threads) as self.kernel_threads:
+            yield
 
     def update(self, l):
-        np.copysign(self.W[l], self.G[l], out=self.W[l])
-        np.negative(self.V[l], out=self.V[l])
+        _nn_kernels.step_traffic(self.W[l].reshape(-1), self.G[l].reshape(-1),
+                                 self.V[l].reshape(-1), self.kernel_threads)
 
 
 EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropEpoch, FastdropBatchEpoch,

@@ -11,7 +11,7 @@ from fastdrop.cli import main
 def test_info_prints_build_facts(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for word in ("OpenMP", "threads", "SIMD", "Philox4x32-10", "BLAS"):
+    for word in ("OpenMP", "threads", "SIMD", "Philox4x32-10", "BLAS", "BLAS threads in fit"):
         assert word in out
 
 

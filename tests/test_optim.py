@@ -197,6 +197,19 @@ def test_every_code_path_gives_the_same_bits(cls, dtype):
         assert np.array_equal(w, results[0][0]) and penalty == results[0][1]
 
 
+@pytest.mark.parametrize("n_threads", [1, 2])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_step_traffic_matches_numpy(dtype, n_threads):
+    # the benchmark's update floor: the step's bytes, none of its arithmetic
+    rng = np.random.default_rng(3)
+    n = 40001  # three chunks, the last one short
+    w, g, v = (rng.standard_normal(n).astype(dtype) for _ in range(3))
+    want_w, want_v = np.copysign(w, g), -v
+    _nn_kernels.step_traffic(w, g, v, n_threads)
+    np.testing.assert_array_equal(w, want_w)
+    np.testing.assert_array_equal(v, want_v)
+
+
 def test_set_optimizer_simd_names_the_choices():
     with pytest.raises(ValueError, match="name must be one of"):
         _nn_kernels.set_optimizer_simd("sse9")
