@@ -29,6 +29,12 @@ DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
     "synthetic": ("synthetic", (512, 512), 128, _ROUNDS or (1 if QUICK else 9)),
     "digits": ("digits", (512, 512), 200, _ROUNDS or (3 if QUICK else 11)),
 }
+# Seconds of idle before each timed epoch: the previous implementation's thread pools stop
+# spinning (OpenBLAS's workers spin ~0.1 s after their last job) instead of time-sharing the
+# cores with the next epoch's threads. Measured on 2 cores: a GEMM-only epoch run on the
+# OpenMP pool right after one on OpenBLAS's own workers took 1.36-1.53x as long with no
+# pause, 1.53x with 0.05 s, 0.99-1.05x with 0.15-0.5 s.
+SETTLE_S = float(os.environ.get("FASTDROP_BENCH_SETTLE", 0.0 if QUICK else 0.2))
 ALL = fastdrop.get_num_threads()
 THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(",")}
                  if os.environ.get("FASTDROP_BENCH_THREADS") else {1, ALL})
@@ -63,7 +69,8 @@ def _available(impl, n_threads):
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_epochs(benchmark, dataset, n_threads):
     """Every implementation trains one epoch per round, in an order rotated each round, so
-    all ratios compare epochs timed under the same load of a shared machine."""
+    all ratios compare epochs timed under the same load of a shared machine; each epoch
+    starts after ``SETTLE_S`` of idle, so that none inherits another's spinning threads."""
     _, hidden, batch, rounds = DATASETS[dataset]
     X, y = load(dataset)
     cases = [(impl, p) for impl, p in CASES if _available(impl, n_threads)]
@@ -75,6 +82,7 @@ def test_epochs(benchmark, dataset, n_threads):
     def one_round():
         k = state["round"] % len(cases)
         for i in list(range(k, len(cases))) + list(range(k)):
+            time.sleep(SETTLE_S)
             t = time.perf_counter()
             runners[i].epoch()
             times[i].append(time.perf_counter() - t)
@@ -90,4 +98,5 @@ def test_epochs(benchmark, dataset, n_threads):
         hidden=list(hidden), blas_kernel=info[0]["architecture"] if info else "none",
         simd=build["simd"], optimizer_simd=build["optimizer_simd"],
         cases=[[impl, p] for impl, p in cases],
+        settle_s=SETTLE_S, blas_pool=build["blas_pool"],
         epoch_times=[ts[1:] for ts in times])  # without the burn-in round
