@@ -24,7 +24,6 @@
 #if defined(_OPENMP) && !defined(_WIN32)
 #include <omp.h>
 #include <pthread.h>
-#include <stdlib.h>
 
 /* OpenBLAS's openblas_dojob_callback: run job `thread_num`, whose data is `jobdata`. */
 typedef void (*fd_dojob_t)(int thread_num, void *jobdata, int dojob_data);
@@ -43,38 +42,30 @@ static void *fd_blas_job_main(void *arg)
     return NULL;
 }
 
-/* Every job on a thread of its own (the first on the caller's): the always-correct path. */
+/* Every job on a thread of its own (the first on the caller's): the always-correct path.
+   numjobs is at most OpenBLAS's thread count, so the bookkeeping fits on the stack. A job
+   whose thread cannot be created runs on the caller's after job 0, the best left to do. */
 static void fd_blas_jobs_on_pthreads(fd_dojob_t dojob, int numjobs, size_t elsize,
                                      char *jobdata, int dojob_data)
 {
-    fd_blas_job *jobs = (fd_blas_job *)malloc((size_t)numjobs * sizeof(fd_blas_job));
-    pthread_t *threads = (pthread_t *)malloc((size_t)numjobs * sizeof(pthread_t));
-    char *started = (char *)calloc((size_t)numjobs, 1);
+    fd_blas_job jobs[numjobs];
+    pthread_t threads[numjobs];
+    char started[numjobs];
     int i;
-    if (jobs == NULL || threads == NULL || started == NULL) {
-        /* no memory for bookkeeping: OpenBLAS's own jobs still need running together;
-           run them in order, which is what OpenBLAS does with one thread */
-        for (i = 0; i < numjobs; i++)
-            dojob(i, jobdata + (size_t)i * elsize, dojob_data);
-    } else {
-        for (i = 1; i < numjobs; i++) {
-            jobs[i].dojob = dojob;
-            jobs[i].index = i;
-            jobs[i].data = jobdata + (size_t)i * elsize;
-            jobs[i].dojob_data = dojob_data;
-            started[i] = pthread_create(&threads[i], NULL, fd_blas_job_main, &jobs[i]) == 0;
-        }
-        dojob(0, jobdata, dojob_data);
-        for (i = 1; i < numjobs; i++) {
-            if (started[i])
-                pthread_join(threads[i], NULL);
-            else
-                dojob(i, jobdata + (size_t)i * elsize, dojob_data);
-        }
+    for (i = 1; i < numjobs; i++) {
+        jobs[i].dojob = dojob;
+        jobs[i].index = i;
+        jobs[i].data = jobdata + (size_t)i * elsize;
+        jobs[i].dojob_data = dojob_data;
+        started[i] = pthread_create(&threads[i], NULL, fd_blas_job_main, &jobs[i]) == 0;
     }
-    free(jobs);
-    free(threads);
-    free(started);
+    dojob(0, jobdata, dojob_data);
+    for (i = 1; i < numjobs; i++) {
+        if (started[i])
+            pthread_join(threads[i], NULL);
+        else
+            dojob(i, jobdata + (size_t)i * elsize, dojob_data);
+    }
 }
 
 /* The callback: signature of OpenBLAS's openblas_threads_callback. `sync` is always 1 in
