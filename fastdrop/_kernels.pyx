@@ -29,6 +29,11 @@ cdef extern from "_philox.h" nogil:
     void fd_apply_f64(const double *dy, const uint64_t *bits, double *dx, int64_t n, double scale)
     void fd_gate_f32(const float *dy, const float *y, float *dx, int64_t n, float scale)
     void fd_gate_f64(const double *dy, const double *y, double *dx, int64_t n, double scale)
+    void fd_gate_colsum_f32(const float *dy, const float *y, float *dx, float *colsum,
+                            int64_t m, int64_t ld, int64_t nb, float scale)
+    void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
+                            int64_t m, int64_t ld, int64_t nb, double scale)
+    int FD_COLSUM_BLOCK
     int fd_simd()
     int fd_set_simd(int on)
 
@@ -190,3 +195,30 @@ def gate(const floating[::1] dy,                 # IN
     for c in prange(n_chunks, schedule='static', nogil=True,
                     num_threads=_threads_for(n_chunks, n_threads)):
         _gate_chunk(&dy[0], &y[0], &dx[0], n, c, scale)
+
+
+def gate_colsum(const floating[:, ::1] dy,       # IN (m, k)
+                const floating[:, ::1] y,        # IN (m, k), the forward output
+                floating[:, ::1] dx,             # OUT (m, k), may be dy itself
+                double scale,
+                floating[::1] colsum,            # OUT (k,): dx summed over rows
+                int n_threads):
+    """gate() on a matrix, and dx's column sums in the same pass: the gradient at a ReLU
+    layer's pre-activation and that layer's bias gradient. Threads split the columns and
+    every column is summed row by row, so the sums do not depend on the thread count."""
+    cdef int64_t m = dy.shape[0], k = dy.shape[1], b, j0
+    cdef int64_t n_blocks = (k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK
+    if k == 0:
+        return
+    if m == 0:
+        colsum[:] = 0
+        return
+    for b in prange(n_blocks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_blocks if m * k >= CHUNK else 1, n_threads)):
+        j0 = b * FD_COLSUM_BLOCK
+        if floating is float:
+            fd_gate_colsum_f32(&dy[0, j0], &y[0, j0], &dx[0, j0], &colsum[j0], m, k,
+                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), <float>scale)
+        else:
+            fd_gate_colsum_f64(&dy[0, j0], &y[0, j0], &dx[0, j0], &colsum[j0], m, k,
+                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), scale)

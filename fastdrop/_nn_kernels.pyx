@@ -234,15 +234,22 @@ def optimizer_step_submatrix(int kind,
 def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
                  const floating[::1] bias,       # IN (n_classes,)
                  const int64_t[::1] y,           # IN class index per row, or empty: no labels
-                 bint want_grad):
+                 bint want_grad,
+                 floating[::1] grad_bias=None):  # OUT (n_classes,) column sums of the gradient
     """Softmax + cross-entropy, fused and numerically stable.
 
     z is overwritten with the gradient of the mean loss w.r.t. the logits ((p - onehot) / n)
-    when want_grad, else with the probabilities. Returns the summed loss (0 without labels).
+    when want_grad, else with the probabilities. With want_grad and grad_bias, grad_bias
+    receives the gradient's column sums (the output bias's gradient), summed row by row.
+    Returns the summed loss (0 without labels).
     """
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
     cdef double mx, total, loss = 0, inv_n = 1.0 / n if n else 0.0, v
+    cdef bint sum_cols = want_grad and grad_bias is not None
     with nogil:
+        if sum_cols:
+            for j in range(k):
+                grad_bias[j] = 0
         for i in range(n):
             mx = z[i, 0] + bias[0]
             for j in range(1, k):
@@ -263,21 +270,29 @@ def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                 if want_grad:
                     v = (v - (j == y[i])) * inv_n
                 z[i, j] = <floating>v
+                if sum_cols:
+                    grad_bias[j] += z[i, j]
     return loss
 
 
 def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
                  const floating[::1] bias,       # IN (n_outputs,)
                  const floating[:, ::1] t,       # IN 0/1 targets (n, n_outputs), or empty
-                 bint want_grad):
+                 bint want_grad,
+                 floating[::1] grad_bias=None):  # OUT (n_outputs,) column sums of the gradient
     """Independent sigmoids + binary cross-entropy summed over outputs (stable log1p form).
 
-    z becomes (sigmoid - t) / n when want_grad, else the sigmoids. Returns the summed loss.
+    z becomes (sigmoid - t) / n when want_grad, else the sigmoids; grad_bias as in
+    softmax_xent. Returns the summed loss.
     """
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
     cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, a, p
     cdef bint labelled = t.shape[0] > 0
+    cdef bint sum_cols = want_grad and grad_bias is not None
     with nogil:
+        if sum_cols:
+            for j in range(k):
+                grad_bias[j] = 0
         for i in range(n):
             for j in range(k):
                 a = z[i, j] + bias[j]
@@ -291,19 +306,23 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                 if want_grad:
                     p = (p - t[i, j]) * inv_n
                 z[i, j] = <floating>p
+                if sum_cols:
+                    grad_bias[j] += z[i, j]
     return loss
 
 
 def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)
               const int64_t[::1] rows,            # IN row indices, each in [0, n)
-              floating[:, ::1] dst):              # OUT (len(rows), n_cols)
-    """dst = src[rows], a row copy each (a mini-batch of shuffled rows)."""
+              floating[:, ::1] dst,               # OUT (len(rows), n_cols)
+              int n_threads):
+    """dst = src[rows], a row copy each (a mini-batch of shuffled rows). Scattered rows of a
+    large X are latency-bound reads from memory: two threads have twice the misses in flight."""
     cdef Py_ssize_t i, nr = rows.shape[0], nc = src.shape[1]
     if nc == 0:
         return
-    with nogil:
-        for i in range(nr):
-            memcpy(&dst[i, 0], &src[rows[i], 0], nc * sizeof(floating))
+    for i in prange(nr, schedule='static', nogil=True,
+                    num_threads=1 if nr < 16 else n_threads):
+        memcpy(&dst[i, 0], &src[rows[i], 0], nc * sizeof(floating))
 
 
 def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)

@@ -138,13 +138,27 @@ FD_DEFINE_APPLY_SCALAR(fd_apply_f32_scalar, float)
 FD_DEFINE_APPLY_SCALAR(fd_apply_f64_scalar, double)
 
 /* Backward of relu+dropout from the output: y > 0 iff the unit was kept and its
- * pre-activation was positive, so y alone says where the gradient flows. */
-#define FD_DEFINE_GATE_SCALAR(NAME, T)                                                         \
-static void NAME(const T *dy, const T *y, T *dx, int64_t n, T scale) {                         \
-    for (int64_t i = 0; i < n; i++) dx[i] = (y[i] > 0) ? dy[i] * scale : (T)0;                  \
+ * pre-activation was positive, so y alone says where the gradient flows. The gate is a bit
+ * mask, not a branch, so compilers vectorize the loops that use it; +0 where y <= 0, as the
+ * AVX2 version's and-mask gives. */
+#define FD_DEFINE_GATED(NAME, T, UT)                                                           \
+static inline T NAME(T dy, T y, T scale) {                                                     \
+    T v = dy * scale;                                                                          \
+    UT b;                                                                                      \
+    memcpy(&b, &v, sizeof b);                                                                  \
+    b &= (UT)0 - (UT)(y > 0);                                                                  \
+    memcpy(&v, &b, sizeof v);                                                                  \
+    return v;                                                                                  \
 }
-FD_DEFINE_GATE_SCALAR(fd_gate_f32_scalar, float)
-FD_DEFINE_GATE_SCALAR(fd_gate_f64_scalar, double)
+FD_DEFINE_GATED(fd_gated_f32, float, uint32_t)
+FD_DEFINE_GATED(fd_gated_f64, double, uint64_t)
+
+#define FD_DEFINE_GATE_SCALAR(NAME, T, GATED)                                                  \
+static void NAME(const T *dy, const T *y, T *dx, int64_t n, T scale) {                         \
+    for (int64_t i = 0; i < n; i++) dx[i] = GATED(dy[i], y[i], scale);                         \
+}
+FD_DEFINE_GATE_SCALAR(fd_gate_f32_scalar, float, fd_gated_f32)
+FD_DEFINE_GATE_SCALAR(fd_gate_f64_scalar, double, fd_gated_f64)
 
 static void fd_words_scalar(uint64_t *out, uint64_t g0, int64_t n_words, const fd_draw *d) {
     for (int64_t w = 0; w < n_words; w++) out[w] = fd_word_scalar(d, g0 + (uint64_t)w);
@@ -434,6 +448,44 @@ static void fd_gate_f32(const float *dy, const float *y, float *dx, int64_t n, f
 }
 static void fd_gate_f64(const double *dy, const double *y, double *dx, int64_t n, double scale) {
     FD_DISPATCH(fd_gate_f64_avx2(dy, y, dx, n, scale), fd_gate_f64_scalar(dy, y, dx, n, scale));
+}
+
+/* The gate over a block of nb <= FD_COLSUM_BLOCK columns of an (m, ld) row-major matrix, and
+ * each column's sum over rows 0..m-1 in order (a hidden layer's bias gradient, in the same
+ * pass). One loop, vectorized by the compiler for the function's target (the build's
+ * baseline, or AVX2): both versions give the same bits. */
+#define FD_COLSUM_BLOCK 64
+#define FD_DEFINE_GATE_COLSUM(NAME, ATTR, T, GATED)                                            \
+ATTR static void NAME(const T *dy, const T *y, T *dx, T *colsum, int64_t m, int64_t ld,       \
+                      int64_t nb, T scale) {                                                   \
+    T acc[FD_COLSUM_BLOCK];                                                                    \
+    for (int64_t j = 0; j < nb; j++) acc[j] = 0;                                               \
+    for (int64_t i = 0; i < m; i++) {                                                          \
+        const T *dyr = dy + i * ld, *yr = y + i * ld;                                          \
+        T *dxr = dx + i * ld;                                                                  \
+        for (int64_t j = 0; j < nb; j++) {                                                     \
+            T v = GATED(dyr[j], yr[j], scale);                                                 \
+            dxr[j] = v;                                                                        \
+            acc[j] += v;                                                                       \
+        }                                                                                      \
+    }                                                                                          \
+    for (int64_t j = 0; j < nb; j++) colsum[j] = acc[j];                                       \
+}
+FD_DEFINE_GATE_COLSUM(fd_gate_colsum_f32_scalar, , float, fd_gated_f32)
+FD_DEFINE_GATE_COLSUM(fd_gate_colsum_f64_scalar, , double, fd_gated_f64)
+#if FD_HAVE_AVX2_CODE
+FD_DEFINE_GATE_COLSUM(fd_gate_colsum_f32_avx2, FD_AVX2, float, fd_gated_f32)
+FD_DEFINE_GATE_COLSUM(fd_gate_colsum_f64_avx2, FD_AVX2, double, fd_gated_f64)
+#endif
+static void fd_gate_colsum_f32(const float *dy, const float *y, float *dx, float *colsum,
+                               int64_t m, int64_t ld, int64_t nb, float scale) {
+    FD_DISPATCH(fd_gate_colsum_f32_avx2(dy, y, dx, colsum, m, ld, nb, scale),
+                fd_gate_colsum_f32_scalar(dy, y, dx, colsum, m, ld, nb, scale));
+}
+static void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
+                               int64_t m, int64_t ld, int64_t nb, double scale) {
+    FD_DISPATCH(fd_gate_colsum_f64_avx2(dy, y, dx, colsum, m, ld, nb, scale),
+                fd_gate_colsum_f64_scalar(dy, y, dx, colsum, m, ld, nb, scale));
 }
 
 #endif /* FASTDROP_PHILOX_H */

@@ -363,7 +363,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 rows = order[start:start + m] if order is not None else slice(start, start + m)
                 ta = time.perf_counter()
                 if order is not None:
-                    _nn_kernels.take_rows(X, rows, ws.x[:m])
+                    _nn_kernels.take_rows(X, rows, ws.x[:m], n_threads)
                     np.take(target, rows, axis=0, out=batch_target[:m])
                 else:
                     np.copyto(ws.x[:m], X[rows])

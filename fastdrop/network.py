@@ -47,7 +47,6 @@ class Workspace:
         dt, sizes = net.dtype, net.sizes
         self.batch_size = batch_size
         self.x = np.empty((batch_size, sizes[0]), dtype=dt)
-        self.ones = np.ones(batch_size, dtype=dt)  # bias gradients: ones @ dz, one GEMV
         # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
@@ -191,7 +190,8 @@ class MLP:
             a = z
         logits = ws.logits[:m]
         np.matmul(a, self.weights[-1].T, out=logits)
-        return self._output_loss(logits, self.intercepts[-1], target, want_grad=True)
+        return self._output_loss(logits, self.intercepts[-1], target, want_grad=True,
+                                 grad_bias=ws.grad_intercepts[-1])
 
     def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
         """dst = dropout_site((src + bias), relu), training scale; no mask is stored."""
@@ -201,31 +201,34 @@ class MLP:
                          first_word)
 
     def _backward_element(self, ws, m, n_threads, on_layer):
-        dz = ws.logits[:m]  # holds d(mean loss)/d(logits) after _output_loss
+        # d(mean loss)/d(logits) is in ws.logits after _output_loss, and the output bias's
+        # gradient (its column sums) in ws.grad_intercepts[-1]; each hidden layer's bias
+        # gradient comes out of the gate that makes its dz
+        dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
             a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
             np.matmul(dz.T, a, out=ws.grad_weight_buffers[l])
             ws.grad_weights[l] = ws.grad_weight_buffers[l]
-            np.matmul(ws.ones[:m], dz, out=ws.grad_intercepts[l])
             da = (self._input_gradient(dz, self.weights[l], a, l, n_threads,
-                                       out=_view(ws.dacts[l - 1], m, self.sizes[l]))
+                                       out=_view(ws.dacts[l - 1], m, self.sizes[l]),
+                                       grad_bias=ws.grad_intercepts[l - 1])
                   if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)
             dz = da
 
-    def _input_gradient(self, dz, w, a, l, n_threads, out):
-        """The gradient at layer l's input a (through its ReLU and dropout), into out."""
+    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias):
+        """The gradient at layer l's input a (through its ReLU and dropout), into out, and
+        its column sums (the bias gradient of the layer that made a) into grad_bias."""
         np.matmul(dz, w, out=out)
         # a > 0 exactly where the unit was kept and active: a is the whole gate
-        _kernels.gate(out.reshape(-1), a.reshape(-1), out.reshape(-1), self.train_scale(l),
-                      n_threads)
+        _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
         return out
 
-    def _output_loss(self, logits, bias, target, want_grad):
+    def _output_loss(self, logits, bias, target, want_grad, grad_bias=None):
         if self.output == "softmax":
-            return _nn_kernels.softmax_xent(logits, bias, target, want_grad)
-        return _nn_kernels.sigmoid_xent(logits, bias, target, want_grad)
+            return _nn_kernels.softmax_xent(logits, bias, target, want_grad, grad_bias)
+        return _nn_kernels.sigmoid_xent(logits, bias, target, want_grad, grad_bias)
 
     # ------------------------------------------------------------------ batch mode
     def kept_units(self, step):
@@ -280,7 +283,8 @@ class MLP:
             if l == self.n_layers - 1:
                 logits = ws.logits[:m]
                 np.matmul(a, w.T, out=logits)
-                loss = self._output_loss(logits, b, target, want_grad=True)
+                loss = self._output_loss(logits, b, target, want_grad=True,
+                                         grad_bias=ws.sub_dbias[l][:k_out])
             else:
                 z = _view(ws.acts[l], m, k_out)
                 np.matmul(a, w.T, out=z)
@@ -297,12 +301,11 @@ class MLP:
             gw = _view(ws.sub_grads[l], k_out, k_in)
             np.matmul(dz.T, a, out=gw)
             ws.grad_weights[l] = SubmatrixGradient(gw, ws.positions[l], kept[l])
-            db = ws.sub_dbias[l][:k_out]
-            np.matmul(ws.ones[:m], dz, out=db)
-            ws.grad_intercepts[l].fill(0)
-            ws.grad_intercepts[l][kept[l + 1]] = db
+            ws.grad_intercepts[l].fill(0)  # sub_dbias[l]: from the output loss or the gate
+            ws.grad_intercepts[l][kept[l + 1]] = ws.sub_dbias[l][:k_out]
             da = (self._input_gradient(dz, _view(ws.sub_weights[l], k_out, k_in), a, l,
-                                       n_threads, out=_view(ws.dacts[l - 1], m, k_in))
+                                       n_threads, out=_view(ws.dacts[l - 1], m, k_in),
+                                       grad_bias=ws.sub_dbias[l - 1][:k_in])
                   if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)

@@ -242,3 +242,65 @@ def test_output_losses_match_reference_and_survive_extreme_logits(dtype):
     loss = sigmoid_xent(g, b, t, True)
     ref = np.sum(np.logaddexp(0, a) - t * a)
     assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-6)
+
+
+def assert_row_sum(got, values):
+    """got is values' column sums within recursive summation's bound (m - 1) u sum|x|."""
+    m = values.shape[0]
+    exact = values.astype(np.float64).sum(0)
+    bound = max(m - 1, 1) * np.finfo(values.dtype).eps * np.abs(values).sum(0)
+    assert np.all(np.abs(got - exact) <= bound), np.max(np.abs(got - exact) - bound)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+def test_output_kernels_sum_the_gradient_columns(dtype, output):
+    """grad_bias is the column sum of the gradient the kernel leaves in z (row by row)."""
+    from fastdrop._nn_kernels import sigmoid_xent, softmax_xent
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((37, 5)).astype(dtype)
+    b = rng.standard_normal(5).astype(dtype)
+    y = rng.integers(0, 5, 37)
+    target = y if output == "softmax" else np.eye(5, dtype=dtype)[y]
+    kernel = softmax_xent if output == "softmax" else sigmoid_xent
+    plain, fused = z.copy(), z.copy()
+    grad_bias = np.full(5, np.nan, dtype=dtype)
+    assert kernel(fused, b, target, True, grad_bias) == kernel(plain, b, target, True)
+    np.testing.assert_array_equal(fused, plain)
+    assert_row_sum(grad_bias, plain)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(128, 512), (7, 130), (1, 3), (0, 5), (300, 64)])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_gate_colsum_is_the_gate_and_its_column_sums(dtype, shape, n_threads, simd):
+    """dx bitwise as _kernels.gate; column sums as numpy's, and bitwise the same for every
+    thread count (each column summed row by row); in place too."""
+    from fastdrop import _kernels
+    from fastdrop._kernels import gate_colsum
+    rng = np.random.default_rng(11)
+    dy = rng.standard_normal(shape).astype(dtype)
+    y = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
+    expected_dx = np.empty_like(dy)
+    _kernels.gate(dy.reshape(-1), y.reshape(-1), expected_dx.reshape(-1), 2.0, 1)
+    dx, colsum = np.empty_like(dy), np.full(shape[1], np.nan, dtype=dtype)
+    gate_colsum(dy, y, dx, 2.0, colsum, n_threads)
+    np.testing.assert_array_equal(dx, expected_dx)
+    assert_row_sum(colsum, expected_dx)
+    serial = np.empty_like(colsum)
+    inplace = dy.copy()
+    gate_colsum(inplace, y, inplace, 2.0, serial, 1)
+    np.testing.assert_array_equal(inplace, expected_dx)
+    np.testing.assert_array_equal(colsum, serial)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_take_rows_copies_the_indexed_rows(dtype, n_threads):
+    from fastdrop._nn_kernels import take_rows
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((500, 33)).astype(dtype)
+    for rows in (rng.permutation(500)[:128], np.array([3, 3, 499, 0]), np.empty(0, np.int64)):
+        out = np.full((rows.size, 33), np.nan, dtype=dtype)
+        take_rows(X, rows.astype(np.int64), out, n_threads)
+        np.testing.assert_array_equal(out, X[rows])
