@@ -103,14 +103,33 @@ static inline uint64_t fd_tail_bits(int64_t n_valid) {
 
 /* ---------------------------------------------------------------- element-wise ops
  * The forward op of every kernel: v = x (+ bias) ; v = relu(v) ; y = keep ? v * scale : 0.
- * relu(v) is written as (0 > v ? 0 : v), which is exactly _mm256_max_p[sd](0, v): NaN passes
- * through instead of being silently zeroed (a diverging network must show it).
+ * relu(v) is (0 > v ? 0 : v), which is exactly _mm256_max_p[sd](0, v): NaN passes through
+ * instead of being silently zeroed (a diverging network must show it).
+ *
+ * The portable code makes every such choice with a bit mask, fd_keep_*(v, keep): v, or +0 when
+ * keep is 0 (what the AVX2 and-masks give). A data-dependent branch per element would
+ * mispredict on half the elements of a random mask or a random-signed activation, and it
+ * stops compilers from vectorizing the loop (a float ?: is not if-converted under the default
+ * -ftrapping-math); masks vectorize, to SSE2 here and NEON on ARM.
  */
-#define FD_RELU(v) ((0 > (v)) ? 0 : (v))
+#define FD_DEFINE_KEEP(NAME, T, UT)                                                            \
+static inline T NAME(T v, int keep) {                                                          \
+    UT b;                                                                                      \
+    memcpy(&b, &v, sizeof b);                                                                  \
+    b &= (UT)0 - (UT)(keep != 0);                                                              \
+    memcpy(&v, &b, sizeof v);                                                                  \
+    return v;                                                                                  \
+}
+FD_DEFINE_KEEP(fd_keep_f32, float, uint32_t)
+FD_DEFINE_KEEP(fd_keep_f64, double, uint64_t)
 
 /* Forward over elements [0, n) of a range that starts at mask word g0 (element 64*g0 of the
  * array; bias column of element 0 is col0).  bits may be NULL. */
-#define FD_DEFINE_FWD_SCALAR(NAME, T)                                                          \
+#define FD_DEFINE_FWD_SCALAR(NAME, T, KEEP)                                                    \
+static inline T NAME##_value(const T *x, const T *b, int64_t k, int relu) {                    \
+    T v = b ? x[k] + b[k] : x[k];                                                              \
+    return relu ? KEEP(v, !(0 > v)) : v;                                                       \
+}                                                                                              \
 static void NAME(const T *x, T *y, uint64_t *bits, int64_t n, uint64_t g0, const fd_draw *d,   \
                  T scale, const T *bias, int64_t ncols, int64_t col0, int relu) {              \
     int64_t col = col0;                                                                        \
@@ -118,40 +137,47 @@ static void NAME(const T *x, T *y, uint64_t *bits, int64_t n, uint64_t g0, const
         int64_t m = n - base < 64 ? n - base : 64;                                             \
         uint64_t word = fd_word_scalar(d, g0 + (uint64_t)w) & fd_tail_bits(m);                 \
         if (bits) bits[w] = word;                                                              \
-        for (int64_t j = 0; j < m; j++) {                                                      \
-            T v = x[base + j];                                                                 \
-            if (bias) { v = v + bias[col]; if (++col == ncols) col = 0; }                      \
-            if (relu) v = FD_RELU(v);                                                          \
-            y[base + j] = ((word >> j) & 1) ? v * scale : (T)0;                                \
+        /* runs of the word that stay within one row, so the bias is read contiguously */     \
+        for (int64_t j = 0, run; j < m; j += run) {                                            \
+            run = bias && ncols - col < m - j ? ncols - col : m - j;                           \
+            const T *xr = x + base + j, *br = bias ? bias + col : NULL;                        \
+            T *yr = y + base + j;                                                              \
+            if (word == fd_tail_bits(m)) { /* all kept (no dropout): no mask to apply */       \
+                for (int64_t k = 0; k < run; k++) yr[k] = NAME##_value(xr, br, k, relu) * scale; \
+            } else {                                                                           \
+                uint64_t keep = word >> j;                                                     \
+                for (int64_t k = 0; k < run; k++, keep >>= 1)                                  \
+                    yr[k] = KEEP(NAME##_value(xr, br, k, relu) * scale, (int)(keep & 1));      \
+            }                                                                                  \
+            if (bias && (col += run) == ncols) col = 0;                                        \
         }                                                                                      \
     }                                                                                          \
 }
-FD_DEFINE_FWD_SCALAR(fd_fwd_f32_scalar, float)
-FD_DEFINE_FWD_SCALAR(fd_fwd_f64_scalar, double)
+FD_DEFINE_FWD_SCALAR(fd_fwd_f32_scalar, float, fd_keep_f32)
+FD_DEFINE_FWD_SCALAR(fd_fwd_f64_scalar, double, fd_keep_f64)
 
-#define FD_DEFINE_APPLY_SCALAR(NAME, T)                                                        \
+#define FD_DEFINE_APPLY_SCALAR(NAME, T, KEEP)                                                  \
 static void NAME(const T *dy, const uint64_t *bits, T *dx, int64_t n, T scale) {               \
-    for (int64_t i = 0; i < n; i++)                                                            \
-        dx[i] = ((bits[i >> 6] >> (i & 63)) & 1) ? dy[i] * scale : (T)0;                       \
+    for (int64_t base = 0, w = 0; base < n; base += 64, w++) {                                 \
+        int64_t m = n - base < 64 ? n - base : 64;                                             \
+        uint64_t keep = bits[w];                                                               \
+        const T *src = dy + base;                                                              \
+        T *dst = dx + base;                                                                    \
+        if ((keep & fd_tail_bits(m)) == fd_tail_bits(m)) {                                     \
+            for (int64_t k = 0; k < m; k++) dst[k] = src[k] * scale;                           \
+        } else {                                                                               \
+            for (int64_t k = 0; k < m; k++, keep >>= 1)                                        \
+                dst[k] = KEEP(src[k] * scale, (int)(keep & 1));                                \
+        }                                                                                      \
+    }                                                                                          \
 }
-FD_DEFINE_APPLY_SCALAR(fd_apply_f32_scalar, float)
-FD_DEFINE_APPLY_SCALAR(fd_apply_f64_scalar, double)
+FD_DEFINE_APPLY_SCALAR(fd_apply_f32_scalar, float, fd_keep_f32)
+FD_DEFINE_APPLY_SCALAR(fd_apply_f64_scalar, double, fd_keep_f64)
 
 /* Backward of relu+dropout from the output: y > 0 iff the unit was kept and its
- * pre-activation was positive, so y alone says where the gradient flows. The gate is a bit
- * mask, not a branch, so compilers vectorize the loops that use it; +0 where y <= 0, as the
- * AVX2 version's and-mask gives. */
-#define FD_DEFINE_GATED(NAME, T, UT)                                                           \
-static inline T NAME(T dy, T y, T scale) {                                                     \
-    T v = dy * scale;                                                                          \
-    UT b;                                                                                      \
-    memcpy(&b, &v, sizeof b);                                                                  \
-    b &= (UT)0 - (UT)(y > 0);                                                                  \
-    memcpy(&v, &b, sizeof v);                                                                  \
-    return v;                                                                                  \
-}
-FD_DEFINE_GATED(fd_gated_f32, float, uint32_t)
-FD_DEFINE_GATED(fd_gated_f64, double, uint64_t)
+ * pre-activation was positive, so y alone says where the gradient flows. */
+static inline float fd_gated_f32(float dy, float y, float scale) { return fd_keep_f32(dy * scale, y > 0); }
+static inline double fd_gated_f64(double dy, double y, double scale) { return fd_keep_f64(dy * scale, y > 0); }
 
 #define FD_DEFINE_GATE_SCALAR(NAME, T, GATED)                                                  \
 static void NAME(const T *dy, const T *y, T *dx, int64_t n, T scale) {                         \
