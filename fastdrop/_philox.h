@@ -176,8 +176,12 @@ FD_DEFINE_APPLY_SCALAR(fd_apply_f64_scalar, double, fd_keep_f64)
 
 /* Backward of relu+dropout from the output: y > 0 iff the unit was kept and its
  * pre-activation was positive, so y alone says where the gradient flows. */
-static inline float fd_gated_f32(float dy, float y, float scale) { return fd_keep_f32(dy * scale, y > 0); }
-static inline double fd_gated_f64(double dy, double y, double scale) { return fd_keep_f64(dy * scale, y > 0); }
+static inline float fd_gated_f32(float dy, float y, float scale) {
+    return fd_keep_f32(dy * scale, y > 0);
+}
+static inline double fd_gated_f64(double dy, double y, double scale) {
+    return fd_keep_f64(dy * scale, y > 0);
+}
 
 #define FD_DEFINE_GATE_SCALAR(NAME, T, GATED)                                                  \
 static void NAME(const T *dy, const T *y, T *dx, int64_t n, T scale) {                         \
