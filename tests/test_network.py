@@ -277,19 +277,18 @@ def test_gate_colsum_is_the_gate_and_its_column_sums(dtype, shape, n_threads, si
     """dx bitwise as _kernels.gate; column sums as numpy's, and bitwise the same for every
     thread count (each column summed row by row); in place too."""
     from fastdrop import _kernels
-    from fastdrop._kernels import gate_colsum
     rng = np.random.default_rng(11)
     dy = rng.standard_normal(shape).astype(dtype)
     y = np.maximum(rng.standard_normal(shape), 0).astype(dtype)
     expected_dx = np.empty_like(dy)
     _kernels.gate(dy.reshape(-1), y.reshape(-1), expected_dx.reshape(-1), 2.0, 1)
     dx, colsum = np.empty_like(dy), np.full(shape[1], np.nan, dtype=dtype)
-    gate_colsum(dy, y, dx, 2.0, colsum, n_threads)
+    _kernels.gate_colsum(dy, y, dx, 2.0, colsum, n_threads)
     np.testing.assert_array_equal(dx, expected_dx)
     assert_row_sum(colsum, expected_dx)
     serial = np.empty_like(colsum)
     inplace = dy.copy()
-    gate_colsum(inplace, y, inplace, 2.0, serial, 1)
+    _kernels.gate_colsum(inplace, y, inplace, 2.0, serial, 1)
     np.testing.assert_array_equal(inplace, expected_dx)
     np.testing.assert_array_equal(colsum, serial)
 
