@@ -12,6 +12,17 @@
  * that many threads (not nested, no dynamic adjustment, within the thread limit) and is
  * checked once formed; otherwise the jobs run on threads of their own (POSIX threads).
  *
+ * One multithreaded BLAS call at a time runs its jobs here (fd_blas_lock). OpenBLAS hands a
+ * callback's job t the work buffer of its worker t, a process-wide array, so two calls from
+ * two Python threads (two fits at once) running their jobs together would share buffers and
+ * corrupt each other's products without a word. Serializing the calls costs concurrent BLAS
+ * its overlap, never its bits; single-threaded BLAS calls never come here.
+ *
+ * After fork() the child has one thread and GNU OpenMP's pool refers to threads that are
+ * gone: a parallel region there hangs. fd_blas_pool_init() registers a child handler that
+ * re-creates the lock (a parent thread may have held it) and sends every later job to the
+ * POSIX-thread path.
+ *
  * fd_blas_callback_address() is 0 where this is unavailable (serial build, Windows): the
  * Python side then leaves OpenBLAS's threading as it is.
  */
@@ -27,6 +38,25 @@
 
 /* OpenBLAS's openblas_dojob_callback: run job `thread_num`, whose data is `jobdata`. */
 typedef void (*fd_dojob_t)(int thread_num, void *jobdata, int dojob_data);
+
+static pthread_mutex_t fd_blas_lock = PTHREAD_MUTEX_INITIALIZER;
+static volatile int fd_blas_forked = 0;  /* set in a fork()ed child: no OpenMP teams there */
+
+static void fd_blas_after_fork_in_child(void)
+{
+    pthread_mutex_init(&fd_blas_lock, NULL);
+    fd_blas_forked = 1;
+}
+
+/* Once per process, at import. */
+static void fd_blas_pool_init(void)
+{
+    static int done = 0;
+    if (!done) {
+        done = 1;
+        pthread_atfork(NULL, NULL, fd_blas_after_fork_in_child);
+    }
+}
 
 typedef struct {
     fd_dojob_t dojob;
@@ -68,33 +98,40 @@ static void fd_blas_jobs_on_pthreads(fd_dojob_t dojob, int numjobs, size_t elsiz
     }
 }
 
+/* All `numjobs` jobs on one OpenMP team; 0, with no job run, when a full team cannot be had. */
+static int fd_blas_jobs_on_team(fd_dojob_t dojob, int numjobs, size_t elsize, char *jobdata,
+                                int dojob_data)
+{
+    int full_team = 1;
+    if (fd_blas_forked || omp_in_parallel() || omp_get_dynamic()
+            || omp_get_thread_limit() < numjobs)
+        return 0;
+    #pragma omp parallel num_threads(numjobs)
+    {
+        if (omp_get_num_threads() == numjobs) {
+            int t = omp_get_thread_num();
+            dojob(t, jobdata + (size_t)t * elsize, dojob_data);
+        } else if (omp_get_thread_num() == 0) {
+            full_team = 0;
+        }
+    }
+    return full_team;
+}
+
 /* The callback: signature of OpenBLAS's openblas_threads_callback. `sync` is always 1 in
    OpenBLAS's callers (the call returns once every job is done), and so it is here. */
 static void fd_blas_threads_callback(int sync, fd_dojob_t dojob, int numjobs, size_t elsize,
                                      void *jobdata, int dojob_data)
 {
-    int short_team = 0;
     (void)sync;
     if (numjobs <= 0)
         return;
-    if (numjobs == 1) {
+    pthread_mutex_lock(&fd_blas_lock);
+    if (numjobs == 1)
         dojob(0, jobdata, dojob_data);
-        return;
-    }
-    if (!omp_in_parallel() && !omp_get_dynamic() && omp_get_thread_limit() >= numjobs) {
-        #pragma omp parallel num_threads(numjobs)
-        {
-            if (omp_get_num_threads() == numjobs) {
-                int t = omp_get_thread_num();
-                dojob(t, (char *)jobdata + (size_t)t * elsize, dojob_data);
-            } else if (omp_get_thread_num() == 0) {
-                short_team = 1;  /* no job has run: hand them all to the fallback */
-            }
-        }
-        if (!short_team)
-            return;
-    }
-    fd_blas_jobs_on_pthreads(dojob, numjobs, elsize, (char *)jobdata, dojob_data);
+    else if (!fd_blas_jobs_on_team(dojob, numjobs, elsize, (char *)jobdata, dojob_data))
+        fd_blas_jobs_on_pthreads(dojob, numjobs, elsize, (char *)jobdata, dojob_data);
+    pthread_mutex_unlock(&fd_blas_lock);
 }
 
 static size_t fd_blas_callback_address(void)
@@ -105,6 +142,7 @@ static size_t fd_blas_callback_address(void)
 #else
 
 static size_t fd_blas_callback_address(void) { return 0; }
+static void fd_blas_pool_init(void) {}
 
 #endif
 #endif

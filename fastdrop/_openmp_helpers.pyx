@@ -1,5 +1,6 @@
 """Thread-count resolution, with stubs when the extension was built without OpenMP."""
 import os
+import warnings
 
 cdef extern from *:
     """
@@ -18,6 +19,9 @@ cdef extern from *:
 
 cdef extern from "_blas_pool.h":
     size_t fd_blas_callback_address() noexcept nogil
+    void fd_blas_pool_init() noexcept nogil
+
+fd_blas_pool_init()
 
 
 def openmp_enabled():
@@ -43,6 +47,45 @@ def _cpu_count():
 # a system call and an environment lookup out of every kernel call.
 _CPU_COUNT = _cpu_count()
 _OMP_NUM_THREADS_SET = bool(os.environ.get("OMP_NUM_THREADS"))
+
+# The most threads a call may ask for. Far past the cores nothing gets faster, and the OpenMP
+# runtime fails badly when it cannot start what was asked: 100000 threads segfault, 2**31
+# make libgomp exit the process.
+MAX_THREADS = max(256, 4 * _CPU_COUNT)
+
+# GNU OpenMP cannot start threads in a fork()ed child once its parent has run a team: the
+# child's first parallel region hangs. So a child forked after this process handed out more
+# than one thread runs on one thread (the BLAS callback in _blas_pool.h does likewise).
+_handed_out_team = False
+_forked_after_team = False
+_warned_after_fork = False
+
+
+def _after_fork_in_child():
+    global _forked_after_team
+    _forked_after_team = _forked_after_team or _handed_out_team
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def forked_after_team():
+    """True in a fork()ed child of a process that had run fastdrop's OpenMP threads: such a
+    process runs fastdrop on one thread."""
+    return _forked_after_team
+
+
+def _single_thread_after_fork():
+    global _warned_after_fork
+    if _warned_after_fork:
+        return 1
+    _warned_after_fork = True
+    warnings.warn(
+        "fastdrop: this process was fork()ed from one that had run OpenMP threads, and GNU "
+        "OpenMP cannot start threads after that, so fastdrop runs on one thread here. Start "
+        "worker processes with the 'spawn' or 'forkserver' method to keep them multithreaded.",
+        RuntimeWarning, stacklevel=4)
+    return 1
 
 
 def omp_max_threads():
@@ -71,13 +114,27 @@ def effective_n_threads(n_threads=None, *, capped=True):
                 f"n_threads must be an int or None, got {type(n_threads).__name__}") from None
     if n_threads == 0:
         raise ValueError("n_threads must be a non-zero int or None, got 0")
+    if n_threads is not None and n_threads > MAX_THREADS:
+        raise ValueError(f"n_threads must be at most {MAX_THREADS} (4 per usable core, or "
+                         f"256), got {n_threads}")
     if not FD_OPENMP_ENABLED:
         return 1
-    max_n = omp_get_max_threads()
+    max_n = min(omp_get_max_threads(), MAX_THREADS)
     if capped and not _OMP_NUM_THREADS_SET:
         max_n = min(max_n, _CPU_COUNT)
     if n_threads is None:
-        return max_n
-    if n_threads < 0:
-        return max(1, max_n + n_threads + 1)
-    return n_threads
+        n = max_n
+    elif n_threads < 0:
+        n = max(1, max_n + n_threads + 1)
+    else:
+        n = n_threads
+    return _handed_out(n)
+
+
+def _handed_out(int n):
+    global _handed_out_team
+    if n > 1:
+        if _forked_after_team:
+            return _single_thread_after_fork()
+        _handed_out_team = True
+    return n

@@ -165,6 +165,18 @@ class OpenMPBlasPool:
         """Whether entering would share the pool (checked without installing anything)."""
         return self._hooks() is not None
 
+    @classmethod
+    def _reset_in_forked_child(cls):
+        # The fits that entered live on in the parent only: nobody here will exit. The child
+        # runs single-threaded (see _openmp_helpers), with OpenBLAS's own threading back.
+        cls._lock = threading.Lock()
+        for lib in cls._installed:
+            lib.set(0)
+        cls._installed, cls._users = [], 0
+
+
+os.register_at_fork(after_in_child=OpenMPBlasPool._reset_in_forked_child)
+
 
 def _blas_controller():
     global _controller

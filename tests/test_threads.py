@@ -106,3 +106,97 @@ def test_serial_build_gives_identical_results(tmp_path):
     serial, here = json.loads(serial.stdout), json.loads(here.stdout)
     assert serial["openmp"] is False
     assert serial["bits"] == here["bits"] and serial["ysum"] == here["ysum"]
+
+
+def _concurrent_fit_data():
+    from sklearn.datasets import make_classification
+    X, y = make_classification(3000, 100, n_informative=20, n_classes=5, random_state=0)
+    return X.astype(np.float32), y
+
+
+def _fit(X, y, seed, mode):
+    from fastdrop import MLPClassifier
+    return MLPClassifier((128, 128), max_iter=4, random_state=seed, n_threads=2, solver="sgd",
+                         learning_rate_init=0.05, dropout=0.3, dropout_mode=mode,
+                         tol=0).fit(X, y)
+
+
+def _in_threads(fn, n):
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(fn, range(n)))
+
+
+@needs_openmp
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("n_fits, mode", [(2, "element"), (8, "element"), (2, "batch")])
+def test_concurrent_fits_equal_serial_fits_bit_for_bit(n_fits, mode):
+    """Fits on Python threads share OpenBLAS's job buffers through the BLAS callback: each
+    multithreaded BLAS call must run alone (_blas_pool.h), or they corrupt each other."""
+    X, y = _concurrent_fit_data()
+    serial = [_fit(X, y, seed, mode) for seed in range(n_fits)]
+    concurrent = _in_threads(lambda seed: _fit(X, y, seed, mode), n_fits)
+    for a, b in zip(serial, concurrent):
+        assert a.loss_curve_ == b.loss_curve_
+        for wa, wb in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
+            np.testing.assert_array_equal(wa, wb)
+    # Predictions at once, from the fitted models, give the serial probabilities too.
+    expected = [est.predict_proba(X) for est in serial]
+    got = _in_threads(lambda i: serial[i].predict_proba(X), n_fits)
+    for e, g in zip(expected, got):
+        np.testing.assert_array_equal(e, g)
+
+
+FORK_CHILD = """
+import multiprocessing as mp, sys, warnings
+import numpy as np
+import fastdrop
+from fastdrop import MLPClassifier
+
+X = np.random.default_rng(0).standard_normal((600, 40)).astype(np.float32)
+y = (X[:, 0] > 0).astype(int)
+
+def work():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fastdrop.dropout(np.ones(1 << 20, np.float32), 0.5, seed=1, n_threads=2)
+        MLPClassifier((64,), max_iter=2, n_threads=2, random_state=0).fit(X, y)
+        X @ X.T  # numpy's BLAS, with OpenBLAS's own threading back
+    single = fastdrop.get_num_threads() == 1 and any("fork" in str(w.message) for w in caught)
+    sys.exit(0 if single else 3)
+
+if __name__ == "__main__":
+    fastdrop.dropout(np.ones(1 << 20, np.float32), 0.5, seed=1, n_threads=2)
+    MLPClassifier((64,), max_iter=2, n_threads=2, random_state=0).fit(X, y)
+    child = mp.get_context("fork").Process(target=work)
+    child.start()
+    child.join(60)
+    if child.is_alive():
+        child.kill()
+        sys.exit(2)
+    sys.exit(child.exitcode)
+"""
+
+
+@needs_openmp
+def test_a_fork_started_child_runs_on_one_thread_and_does_not_hang(tmp_path):
+    script = tmp_path / "fork_child.py"
+    script.write_text(FORK_CHILD)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode != 2, "the forked child hung"
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("n_threads", [100_000, 2**31, 2**63])
+def test_too_many_threads_is_an_error_naming_the_argument(n_threads):
+    with pytest.raises(ValueError, match="n_threads must be at most"):
+        fastdrop.dropout(np.ones(10), 0.5, seed=0, n_threads=n_threads)
+    with pytest.raises(ValueError, match="n_threads must be at most"):
+        fastdrop.set_num_threads(n_threads)
+
+
+def test_too_many_threads_is_refused_by_the_estimator():
+    from fastdrop import MLPClassifier
+    with pytest.raises(ValueError, match="n_threads must be at most"):
+        MLPClassifier(n_threads=100_000, max_iter=1).fit(np.ones((4, 2)), [0, 1, 0, 1])
