@@ -17,6 +17,8 @@ Conventions
   ``keep_prob`` at inference (:func:`dropout_inference`).
 * Dropped elements are exactly ``+0.0``, even where the input is inf or NaN.
 """
+import math
+
 import numpy as np
 
 from . import _kernels
@@ -83,7 +85,7 @@ class DropoutMask:
 
     @property
     def size(self):
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     @property
     def stored(self):
@@ -103,6 +105,7 @@ class DropoutMask:
 
     def to_bool(self):
         """The mask as a numpy bool array of ``shape`` (True = kept)."""
+        _check_mask(self)
         words = self.packed().astype("<u8", copy=False)
         flat = np.unpackbits(words.view(np.uint8), count=self.size, bitorder="little")
         return flat.view(np.bool_).reshape(self.shape)
@@ -111,6 +114,26 @@ class DropoutMask:
         storage = f"{self.nbytes} bytes" if self.stored else "recomputed"
         return (f"DropoutMask(shape={self.shape}, keep_prob={self.keep_prob:.6g}, "
                 f"seed={self.seed}, step={self.step}, {storage})")
+
+
+def _check_mask(mask):
+    """A mask built or edited by hand must still fit its shape: the kernels trust it."""
+    if not isinstance(mask, DropoutMask):
+        raise TypeError(f"mask must be a DropoutMask, got {type(mask).__name__}")
+    shape = check_shape(mask.shape, "mask.shape")
+    if not 0 <= mask.threshold <= _ONE:
+        raise ValueError(f"mask.threshold must be in [0, {_ONE}], got {mask.threshold}")
+    bits = mask.bits
+    if bits is None:
+        return
+    n_words = _n_words(math.prod(shape))
+    if not (isinstance(bits, np.ndarray) and bits.dtype == np.uint64 and bits.ndim == 1
+            and bits.flags.c_contiguous):
+        raise TypeError("mask.bits must be None or a C-contiguous 1-d uint64 array, got "
+                        f"{type(bits).__name__} {getattr(bits, 'dtype', '')}")
+    if bits.shape[0] != n_words:
+        raise ValueError(f"mask.bits must hold {n_words} words for mask.shape {shape}, got "
+                         f"{bits.shape[0]}")
 
 
 def _packed_words(size, threshold, seed, step, offset, n_threads):
@@ -159,7 +182,7 @@ def bernoulli_mask(shape, keep_prob, *, seed, step=0, offset=0, n_threads=None):
     keep_prob = check_probability(keep_prob, "keep_prob")
     seed, step = check_uint64(seed, "seed"), check_uint64(step, "step")
     offset = check_uint64(offset, "offset")
-    size = int(np.prod(shape, dtype=np.int64))
+    size = math.prod(shape)
     if offset + size > 2**64:
         raise ValueError(f"offset + size must be at most 2**64, got {offset} + {size}")
     threshold = keep_threshold(keep_prob)
@@ -171,10 +194,40 @@ def _train_scale(threshold, mode):
     return _ONE / threshold if (mode == "inverted" and threshold) else 1.0
 
 
-def _output(out, like, name="out"):
+def _output(out, like, *reads):
+    """Where a kernel writes: ``(buffer, out)``, then :func:`_deliver` ``(buffer, out)``.
+
+    The buffer is a fresh array when ``out`` is None, and ``out`` itself when it is exactly
+    ``like``'s memory (in place) or shares none with ``like`` and ``reads``. Otherwise (a
+    shifted view of an input, say) an element-wise pass would read what it had already
+    written, so the kernel writes a scratch array that is copied into ``out`` after.
+    """
     if out is None:
-        return np.empty_like(like)
-    return check_out(out, like.shape, like.dtype, name)
+        return np.empty_like(like), None
+    check_out(out, like.shape, like.dtype)
+    if any(_overlaps_partly(out, a) for a in (like,) + reads):
+        return np.empty_like(like), out
+    return out, None
+
+
+def _overlaps_partly(out, a):
+    """Some memory shared with ``a``, but not element for element. Both are C-contiguous, so
+    the bounds check of ``may_share_memory`` is exact."""
+    same = (a.__array_interface__["data"][0] == out.__array_interface__["data"][0]
+            and a.size == out.size and a.dtype == out.dtype)
+    return not same and np.may_share_memory(out, a)
+
+
+def _numpy_output(out, like):
+    """Where numpy writes: it handles overlapping memory itself."""
+    return np.empty_like(like) if out is None else check_out(out, like.shape, like.dtype)
+
+
+def _deliver(buffer, out):
+    if out is None:
+        return buffer
+    np.copyto(out, buffer)
+    return out
 
 
 def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, relu):
@@ -186,7 +239,7 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
     scale = _train_scale(threshold, mode)
     mask = DropoutMask(x.shape, threshold, scale, seed, step)
     if threshold == 0:  # p == 1: everything dropped, no random numbers needed
-        y = _output(out, x)
+        y = _numpy_output(out, x)
         y.fill(0)
         return y, mask
     if threshold == _ONE and bias is None and not relu:  # p == 0: the identity
@@ -195,12 +248,13 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
         y = check_out(out, x.shape, x.dtype)
         np.copyto(y, x)
         return y, mask
-    y = _output(out, x)
+    bias_flat = bias if bias is not None else _NO_BIAS[x.dtype]
+    y, out = _output(out, x, bias_flat)
     store = store_mask and threshold < _ONE
     bits = np.empty(_n_words(x.size), dtype=np.uint64) if store else _EMPTY_BITS
-    bias_flat = bias if bias is not None else _NO_BIAS[x.dtype]
     _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed, step, threshold, scale,
                      bias_flat, relu, resolve_n_threads(n_threads))
+    y = _deliver(y, out)
     if store:
         mask.bits = bits
     return y, mask
@@ -253,8 +307,7 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     mask was not stored (``store_mask=False``). ``dy`` is converted like ``x`` in
     :func:`dropout`; ``out`` may be ``dy`` itself.
     """
-    if not isinstance(mask, DropoutMask):
-        raise TypeError(f"mask must be a DropoutMask, got {type(mask).__name__}")
+    _check_mask(mask)
     dy = as_float_array(dy, "dy")
     check_same_shape(dy, "dy", mask.shape, "mask")
     if mask.threshold == _ONE and mask.scale == 1.0:  # p == 0: identity
@@ -263,7 +316,7 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
         dx = check_out(out, dy.shape, dy.dtype)
         np.copyto(dx, dy)
         return dx
-    dx = _output(out, dy)
+    dx, out = _output(out, dy)
     if mask.threshold == 0:
         dx.fill(0)
     elif mask.bits is not None:
@@ -276,7 +329,7 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     else:
         _kernels.apply_bits(dy.reshape(-1), mask.packed(n_threads), dx.reshape(-1), mask.scale,
                             resolve_n_threads(n_threads))
-    return dx
+    return _deliver(dx, out)
 
 
 def dropout_inference(x, p, *, mode="inverted", out=None):
@@ -295,7 +348,7 @@ def dropout_inference(x, p, *, mode="inverted", out=None):
         np.copyto(y, x)
         return y
     keep = keep_threshold(1.0 - p) / _ONE
-    y = _output(out, x)
+    y = _numpy_output(out, x)
     np.multiply(x, x.dtype.type(keep), out=y)
     return y
 
@@ -342,19 +395,18 @@ def relu_dropout_backward(dy, y, mask, *, out=None, n_threads=None):
     The mask's bits are not read (only its scale); the bias gradient is ``dx.sum(axis=0)``.
     ``out`` may be ``dy`` itself.
     """
-    if not isinstance(mask, DropoutMask):
-        raise TypeError(f"mask must be a DropoutMask, got {type(mask).__name__}")
+    _check_mask(mask)
     dy = as_float_array(dy, "dy")
     check_same_shape(dy, "dy", mask.shape, "mask")
     y = np.asarray(y)
     check_same_shape(y, "y", mask.shape, "mask")
     if y.dtype != dy.dtype:
         raise ValueError(f"y must have the dtype of dy, {dy.dtype}, got {y.dtype}")
-    y = np.ascontiguousarray(y)
-    dx = _output(out, dy)
+    y = np.asarray(y, order="C")
+    dx, out = _output(out, dy, y)
     _kernels.gate(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), mask.scale,
                   resolve_n_threads(n_threads))
-    return dx
+    return _deliver(dx, out)
 
 
 class Dropout:

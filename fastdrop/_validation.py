@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 
 _UINT64_MAX = 2**64 - 1
+_INTP_MAX = np.iinfo(np.intp).max
 
 
 def check_probability(value, name="p"):
@@ -49,6 +50,9 @@ def check_shape(shape, name="shape"):
         raise TypeError(f"{name} must be an int or a tuple of ints, got {shape!r}") from None
     if any(s < 0 for s in shape):
         raise ValueError(f"{name} must have non-negative dimensions, got {shape}")
+    if math.prod(shape) > _INTP_MAX or any(s > _INTP_MAX for s in shape):
+        raise ValueError(f"{name} {shape} has {math.prod(shape)} elements, more than an array "
+                         f"can index ({_INTP_MAX})")
     return shape
 
 
@@ -69,7 +73,7 @@ def as_float_array(x, name):
         arr = arr.astype(np.float64)
     else:
         raise TypeError(f"{name} must be a real float32 or float64 array, got dtype {arr.dtype}")
-    return np.ascontiguousarray(arr)
+    return np.asarray(arr, order="C")  # not ascontiguousarray: that makes 0-d arrays 1-d
 
 
 def check_out(out, shape, dtype, name="out"):

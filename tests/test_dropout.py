@@ -268,3 +268,56 @@ def test_portable_and_avx2_paths_agree_bit_for_bit(rng, dtype, p):
             _kernels.set_simd(True)
     for a, b in zip(outs[True], outs[False]):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shift", [1, 8, -8, 4096])
+@pytest.mark.parametrize("fn", ["dropout", "relu_dropout"])
+def test_out_overlapping_the_input_gives_the_separate_buffer_result(rng, shift, fn):
+    n = 65536
+    buf = rng.standard_normal(n + abs(shift)).astype(np.float32)
+    x, out = (buf[shift:], buf[:n]) if shift > 0 else (buf[:n], buf[-shift:])
+    expected, _ = getattr(fastdrop, fn)(x.copy(), 0.5, seed=3)
+    y, _ = getattr(fastdrop, fn)(x, 0.5, seed=3, out=out)
+    assert y is out
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_bias_overlapping_out_is_read_before_it_is_written(rng):
+    buf = rng.standard_normal(8 * 64 + 64).astype(np.float32)
+    x, out, bias = rng.standard_normal((8, 64)).astype(np.float32), buf[:512], buf[480:544]
+    expected, _ = relu_dropout(x, 0.5, seed=1, bias=bias.copy())
+    y, _ = relu_dropout(x, 0.5, seed=1, bias=bias, out=out.reshape(8, 64))
+    np.testing.assert_array_equal(y, expected)
+
+
+@pytest.mark.parametrize("shape", [(2**32, 2**32), (2**63,), (2**40, 2**40, 0, 2**40)])
+def test_shapes_past_what_an_array_can_index_are_refused(shape):
+    if 0 in shape:  # zero elements: a valid empty mask, whatever the other dimensions
+        assert fastdrop.bernoulli_mask(shape, 0.5, seed=0).size == 0
+        return
+    with pytest.raises(ValueError, match="more than an array can index"):
+        fastdrop.bernoulli_mask(shape, 0.5, seed=0)
+
+
+@pytest.mark.parametrize("fn", [dropout, relu_dropout])
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0])
+def test_zero_d_input_keeps_its_shape(fn, p):
+    y, mask = fn(np.float32(3), p, seed=1)
+    assert y.shape == () and mask.shape == ()
+    assert dropout_backward(np.float32(1), mask).shape == ()
+
+
+def test_a_mask_whose_bits_do_not_fit_its_shape_is_refused():
+    mask = fastdrop.bernoulli_mask(1000, 0.5, seed=0)
+    mask.shape = (2**28,)
+    dy = np.ones(2**28, np.float32)
+    with pytest.raises(ValueError, match="mask.bits must hold 4194304 words"):
+        dropout_backward(dy, mask)
+    with pytest.raises(ValueError, match="mask.bits must hold"):
+        mask.to_bool()
+    short = fastdrop.DropoutMask((2**20,), 32768, 2.0, 0, 0, bits=np.zeros(3, np.uint64))
+    with pytest.raises(ValueError, match="mask.bits must hold"):
+        dropout_backward(np.ones(2**20, np.float32), short)
+    wrong = fastdrop.DropoutMask((64,), 32768, 2.0, 0, 0, bits=np.zeros(2, np.int32))
+    with pytest.raises(TypeError, match="uint64"):
+        dropout_backward(np.ones(64, np.float32), wrong)
