@@ -6,15 +6,20 @@ import time
 from pathlib import Path
 
 DEFAULT_OUT = "fastdrop-results"
+NO_TESTS_COLLECTED = 5  # pytest's exit code
 
 
 def _csv(kind):
     def parse(text):
         try:
-            return [kind(v) for v in text.split(",") if v.strip()]
+            values = [kind(v) for v in text.split(",") if v.strip()]
         except ValueError:
             raise argparse.ArgumentTypeError(
                 f"expected comma-separated {kind.__name__} values, got {text!r}") from None
+        if not values:
+            raise argparse.ArgumentTypeError(
+                f"expected at least one {kind.__name__} value, got {text!r}")
+        return values
     return parse
 
 
@@ -46,19 +51,19 @@ def _execute(configs, args, experiments_for=()):
     from .suite.store import ResultStore
 
     started = time.perf_counter()
-    store = ResultStore(args.out)
-    store.write_manifest({"profile": args.profile, "jobs": args.jobs,
-                          "scheduler": args.scheduler})
-    try:
-        run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
-                    progress=not args.quiet)
-        if experiments_for:
-            run_experiments(store, args.profile, experiments_for, progress=not args.quiet)
-    except KeyboardInterrupt:
-        print(f"\ninterrupted: finished runs are in {store.path}; run the same command again "
-              "to continue where it stopped", file=sys.stderr)
-        return 130
-    return _finish(args.out, args.quiet, started)
+    with ResultStore(args.out) as store:
+        store.write_manifest({"profile": args.profile, "jobs": args.jobs,
+                              "scheduler": args.scheduler})
+        try:
+            run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
+                        progress=not args.quiet)
+            if experiments_for:
+                run_experiments(store, args.profile, experiments_for, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(f"\ninterrupted: finished runs are in {store.path}; run the same command "
+                  "again to continue where it stopped", file=sys.stderr)
+            return 130
+        return _finish(args.out, args.quiet, started)
 
 
 def _cmd_run(args):
@@ -69,7 +74,7 @@ def _cmd_run(args):
 
 
 def _cmd_sweep(args):
-    from .suite.config import grid
+    from .suite.config import grid, sweep_spec
 
     spec = {}
     if args.config:
@@ -78,8 +83,9 @@ def _cmd_sweep(args):
         except ImportError:  # Python < 3.11
             import tomli as tomllib
         with open(args.config, "rb") as f:
-            spec = tomllib.load(f).get("sweep", {})
-    pick = lambda name, default: getattr(args, name) or spec.get(name, default)  # noqa: E731
+            spec = sweep_spec(tomllib.load(f), args.config)
+    pick = lambda name, default: (  # noqa: E731
+        getattr(args, name) if getattr(args, name) is not None else spec.get(name, default))
     args.profile = pick("profile", "quick")
     configs = grid(pick("datasets", ["digits"]), pick("regularizers", ["dropout"]),
                    pick("rates", [0.0, 0.5]), pick("seeds", [0]), profile=args.profile,
@@ -100,7 +106,9 @@ def _cmd_plot(args):
         print("\n".join(str(p) for p in paths))
         return 0
     if not ResultStore(args.results).records():
-        return 0  # an empty store: nothing to draw
+        print(f"fastdrop plot: {Path(args.results) / 'records.jsonl'} holds no records yet",
+              file=sys.stderr)
+        return 2
     return _finish(args.results, args.quiet, time.perf_counter())
 
 
@@ -136,6 +144,7 @@ def _cmd_bench(args):
     bench_dir = Path(str(resources.files("fastdrop._bench")))
     env = dict(os.environ, FASTDROP_BENCH_PROFILE=args.profile)
     suites = ["kernels", "epochs"] if args.only is None else [args.only]
+    ran = []
     for suite in suites:
         json_path = out / f"{suite}.json"
         cmd = [sys.executable, "-m", "pytest", str(bench_dir / f"bench_{suite}.py"),
@@ -148,6 +157,9 @@ def _cmd_bench(args):
         # fastdrop/ (without compiled extensions) must not shadow the installed package.
         code = subprocess.call(cmd, env=env, cwd=out,
                                stdout=subprocess.DEVNULL if args.quiet else None)
+        if code == NO_TESTS_COLLECTED and args.filter:
+            json_path.unlink(missing_ok=True)
+            continue  # -k selects cases of the other file only
         if code != 0:
             print(f"fastdrop bench: pytest exited with {code} on bench_{suite}.py",
                   file=sys.stderr)
@@ -158,6 +170,11 @@ def _cmd_bench(args):
             table = epoch_report(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
         print(f"\n## {suite}\n\n{table}\n\nwrote {json_path} and {out / (suite + '.md')}")
+        ran.append(suite)
+    if not ran:
+        print(f"fastdrop bench: -k {args.filter!r} matches no benchmark in "
+              f"{', '.join('bench_' + s + '.py' for s in suites)}", file=sys.stderr)
+        return 2
     from .plots import bench_figures
 
     for path in bench_figures(out):
@@ -232,10 +249,15 @@ def build_parser():
 
 
 def main(argv=None):
+    from .suite.store import StoreBusy
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:  # bad names in a grid, missing files
+    # What the user can fix from one line: bad names or values in a grid, a TOML file that
+    # does not parse, a folder that cannot be written (read-only, a file, a full disk), a
+    # results folder another process owns.
+    except (ValueError, OSError, StoreBusy) as exc:
         print(f"fastdrop {args.command}: {exc}", file=sys.stderr)
         return 2
 

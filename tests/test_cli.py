@@ -97,3 +97,47 @@ def test_acceptance_table_verdicts():
     assert "element dropout 0.5 x own p=0 | <= 1.05 | 1.00 | 1.00 - 1.10 | 0.961 | 9 | undecided" \
         in text
     assert "torch" not in text  # a line whose reference did not run is left out
+
+
+def _one_line_error(capsys, argv, expected):
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err, err
+
+
+def test_unusable_places_are_one_line_errors(tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    sweep = ["sweep", "--datasets", "iris", "--rates", "0", "--quiet"]
+    _one_line_error(capsys, sweep + ["--out", str(a_file)], "is not a folder")
+    _one_line_error(capsys, sweep + ["--out", str(a_file / "below")], "Not a directory")
+    _one_line_error(capsys, sweep + ["--config", str(tmp_path), "--out", str(tmp_path / "r")],
+                    "Is a directory")
+    import os
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        _one_line_error(capsys, sweep + ["--out", str(locked / "r")], "Permission denied")
+
+
+def test_a_full_disk_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    from fastdrop.suite import store
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(store.ResultStore, "_write", full)
+    _one_line_error(capsys, ["sweep", "--datasets", "iris", "--rates", "0", "--quiet",
+                             "--out", str(tmp_path / "r")], "No space left on device")
+
+
+def test_plot_of_an_empty_store_says_so(tmp_path, capsys):
+    (tmp_path / "records.jsonl").write_text("")
+    _one_line_error(capsys, ["plot", str(tmp_path), "--quiet"], "holds no records yet")
+
+
+def test_bench_filter_matching_nothing_says_so(tmp_path, capsys):
+    _one_line_error(capsys, ["bench", "--profile", "quick", "--out", str(tmp_path), "--quiet",
+                             "-k", "no_such_benchmark"], "matches no benchmark")

@@ -1,5 +1,6 @@
 """The study suite: datasets, configs, store, resume after SIGKILL, Dask, CLI, figures."""
 import json
+import re
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from fastdrop.suite import config as cfg
 from fastdrop.suite.config import RunConfig, default_suite, grid
 from fastdrop.suite.datasets import check_name, load_split
 from fastdrop.suite.runner import run_configs, run_one
-from fastdrop.suite.store import ResultStore
+from fastdrop.suite.store import ResultStore, StoreBusy
 from fastdrop.suite.summary import aggregate, claims, time_to_target
 
 TIMING = {"wall", "epoch_time", "time_to_converge", "history"}
@@ -192,3 +193,136 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
     assert [r["dataset"] for r in cost] == ["iris"]
     assert all(len(t) == cost[0]["rounds"] for t in cost[0]["epoch_times"].values())
     assert "timed alone, median of 15 paired rounds" in summary  # the claim uses it
+
+
+def test_a_second_writer_of_a_results_folder_is_refused(tmp_path):
+    owner = ResultStore(tmp_path).acquire()
+    with pytest.raises(StoreBusy, match=f"in use by another fastdrop process \\(pid {os.getpid()}"):
+        ResultStore(tmp_path).append({"kind": "fit", "key": "x"})
+    owner.release()
+    ResultStore(tmp_path).append({"kind": "fit", "key": "x"})  # free again
+
+
+def test_two_sweeps_on_one_folder_run_each_configuration_once(tmp_path):
+    out = tmp_path / "res"
+    first = subprocess.Popen(_sweep_cmd(out, "--jobs", "1"), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while not (out / ".lock").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    second = subprocess.run(_sweep_cmd(out, "--jobs", "1"), capture_output=True, text=True)
+    assert first.wait(timeout=300) == 0
+    assert second.returncode == 2 and "in use by another fastdrop process" in second.stderr
+    assert second.stderr.count("\n") == 1  # one line, no traceback
+    keys = [json.loads(line)["key"] for line in (out / "records.jsonl").read_text().splitlines()]
+    assert len(keys) == 8 == len(set(keys))
+
+
+def test_duplicate_records_of_one_key_count_once(tmp_path):
+    store = ResultStore(tmp_path)
+    for seed_acc in (0.5, 0.9):
+        store.append({"kind": "fit", "key": "same", "test_accuracy": seed_acc})
+    store.append({"kind": "fit", "key": "other"})
+    records = store.records()
+    assert [r["key"] for r in records] == ["same", "other"]
+    assert records[0]["test_accuracy"] == 0.5
+
+
+@pytest.mark.parametrize("line, what", [
+    (b"42", "not a record"), (b"null", "not a record"), (b"[1, 2]", "not a record"),
+    (b'{"kind": "fit"}', "not a record"), (b'{"key": 3}', "not a record"),
+    (b'{"key": "\xff\xfe"}', "not UTF-8")])
+def test_lines_that_are_not_records_are_skipped_with_their_line_number(tmp_path, line, what):
+    store = ResultStore(tmp_path)
+    store.append({"kind": "fit", "key": "a"})
+    with open(store.path, "ab") as f:
+        f.write(line + b"\n")
+    store.append({"kind": "fit", "key": "b"})
+    with pytest.warns(UserWarning, match=f"records.jsonl:2: skipping .*{what}"):
+        assert store.keys() == {"a", "b"}
+
+
+def test_a_short_write_leaves_no_torn_record(tmp_path, monkeypatch):
+    store = ResultStore(tmp_path)
+    store.append({"kind": "fit", "key": "a"})
+    before = store.path.read_bytes()
+    real_write = os.write
+
+    def disk_fills(fd, data):  # half the line fits, then the disk is full
+        if len(data) > 2:
+            return real_write(fd, data[:len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "write", disk_fills)
+    with pytest.raises(OSError, match="No space left"):
+        store.append({"kind": "fit", "key": "b", "pad": "x" * 100})
+    monkeypatch.undo()
+    assert store.path.read_bytes() == before
+
+
+def test_sweep_grid_mistakes_are_errors_naming_the_key(tmp_path, capsys):
+    cases = {
+        '[sweep]\ndatasets = ["iris"]\nseed = [0]\n': "unknown key sweep.seed",
+        '[sweeps]\ndatasets = ["iris"]\n': "no \\[sweep\\] table",
+        '[sweep]\nseeds = [1.7]\n': "sweep.seeds must hold int values, got 1.7",
+        '[sweep]\nrates = []\n': "sweep.rates must be a non-empty list",
+        'sweep = 5\n': "sweep must be a table",
+        '[sweep]\narch = 3\n': "sweep.arch must be a str",
+        '[sweep]\nrates = [1.5]\n': "dropout strength must be a drop rate in \\[0, 1\\)",
+    }
+    for i, (text, message) in enumerate(cases.items()):
+        toml = tmp_path / f"grid{i}.toml"
+        toml.write_text(text)
+        assert main(["sweep", "--config", str(toml), "--out", str(tmp_path / "r"),
+                     "--quiet"]) == 2, text
+        err = capsys.readouterr().err
+        assert re.search(message, err) and err.count("\n") == 1, (text, err)
+    assert not (tmp_path / "r" / "records.jsonl").exists()
+
+
+@pytest.mark.parametrize("flag", ["--datasets", "--rates", "--seeds"])
+def test_an_empty_grid_flag_is_an_error_not_the_default(tmp_path, flag, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", flag, "", "--out", str(tmp_path)])
+    assert exc.value.code == 2 and "expected at least one" in capsys.readouterr().err
+
+
+def _pids_of_children(pid):
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            children.append(int(stat.parent.name))
+    return children
+
+
+def _alive(pid):
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_workers_exit_soon_after_their_sweep_is_killed(tmp_path):
+    out = tmp_path / "res"
+    proc = subprocess.Popen(_sweep_cmd(out, "--jobs", "2"), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    records = out / "records.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (records.exists() and records.read_text()):
+        time.sleep(0.05)
+    workers = [p for p in _pids_of_children(proc.pid)
+               if "python" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert workers, "the sweep should have started worker processes"
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "orphaned workers still running"

@@ -1,6 +1,7 @@
 """What a run is: (dataset, architecture, regularizer, strength, seed) under a profile."""
 import hashlib
 import json
+import numbers
 from dataclasses import asdict, dataclass, field
 
 from .datasets import check_name
@@ -21,6 +22,9 @@ REGULARIZERS = {
     "dropout-maxnorm": "drop rate, plus max-norm 3.0 on every hidden unit",
     "input-dropout": "drop rate on the inputs (hidden layers at 0.5)",
 }
+
+
+DROPOUT_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout")
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,12 @@ class RunConfig:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         get_profile(self.profile)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        high = 1.0 if self.regularizer in DROPOUT_FAMILIES else float("inf")
+        if not 0.0 <= self.strength < high:
+            what = "a drop rate in [0, 1)" if high == 1.0 else "a penalty >= 0"
+            raise ValueError(f"{self.regularizer} strength must be {what}, got {self.strength}")
 
     @property
     def key(self):
@@ -131,8 +141,15 @@ def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default
         for reg in regularizers:
             for s in strengths.get(reg, rates):
                 for seed in seeds:
-                    configs.append(RunConfig(dataset, reg, float(s), int(seed), arch, profile))
+                    configs.append(RunConfig(dataset, reg, float(s), _as_int(seed), arch,
+                                             profile))
     return configs
+
+
+def _as_int(value):
+    """numpy integers become ints; anything else is left for RunConfig to refuse (1.7 must
+    not silently become seed 1)."""
+    return int(value) if isinstance(value, numbers.Integral) else value
 
 
 def default_suite(profile="quick"):
@@ -148,3 +165,53 @@ def default_suite(profile="quick"):
     configs += grid(p.seed_arch_datasets, ["dropout"], p.rates, p.seeds, profile=profile,
                     arch="seed")
     return configs
+
+
+# The [sweep] table of a TOML grid: key -> (type of the value or of each item, is a list).
+SWEEP_KEYS = {
+    "datasets": (str, True), "regularizers": (str, True), "rates": (float, True),
+    "l1": (float, True), "l2": (float, True), "seeds": (int, True),
+    "arch": (str, False), "profile": (str, False),
+}
+
+
+def sweep_spec(doc, source):
+    """The checked ``[sweep]`` table of a parsed TOML file: a misspelled key, a misnamed
+    table, an empty list or a value of the wrong type is an error naming it, never a
+    silent fall-back to the defaults."""
+    if "sweep" not in doc:
+        found = ", ".join(sorted(doc)) or "nothing"
+        raise ValueError(f"{source}: no [sweep] table (found {found})")
+    extra = sorted(set(doc) - {"sweep"})
+    if extra:
+        raise ValueError(f"{source}: unknown top-level key(s) {', '.join(extra)}; the grid "
+                         "belongs in the [sweep] table")
+    table = doc["sweep"]
+    if not isinstance(table, dict):
+        raise ValueError(f"{source}: sweep must be a table ([sweep]), got "
+                         f"{type(table).__name__} {table!r}")
+    spec = {}
+    for key, value in table.items():
+        if key not in SWEEP_KEYS:
+            raise ValueError(f"{source}: unknown key sweep.{key}; expected one of "
+                             f"{', '.join(SWEEP_KEYS)}")
+        spec[key] = _sweep_value(f"{source}: sweep.{key}", value, *SWEEP_KEYS[key])
+    return spec
+
+
+def _sweep_value(name, value, kind, is_list):
+    if not is_list:
+        if not isinstance(value, kind):
+            raise ValueError(f"{name} must be a {kind.__name__}, got {value!r}")
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{name} must be a non-empty list of {kind.__name__}, got {value!r}")
+    return [_sweep_item(name, v, kind) for v in value]
+
+
+def _sweep_item(name, v, kind):
+    ok = (not isinstance(v, bool)) and (
+        isinstance(v, (int, float)) if kind is float else isinstance(v, kind))
+    if not ok:
+        raise ValueError(f"{name} must hold {kind.__name__} values, got {v!r}")
+    return kind(v)

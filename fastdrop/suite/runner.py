@@ -1,5 +1,6 @@
 """Execute runs (joblib processes or a Dask cluster) and record each one as it finishes."""
 import os
+import threading
 import time
 import warnings
 from dataclasses import asdict
@@ -12,8 +13,12 @@ from .config import RunConfig
 from .datasets import load_split
 
 
-def run_one(config: RunConfig, n_threads=1):
-    """Fit one configuration; return its record (a JSON-ready dict)."""
+def run_one(config: RunConfig, n_threads=1, parent_pid=None):
+    """Fit one configuration; return its record (a JSON-ready dict).
+
+    ``parent_pid``: the sweep's process, when this runs in a worker process it started; the
+    worker then exits soon after that process dies (:func:`_exit_with_parent`)."""
+    _exit_with_parent(parent_pid)
     split = load_split(config.dataset)
     est = MLPClassifier(**config.estimator_params(), n_threads=n_threads)
     start = time.perf_counter()
@@ -50,6 +55,26 @@ def run_one(config: RunConfig, n_threads=1):
                  for k, vals in h.items()},
     )
     return record
+
+
+_parent_watch = None
+
+
+def _exit_with_parent(parent_pid, interval=0.5):
+    """Exit this worker within ``interval`` seconds of the death of the sweep process that
+    started it. A SIGKILLed sweep cannot stop its workers, and they would otherwise fit on
+    as orphans for minutes. Nothing is lost: the sweep stores only what its workers return."""
+    global _parent_watch
+    if _parent_watch is not None or parent_pid is None or os.getppid() != parent_pid:
+        return  # already watching; in the sweep's own process; or not its child (Dask)
+
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(interval)
+        os._exit(1)
+
+    _parent_watch = threading.Thread(target=watch, name="fastdrop-parent-watch", daemon=True)
+    _parent_watch.start()
 
 
 def pending(configs, store):
@@ -92,7 +117,7 @@ def _joblib_results(todo, n_jobs, threads):
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(run_one)(c, threads) for c in todo)
+        delayed(run_one)(c, threads, os.getpid()) for c in todo)
 
 
 def _dask_results(todo, scheduler):
