@@ -376,7 +376,7 @@ def relu_dropout(x, p, *, seed, step=0, bias=None, mode="inverted", out=None, n_
     """
     x = as_float_array(x, "x")
     if bias is not None:
-        bias = np.ascontiguousarray(bias, dtype=x.dtype)
+        bias = as_float_array(bias, "bias").astype(x.dtype, copy=False)
         n_features = x.shape[-1] if x.ndim else 1
         if bias.ndim != 1 or bias.shape[0] != n_features:
             raise ValueError(f"bias must have shape ({n_features},) to match the last axis of x, "

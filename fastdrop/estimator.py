@@ -1,4 +1,5 @@
 """MLPClassifier: a scikit-learn estimator over :class:`fastdrop.network.MLP`."""
+import math
 import numbers
 import time
 import warnings
@@ -193,7 +194,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 raise TypeError(f"{name} must be {'an int' if integer else 'a real number'}"
                                 f"{' or None' if none_ok else ''}, got {value!r}")
             bad_low = value <= low if low_open else value < low
-            bad_high = high is not None and (value >= high if high_open else value > high)
+            bad_high = (value >= high if high_open else value > high) if high is not None \
+                else not math.isfinite(value)
             if bad_low or bad_high or value != value:
                 interval = ("(" if low_open else "[") + f"{low}, " + (
                     "inf)" if high is None else f"{high}" + (")" if high_open else "]"))
@@ -248,15 +250,23 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return self._fit(X, y, X_val, y_val, incremental=False)
 
     def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y). ``classes`` is required on the first call."""
-        if not hasattr(self, "classes_"):
+        """One epoch over (X, y). ``classes`` is required on the first call; a first call
+        that fails leaves the estimator unfitted, so a corrected call starts afresh."""
+        first_call = not hasattr(self, "classes_")
+        if first_call:
             if classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit")
             self.classes_ = unique_labels(classes)
         elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
             raise ValueError(f"classes={classes!r} is not the same as on the first call "
                              f"to partial_fit, {self.classes_!r}")
-        return self._fit(X, y, None, None, incremental=True)
+        try:
+            return self._fit(X, y, None, None, incremental=True)
+        except BaseException:
+            if first_call:
+                for name in ("classes_", "_net", "n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(name, None)
+            raise
 
     def _fit(self, X, y, X_val, y_val, incremental):
         hidden, rates = self._check_params()
@@ -281,10 +291,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                    multi_output=False)
             val = (Xv, yv)
         elif self.early_stopping and not incremental:
-            X, Xv, y, yv = train_test_split(X, y, random_state=rs,
-                                            test_size=self.validation_fraction,
-                                            stratify=y if _can_stratify(y) else None)
-            X, val = np.ascontiguousarray(X), (np.ascontiguousarray(Xv), yv)
+            X, val = self._hold_out(X, y, rs)
         use_early_stopping = self.early_stopping and val is not None and not incremental
         target = self._encode_targets(y)
         n = X.shape[0]
@@ -300,6 +307,20 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                              1 if incremental else self.max_iter, use_early_stopping,
                              incremental)
         return self
+
+    def _hold_out(self, X, y, rs):
+        """early_stopping's validation split, or an error that says how to get one."""
+        try:
+            X, Xv, y, yv = train_test_split(X, y, random_state=rs,
+                                            test_size=self.validation_fraction,
+                                            stratify=y if _can_stratify(y) else None)
+        except ValueError as exc:
+            raise ValueError(
+                f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
+                f"of the {X.shape[0]} training samples, which is not possible here ({exc}). "
+                "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
+                "set early_stopping=False.") from None
+        return np.ascontiguousarray(X), (np.ascontiguousarray(Xv), yv)
 
     def _initialize(self, n_features, hidden, rates, rs):
         n_classes = len(self.classes_)
@@ -379,7 +400,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 t_up += time.perf_counter() - tb + stepper.time
                 t_fb += tb - ta - stepper.time
                 t_fwd += ws.forward_seconds + (tc - ta)
-                if not np.isfinite(loss):
+                if not loss < self._loss_limit:  # NaN too
                     self._diverged(loss)
                 self._step += 1
                 total += loss * m
@@ -420,9 +441,18 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         for w in self._net.weights[:-1]:  # hidden units' incoming weights, a row each
             _nn_kernels.max_norm(w, self.max_norm)
 
+    @property
+    def _loss_limit(self):
+        """A loss no converging fit reaches: 1000 times that of a uniform guess (Adam's steps
+        are bounded, so a too-large rate gives huge but finite losses, not NaN)."""
+        uniform = (math.log(max(len(self.classes_), 2)) if self.output_activation == "softmax"
+                   else self.n_outputs_ * math.log(2))
+        return 1000.0 * max(1.0, uniform)
+
     def _diverged(self, loss):
         raise FloatingPointError(
-            f"Training diverged: the loss became {loss} at epoch {self.n_iter_ + 1}. "
+            f"Training diverged: the loss became {loss:.4g} at epoch {self.n_iter_ + 1} "
+            f"(a uniform guess scores {self._loss_limit / 1000:.3g}). "
             f"learning_rate_init={self.learning_rate_init} is probably too large for this data "
             f"and solver={self.solver!r}; try a smaller value such as "
             f"{self.learning_rate_init / 10:g}, or standardize X.")
@@ -465,6 +495,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ prediction
     def _proba(self, X, n_threads, mc_step=None):
+        if len(self.classes_) == 1:  # one class seen: it is certain, as scikit-learn predicts
+            return np.ones((X.shape[0], 1))
         out = self._net.predict_output(X, n_threads, mc_step).astype(np.float64)
         if self.output_activation == "softmax":
             return out

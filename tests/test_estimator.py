@@ -187,6 +187,8 @@ def test_divergence_names_the_learning_rate(blobs):
     ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes must be positive ints"),
     ({"max_norm": 0.0}, r"max_norm must be in \(0, inf\), got 0.0"),
     ({"batch_size": 0}, r"batch_size must be in \[1, inf\), got 0"),
+    ({"learning_rate_init": float("inf")}, r"learning_rate_init must be in \(0, inf\), got inf"),
+    ({"alpha": float("inf")}, r"alpha must be in \[0, inf\), got inf"),
 ])
 def test_bad_parameters(blobs, params, match):
     X, y = blobs
@@ -223,3 +225,47 @@ def test_digits_accuracy_matches_sklearn():
     ours = fit_quiet(MLPClassifier((512, 512), alpha=1e-4, random_state=0), Xtr, ytr)
     theirs = fit_quiet(SklearnMLP((512, 512), alpha=1e-4, random_state=0), Xtr, ytr)
     assert abs(ours.score(Xte, yte) - theirs.score(Xte, yte)) <= 0.01
+
+
+@pytest.mark.parametrize("solver", ["adam", "sgd"])
+@pytest.mark.parametrize("output_activation", ["softmax", "sigmoid"])
+def test_huge_learning_rates_raise_floating_point_error(blobs, solver, output_activation):
+    """Adam's bounded steps make the loss huge but finite, never NaN: caught all the same."""
+    X, y = blobs
+    est = MLPClassifier((32,), solver=solver, learning_rate_init=1e6, max_iter=5,
+                        output_activation=output_activation, random_state=0)
+    with pytest.raises(FloatingPointError, match="learning_rate_init=1000000.0"):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("output_activation", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("seed", range(5))
+def test_one_class_is_predicted_as_scikit_learn_does(output_activation, seed):
+    X = np.random.default_rng(seed).standard_normal((20, 3))
+    y = np.full(20, 7)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPClassifier((4,), max_iter=1, random_state=seed,
+                            output_activation=output_activation).fit(X, y)
+    assert list(est.classes_) == [7]
+    assert (est.predict(X) == 7).all()
+    np.testing.assert_array_equal(est.predict_proba(X), np.ones((20, 1)))
+    np.testing.assert_array_equal(est.predict_proba(X, mc_samples=3), np.ones((20, 1)))
+    assert est.score(X, y) == 1.0
+    assert (SklearnMLP((4,), max_iter=1).fit(X, y).predict(X) == 7).all()
+
+
+def test_a_failed_first_partial_fit_leaves_the_estimator_unfitted(blobs):
+    X, y = blobs
+    est = MLPClassifier((8,), random_state=0)
+    with pytest.raises(ValueError):
+        est.partial_fit(X, y, classes=[0, 1])  # blobs have more classes than that
+    assert not hasattr(est, "classes_")
+    est.partial_fit(X, y, classes=np.unique(y))
+    assert list(est.classes_) == list(np.unique(y))
+
+
+def test_early_stopping_on_too_little_data_names_its_parameters():
+    X, y = np.arange(12.0).reshape(6, 2), [0, 1, 2, 0, 1, 2]
+    with pytest.raises(ValueError, match="early_stopping=True .*validation_fraction=0.1"):
+        MLPClassifier(early_stopping=True, max_iter=2).fit(X, y)
