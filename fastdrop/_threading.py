@@ -85,52 +85,44 @@ class _OpenBLASThreading:
 
 
 class OpenMPBlasPool:
-    """Runs numpy's OpenBLAS on fastdrop's OpenMP thread pool while entered.
+    """Runs numpy's OpenBLAS on fastdrop's OpenMP thread pool.
 
     OpenBLAS's pthreads workers spin on the cores between GEMMs, so OpenMP kernels that fan
     out between two GEMMs fight them (measured on 2 cores, 20000x784: 8.5 s per epoch with
-    both pools at 2 threads, 0.66 s with the kernels on one thread). OpenBLAS 0.3.27+ can hand its jobs to a callback instead; ours
-    (``_blas_pool.h``) runs them on the OpenMP pool, so both kinds of work take turns on one
-    set of threads and the kernels can use the whole budget. ``threadpool_limits`` still
-    caps both: OpenBLAS splits a call into as many jobs as its own thread limit.
+    both pools at 2 threads, 0.66 s with the kernels on one thread). OpenBLAS 0.3.27+ can hand
+    its jobs to a callback instead; ours (``_blas_pool.h``) runs them on the OpenMP pool, so
+    both kinds of work take turns on one set of threads and the kernels can use the whole
+    budget. ``threadpool_limits`` still caps both: OpenBLAS splits a call into as many jobs
+    as its own thread limit.
+
+    The first entry installs the callback and it stays for the life of the process (numpy
+    products outside fits then run on the same pool, with the same bits). OpenBLAS reads the
+    callback once per call and means its setter to be called before use: switching it back
+    and forth while another thread's product runs on OpenBLAS's own workers hung that
+    product (see ``tests/test_threads.py``). A fork()ed child gets OpenBLAS's own threading
+    back (:meth:`_reset_in_forked_child`).
 
     Entering returns True when every BLAS library loaded in the process is an OpenBLAS whose
-    jobs now go to the pool; False (nothing changed) otherwise: another BLAS (MKL, BLIS),
-    an OpenBLAS older than 0.3.27 or built on OpenMP, someone else's callback, or a serial
-    build, or ``FASTDROP_SHARED_BLAS_POOL=0`` in the environment (the way back to
-    OpenBLAS's own workers, with the kernels on one thread). Nested and concurrent entries
-    share one installation; the last exit restores OpenBLAS's own threading, also on errors
-    and KeyboardInterrupt.
+    jobs go to the pool; False (nothing changed) otherwise: another BLAS (MKL, BLIS), an
+    OpenBLAS older than 0.3.27 or built on OpenMP, someone else's callback, a serial build,
+    or ``FASTDROP_SHARED_BLAS_POOL=0`` in the environment (the way back to OpenBLAS's own
+    workers, with the kernels on one thread).
     """
 
     _lock = threading.Lock()
-    _users = 0
-    _installed = []  # the libraries whose callback the outermost entry set
+    _installed = []  # the libraries whose callback is ours
 
     def __init__(self, controller):
         self._controller = controller
-        self._active = False
 
     def __enter__(self):
         cls = type(self)
-        with cls._lock:
-            if cls._users == 0 and not self._install():
-                return False
-            cls._users += 1
-            self._active = True
-            return True
-
-    def __exit__(self, *exc):
-        cls = type(self)
-        if not self._active:
+        if _opted_out():
             return False
         with cls._lock:
-            cls._users -= 1
-            self._active = False
-            if cls._users == 0:
-                for lib in cls._installed:
-                    lib.set(0)
-                cls._installed = []
+            return bool(cls._installed) or self._install()
+
+    def __exit__(self, *exc):
         return False
 
     def _install(self):
@@ -145,7 +137,7 @@ class OpenMPBlasPool:
 
     def _hooks(self):
         """The loaded BLAS libraries' hooks, or None when one of them cannot take ours."""
-        if os.environ.get("FASTDROP_SHARED_BLAS_POOL", "1").strip() == "0":
+        if _opted_out():
             return None
         address = _openmp_helpers.blas_callback_address()
         libs = [lc for lc in self._controller.lib_controllers if lc.user_api == "blas"]
@@ -163,16 +155,26 @@ class OpenMPBlasPool:
 
     def available(self):
         """Whether entering would share the pool (checked without installing anything)."""
-        return self._hooks() is not None
+        return bool(type(self)._installed) or self._hooks() is not None
+
+    @classmethod
+    def uninstall(cls):
+        """OpenBLAS's own threading back. Only while no other thread is inside BLAS."""
+        with cls._lock:
+            for lib in cls._installed:
+                lib.set(0)
+            cls._installed = []
 
     @classmethod
     def _reset_in_forked_child(cls):
-        # The fits that entered live on in the parent only: nobody here will exit. The child
-        # runs single-threaded (see _openmp_helpers), with OpenBLAS's own threading back.
+        # The child has one thread and runs single-threaded (see _openmp_helpers): OpenBLAS's
+        # own threading back, and a lock no parent thread can hold.
         cls._lock = threading.Lock()
-        for lib in cls._installed:
-            lib.set(0)
-        cls._installed, cls._users = [], 0
+        cls.uninstall()
+
+
+def _opted_out():
+    return os.environ.get("FASTDROP_SHARED_BLAS_POOL", "1").strip() == "0"
 
 
 os.register_at_fork(after_in_child=OpenMPBlasPool._reset_in_forked_child)

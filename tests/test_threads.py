@@ -147,6 +147,38 @@ def test_concurrent_fits_equal_serial_fits_bit_for_bit(n_fits, mode):
         np.testing.assert_array_equal(e, g)
 
 
+@needs_openmp
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_numpy_products_on_another_thread_survive_fits_starting_and_ending():
+    """Switching OpenBLAS's callback while another thread's product ran on OpenBLAS's own
+    workers hung that product: the pool, once installed, stays (OpenMPBlasPool)."""
+    import threading
+    import time
+    from fastdrop import MLPClassifier
+    rng = np.random.default_rng(0)
+    a, b = (rng.standard_normal((300, 300)).astype(np.float32) for _ in range(2))
+    expected = a @ b
+    X = rng.standard_normal((600, 100)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    stop, counts = threading.Event(), {"products": 0, "wrong": 0}
+
+    def products():
+        while not stop.is_set():
+            counts["wrong"] += not np.array_equal(a @ b, expected)
+            counts["products"] += 1
+
+    worker = threading.Thread(target=products, daemon=True)
+    worker.start()
+    deadline, fits = time.perf_counter() + 4.0, 0
+    while time.perf_counter() < deadline:
+        MLPClassifier((128,), max_iter=1, n_threads=2, random_state=0).fit(X, y)
+        fits += 1
+    stop.set()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), f"a numpy product hung after {fits} fits"
+    assert counts["wrong"] == 0 and counts["products"] > 0 and fits > 10
+
+
 FORK_CHILD = """
 import multiprocessing as mp, sys, warnings
 import numpy as np
