@@ -76,16 +76,22 @@ def _sweep_cmd(out, *extra):
             "--seeds", "0", "--out", str(out), "--quiet", *extra]
 
 
-def test_sweep_killed_with_sigkill_then_rerun_has_every_run_once(tmp_path):
-    out = tmp_path / "res"
-    proc = subprocess.Popen(_sweep_cmd(out, "--jobs", "1"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+def _start_sweep(out, jobs, wait_for_records, *extra):
+    """A sweep in a subprocess, once it has stored ``wait_for_records`` runs."""
+    proc = subprocess.Popen(_sweep_cmd(out, "--jobs", str(jobs), *extra),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     records = out / "records.jsonl"
     deadline = time.time() + 120
     while time.time() < deadline:
-        if records.exists() and records.read_text().count("\n") >= 2:
+        if records.exists() and records.read_text().count("\n") >= wait_for_records:
             break
         time.sleep(0.05)
+    return proc, records
+
+
+def test_sweep_killed_with_sigkill_then_rerun_has_every_run_once(tmp_path):
+    out = tmp_path / "res"
+    proc, records = _start_sweep(out, jobs=1, wait_for_records=2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     done_before = records.read_text().count("\n")
@@ -204,19 +210,18 @@ def test_a_second_writer_of_a_results_folder_is_refused(tmp_path):
 
 
 def test_two_sweeps_on_one_folder_run_each_configuration_once(tmp_path):
-    out = tmp_path / "res"
-    first = subprocess.Popen(_sweep_cmd(out, "--jobs", "1"), stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL)
-    deadline = time.time() + 60
-    while not (out / ".lock").exists() and time.time() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.5)
-    second = subprocess.run(_sweep_cmd(out, "--jobs", "1"), capture_output=True, text=True)
-    assert first.wait(timeout=300) == 0
+    out, many = tmp_path / "res", ("--seeds", "0,1,2,3,4")  # 40 fits: still running when
+    first, records = _start_sweep(out, 1, 1, *many)             # the second one starts
+    second = subprocess.run(_sweep_cmd(out, "--jobs", "1", *many), capture_output=True,
+                            text=True)
+    running = first.poll() is None
+    first.kill()
+    first.wait()
+    assert running, "the first sweep ended before the second started"
     assert second.returncode == 2 and "in use by another fastdrop process" in second.stderr
     assert second.stderr.count("\n") == 1  # one line, no traceback
-    keys = [json.loads(line)["key"] for line in (out / "records.jsonl").read_text().splitlines()]
-    assert len(keys) == 8 == len(set(keys))
+    keys = [json.loads(line)["key"] for line in records.read_text().splitlines()]
+    assert len(keys) == len(set(keys)) >= 1
 
 
 def test_duplicate_records_of_one_key_count_once(tmp_path):
@@ -310,13 +315,7 @@ def _alive(pid):
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
 def test_workers_exit_soon_after_their_sweep_is_killed(tmp_path):
-    out = tmp_path / "res"
-    proc = subprocess.Popen(_sweep_cmd(out, "--jobs", "2"), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    records = out / "records.jsonl"
-    deadline = time.time() + 120
-    while time.time() < deadline and not (records.exists() and records.read_text()):
-        time.sleep(0.05)
+    proc, _ = _start_sweep(tmp_path / "res", jobs=2, wait_for_records=1)
     workers = [p for p in _pids_of_children(proc.pid)
                if "python" in Path(f"/proc/{p}/cmdline").read_bytes().decode(errors="replace")]
     proc.send_signal(signal.SIGKILL)
