@@ -24,24 +24,30 @@ def _csv(kind):
 
 
 def _finish(out, quiet, started):
-    """Figures and the summary from what is stored in ``out``."""
+    """Figures, summary.json and summary.md from what is stored in ``out``."""
     from .plots import plot_all
     from .suite.store import ResultStore
-    from .suite.summary import claims_markdown, summary_table
+    from .suite.summary import (build_summary, claims_markdown, selected_markdown,
+                                summary_table)
 
     records = ResultStore(out).records()
     paths = plot_all(out)
-    table, claims = summary_table(records), claims_markdown(records)
-    text = (f"# fastdrop results\n\n## The article's claims\n\n{claims}\n\n"
+    summary = build_summary(records)
+    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
+    claims, chosen, table = (claims_markdown(summary), selected_markdown(summary),
+                             summary_table(records))
+    text = (f"# fastdrop results\n\n## The claims\n\n{claims}\n\n"
+            f"## Chosen on validation\n\n{chosen}\n\n"
             f"## Every configuration (default architecture)\n\n{table}\n")
     (Path(out) / "summary.md").write_text(text)
     if not quiet:
-        print(table)
+        print(chosen)
         print()
         print(claims)
         print(f"\n{len(records)} records in {Path(out) / 'records.jsonl'}; "
               f"{len(paths)} figure files in {Path(out) / 'figures'}; summary in "
-              f"{Path(out) / 'summary.md'} ({time.perf_counter() - started:.0f} s)")
+              f"{Path(out) / 'summary.md'} and summary.json "
+              f"({time.perf_counter() - started:.0f} s)")
     return 0
 
 

@@ -17,7 +17,9 @@ from fastdrop.suite.config import RunConfig, default_suite, grid
 from fastdrop.suite.datasets import check_name, load_split
 from fastdrop.suite.runner import run_configs, run_one
 from fastdrop.suite.store import ResultStore, StoreBusy
-from fastdrop.suite.summary import aggregate, claims, time_to_target
+from fastdrop.suite import stats
+from fastdrop.suite.summary import (build_summary, claims, epochs_to_converge, select,
+                                    time_to_target)
 
 TIMING = {"wall", "epoch_time", "time_to_converge", "history"}
 
@@ -36,6 +38,58 @@ def test_splits_are_stratified_standardized_and_cached():
     assert syn.X_train.shape[1] == 12 and syn.n_classes == 3
     with pytest.raises(ValueError, match="dataset must be one of .* got 'mnist'"):
         check_name("mnist")
+
+
+def test_each_repeat_has_its_own_split_with_a_fingerprint():
+    a, b = load_split("wine", 0), load_split("wine", 1)
+    assert a.split_id != b.split_id and a.repeat == 0 and b.repeat == 1
+    assert load_split("wine", 1).split_id == b.split_id
+    assert not np.array_equal(a.y_test, b.y_test) or not np.array_equal(a.X_test, b.X_test)
+
+
+def test_mnist1d_keeps_the_papers_test_set_and_carves_validation_per_repeat():
+    from mnist1d.data import get_dataset_args, make_dataset
+    paper = make_dataset(get_dataset_args())
+    a, b = load_split("mnist1d", 0), load_split("mnist1d", 3)
+    assert a.X_train.shape == (3200, 40) and a.X_val.shape == (800, 40)
+    assert a.X_test.shape == (1000, 40) and a.n_classes == 10
+    np.testing.assert_array_equal(a.y_test, paper["y_test"])
+    np.testing.assert_array_equal(a.y_test, b.y_test)   # the same test set every repeat
+    assert a.split_id != b.split_id                      # a new validation part
+
+
+def test_user_files_load_as_datasets(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = np.repeat(["cat", "dog", "eel"], 20)
+    npz, csv, svm = tmp_path / "d.npz", tmp_path / "d.csv", tmp_path / "d.svmlight"
+    np.savez(npz, X=X, y=y)
+    csv.write_text("a,label,b,c\n" + "".join(f"{r[0]},{t},{r[1]},{r[2]}\n"
+                                               for r, t in zip(X, y)))
+    from sklearn.datasets import dump_svmlight_file
+    dump_svmlight_file(X, np.repeat([0, 1, 2], 20), str(svm))
+    for path in (npz, csv, svm):
+        split = load_split(str(path), 0)
+        assert split.X_train.shape == (36, 3) and split.n_classes == 3, path
+    rec = run_one(RunConfig(str(npz), "dropout", 0.2, 1))
+    assert rec["error"] is None and rec["dataset"] == str(npz)
+    np.savez(tmp_path / "bad.npz", X=X)
+    with pytest.raises(ValueError, match="must hold arrays 'X' and 'y', missing \\['y'\\]"):
+        load_split(str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match="does not exist"):
+        check_name(str(tmp_path / "missing.csv"))
+
+
+def test_openml_offline_is_a_clear_error(monkeypatch):
+    import urllib.error
+    from sklearn import datasets as skd
+
+    def offline(**kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(skd, "fetch_openml", offline)
+    with pytest.raises(ValueError, match="openml:iris' is neither in scikit-learn's cache"):
+        load_split("openml:iris", 0)
 
 
 def test_configs_keys_and_parameters():
@@ -131,25 +185,107 @@ def test_run_one_record_fields():
     assert time_to_target(rec, 2.0) is None
 
 
-def test_summary_claims_on_known_records():
-    def rec(reg, s, seed, acc, n_iter, t):
-        return {"kind": "fit", "error": None, "arch": "default", "dataset": "d",
-                "regularizer": reg, "strength": s, "seed": seed, "family": reg,
-                "best_val_accuracy": acc, "best_val_loss": 1 - acc, "final_val_loss": 1 - acc,
-                "test_accuracy": acc, "epoch_time": t, "n_iter": n_iter, "gap": 0.0,
-                "converged": True, "epochs_to_converge": n_iter,
-                "history": {"time": [t] * n_iter, "val_accuracy": [acc] * n_iter}}
-    records = [rec("dropout", s, seed, 0.9 + 0.02 * (s == 0.5) - 0.05 * (s == 0.9), 
-                   20 if s == 0 else 40, 0.01) for s in (0.0, 0.5, 0.9) for seed in (0, 1)]
-    records += [rec("l2", 1e-3, seed, 0.91, 20, 0.01) for seed in (0, 1)]
-    records += [rec("l1", 1e-4, seed, 0.89, 20, 0.01) for seed in (0, 1)]
-    agg = aggregate(records)
-    assert agg[("d", "dropout", 0.5)]["n"] == 2
-    verdicts = {c[1]: c[2] for c in claims(records)}
-    assert verdicts["p around 0.5 on hidden layers works best"] == "holds"
-    assert verdicts["dropout roughly doubles the epochs to converge"] == "holds"
-    assert verdicts["Keras sweep: accuracy rises then falls with the rate"] == "rises then falls"
-    assert verdicts["dropout (+ max-norm) beats L1/L2"] == "holds"
+def _fit_record(dataset, regularizer, strength, repeat, val, test, epochs=20, converged=True,
+                val_loss=None):
+    config = RunConfig("iris", regularizer, strength, repeat)  # "d": a built dataset
+    losses = val_loss or [1.0 / (e + 1) for e in range(epochs)]
+    return {"kind": "fit", "key": config.key, "error": None, "arch": "default",
+            "dataset": dataset, "regularizer": regularizer, "strength": strength,
+            "seed": repeat, "repeat": repeat, "family": config.family,
+            "params": config.search_params(), "split_id": f"split{repeat}",
+            "val_score": val, "test_accuracy": test, "best_val_accuracy": val,
+            "best_val_loss": min(losses), "final_val_loss": losses[-1], "epoch_time": 0.01,
+            "n_iter": len(losses), "gap": 0.0, "converged": converged,
+            "epochs_to_converge": len(losses) if converged else None,
+            "history": {"time": [0.01] * len(losses), "val_accuracy": [val] * len(losses),
+                        "val_loss": losses}}
+
+
+def test_selection_follows_validation_when_test_disagrees():
+    records = []
+    for r in range(5):
+        # p=0.2 is best on validation, p=0.8 on test: the study must report p=0.2
+        records += [_fit_record("d", "dropout", 0.2, r, val=0.90, test=0.80 + 0.001 * r),
+                    _fit_record("d", "dropout", 0.8, r, val=0.85, test=0.95)]
+        records += [_fit_record("d", "l2", a, r, val=0.80 + a, test=0.9) for a in (1e-4, 1e-2)]
+    chosen = {c["family"]: c for c in select(records)}
+    assert chosen["dropout"]["params"] == {"dropout": 0.2}
+    assert chosen["dropout"]["test_accuracy"] == pytest.approx(0.802)
+    assert chosen["dropout"]["n"] == 5 and chosen["dropout"]["grid"] == [0.2, 0.8]
+    low, high = chosen["dropout"]["test_accuracy_ci"]
+    assert low < 0.802 < high
+    assert chosen["l2"]["params"] == {"alpha": 1e-2} and chosen["l2"]["at_grid_edge"]
+
+
+def test_claims_are_decided_by_paired_intervals():
+    rng = np.random.default_rng(0)
+    records = []
+    for r in range(6):
+        base = 0.85 + 0.02 * rng.standard_normal()  # the repeat's split: shared by all sides
+        records += [_fit_record("d", "dropout", 0.0, r, 0.8, base, epochs=20),
+                    _fit_record("d", "dropout", 0.5, r, 0.9, base + 0.03, epochs=41),
+                    _fit_record("d", "dropout", 0.9, r, 0.7, base - 0.05),
+                    _fit_record("d", "l2", 1e-3, r, 0.85, base + 0.001),
+                    _fit_record("d", "l1", 1e-4, r, 0.84, base - 0.01),
+                    _fit_record("d", "input-dropout", 0.2, r, 0.88,
+                                base + 0.03 + 0.001 * (-1) ** r)]
+    verdicts = {c["claim"]: c for c in claims(records)}
+    assert verdicts["dropout beats the better of L1 and L2"]["verdict"] == "holds"
+    assert verdicts["p around 0.5 on hidden layers works best"]["verdict"] == "holds"
+    assert verdicts["accuracy rises then falls with the rate"]["verdict"] == "holds"
+    assert verdicts["no dropout on the input"]["verdict"] == "holds"  # within the margin
+    doubling = verdicts["dropout roughly doubles the epochs to converge"]
+    assert doubling["verdict"] == "holds" and doubling["n"] == 6
+    summary = build_summary(records)
+    assert summary["protocol"]["repeats"] == 6 and summary["protocol"]["selection"] == \
+        "validation"
+    assert all(c["verdict"] in ("holds", "does not hold", "undecided")
+               for c in summary["claims"])
+    json.dumps(summary, allow_nan=False)
+
+
+def test_one_repeat_is_undecided_and_json_safe():
+    records = [_fit_record("d", "dropout", 0.5, 0, 0.9, 0.99),
+               _fit_record("d", "l2", 1e-3, 0, 0.8, 0.5)]
+    summary = build_summary(records)
+    claim = {c["claim"]: c for c in summary["claims"]}["dropout beats the better of L1 and L2"]
+    assert claim["verdict"] == "undecided" and claim["ci"] == [None, None]
+    json.dumps(summary, allow_nan=False)
+
+
+def test_t_interval_covers_the_mean_difference_as_often_as_it_says():
+    rng = np.random.default_rng(1)
+    trials, covered = 4000, 0
+    for _ in range(trials):
+        a = rng.normal(0.8, 0.03, 5)
+        b = a - 0.01 + rng.normal(0, 0.01, 5)  # paired: true mean difference 0.01
+        iv = stats.paired_interval(a, b)
+        covered += iv.low <= 0.01 <= iv.high
+    # 95% nominal; a correct interval leaves this band with probability < 1e-4
+    se = (0.95 * 0.05 / trials) ** 0.5
+    assert abs(covered / trials - 0.95) < 4 * se
+
+
+def test_verdict_rules():
+    iv = lambda lo, hi: stats.Interval((lo + hi) / 2, lo, hi, 5)  # noqa: E731
+    assert stats.beats(iv(0.001, 0.02)) == "holds"
+    assert stats.beats(iv(-0.01, 0.004)) == "does not hold"  # at best within the margin
+    assert stats.beats(iv(-0.01, 0.02)) == "undecided"
+    assert stats.not_better(iv(-0.01, 0.004)) == "holds"
+    assert stats.not_better(iv(0.001, 0.02)) == "does not hold"
+    assert stats.within(iv(1.6, 2.5), 1.5, 3.0) == "holds"
+    assert stats.within(iv(0.9, 1.2), 1.5, 3.0) == "does not hold"
+    assert stats.within(iv(1.2, 2.0), 1.5, 3.0) == "undecided"
+
+
+def test_epochs_to_converge_on_validation_with_censoring():
+    falling = [1.0 / (e + 1) for e in range(30)]
+    rec = _fit_record("d", "dropout", 0.5, 0, 0.9, 0.9, val_loss=falling, converged=False)
+    epochs, censored = epochs_to_converge(rec)
+    assert censored and epochs >= 28  # still improving at the cap: at least this many
+    u_shape = [abs(e - 10) / 10 + 0.5 for e in range(30)]
+    rec = _fit_record("d", "dropout", 0.5, 0, 0.9, 0.9, val_loss=u_shape, converged=False)
+    assert epochs_to_converge(rec) == (11, False)  # best at epoch 11, long before the cap
 
 
 def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
@@ -194,11 +330,21 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
             "learning_curves_iris", "kernel_throughput", "epoch_time_vs_threads",
             "mc_dropout"} <= names
     summary = (out / "summary.md").read_text()
-    assert "The article's claims" in summary
+    assert "## The claims" in summary and "## Chosen on validation" in summary
     cost = [r for r in ResultStore(out).records() if r["kind"] == "epoch_cost"]
     assert [r["dataset"] for r in cost] == ["iris"]
     assert all(len(t) == cost[0]["rounds"] for t in cost[0]["epoch_times"].values())
     assert "timed alone, median of 15 paired rounds" in summary  # the claim uses it
+    data = json.loads((out / "summary.json").read_text())
+    assert {"protocol", "selected", "claims"} <= set(data)
+    for entry in data["selected"]:
+        assert {"dataset", "family", "params", "grid", "at_grid_edge", "val_score",
+                "test_accuracy", "test_accuracy_ci"} <= set(entry)
+    for claim in data["claims"]:
+        assert {"dataset", "claim", "source", "verdict", "estimate", "ci", "n"} <= set(claim)
+    for r in ResultStore(out).records("fit"):
+        assert {"dataset", "family", "params", "repeat", "split_id", "val_score",
+                "test_accuracy"} <= set(r)
 
 
 def test_a_second_writer_of_a_results_folder_is_refused(tmp_path):

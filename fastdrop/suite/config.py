@@ -107,6 +107,16 @@ class RunConfig:
             return "none"
         return self.regularizer
 
+    def search_params(self):
+        """What was searched for this configuration's family, as a dict (the record's
+        ``params``): the strength under its own name, and any overrides."""
+        name = {"l2": "alpha", "l1": "l1", "none": None}.get(self.regularizer, "dropout")
+        if self.regularizer == "input-dropout":
+            name = "input_dropout"
+        params = {name: self.strength} if name else {}
+        params.update(dict(self.overrides))
+        return params
+
     def estimator_params(self):
         p = get_profile(self.profile)
         arch = ARCHITECTURES[self.arch]

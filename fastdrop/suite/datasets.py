@@ -1,10 +1,28 @@
-"""Datasets from scikit-learn, offline: standardized, stratified train/validation/test splits.
+"""Datasets, offline: standardized, stratified train/validation/test splits, one per repeat.
 
-Names: ``digits``, ``breast_cancer``, ``wine``, ``iris``, ``synthetic`` (3000 x 40, 5 classes),
-``synthetic-60k`` (60000 x 784, 10 classes, the MNIST-sized preset) and any
-``synthetic-NxD`` or ``synthetic-NxDxC`` (N samples, D features, C classes, default 10).
+Names:
+
+* scikit-learn's bundled sets: ``digits``, ``breast_cancer``, ``wine``, ``iris``;
+* ``mnist1d``: MNIST-1D (Greydanus 2020, "Scaling down deep learning"), 5000 x 40, 10
+  classes, made by the ``mnist1d`` package's ``make_dataset`` with the paper's settings
+  (``get_dataset_args()``: seed 42, the 4000/1000 train/test split), never downloaded;
+  ``mnist1d-20k``: the same generator for 25000 samples, 20000/5000;
+* ``synthetic`` (3000 x 40, 5 classes), ``synthetic-60k`` (60000 x 784, 10 classes, the
+  MNIST-sized preset) and any ``synthetic-NxD`` or ``synthetic-NxDxC``;
+* a file: ``PATH.npz`` (arrays ``X`` and ``y``), ``PATH.csv`` (a header row; the label is the
+  column named ``label``, ``target``, ``class`` or ``y``, else the last one), or svmlight
+  (``.svm``, ``.svmlight``, ``.libsvm``);
+* ``openml:NAME_OR_ID``: scikit-learn's ``fetch_openml`` (cached after the first fetch; a
+  clear error when it must download and cannot).
+
+Each repeat ``r`` has its own split (``random_state=r``); ``Split.split_id`` fingerprints its
+indices. A dataset with a published test set (MNIST-1D) keeps it for every repeat and carves
+the validation part (20% of its training part) anew per repeat; the others split 60/20/20.
+Features are standardized on the training part.
 """
 import functools
+import hashlib
+import os
 import re
 from dataclasses import dataclass
 
@@ -20,13 +38,20 @@ _LOADERS = {
     "iris": skd.load_iris,
 }
 _PRESETS = {"synthetic": (3000, 40, 5), "synthetic-60k": (60000, 784, 10)}
+_MNIST1D = {"mnist1d": 5000, "mnist1d-20k": 25000}  # samples made; 80% train, 20% test
 _SYNTHETIC = re.compile(r"^synthetic-(\d+)x(\d+)(?:x(\d+))?$")
+_FILE_SUFFIXES = (".npz", ".csv", ".svm", ".svmlight", ".libsvm")
+_LABEL_COLUMNS = ("label", "target", "class", "y")
+VAL_FRACTION = 0.2   # of the training part, where the test set is fixed
+TEST_FRACTION = 0.2  # of the whole, elsewhere (and as much again for validation)
 
 
 @dataclass(frozen=True, eq=False)
 class Split:
-    """60% train, 20% validation, 20% test; float32, standardized on the training part."""
+    """One repeat's train/validation/test parts; float32, standardized on the training part."""
     name: str
+    repeat: int
+    split_id: str
     X_train: np.ndarray
     y_train: np.ndarray
     X_val: np.ndarray
@@ -39,26 +64,45 @@ class Split:
         return int(np.unique(self.y_train).size)
 
     def __repr__(self):
-        return (f"Split({self.name!r}, train={self.X_train.shape}, val={self.X_val.shape}, "
-                f"test={self.X_test.shape}, classes={self.n_classes})")
+        return (f"Split({self.name!r}, repeat={self.repeat}, train={self.X_train.shape}, "
+                f"val={self.X_val.shape}, test={self.X_test.shape}, "
+                f"classes={self.n_classes}, split_id={self.split_id})")
 
 
 def check_name(name):
     """The dataset name, or ValueError listing the valid ones."""
-    if name in _LOADERS or name in _PRESETS or _SYNTHETIC.match(name):
+    if (name in _LOADERS or name in _PRESETS or name in _MNIST1D or _SYNTHETIC.match(name)
+            or _is_openml(name)):
         return name
-    raise ValueError(f"dataset must be one of {sorted(_LOADERS) + sorted(_PRESETS)} or "
-                     f"'synthetic-NxD[xC]', got {name!r}")
+    if name.lower().endswith(_FILE_SUFFIXES):
+        if not os.path.isfile(name):
+            raise ValueError(f"dataset file {name!r} does not exist")
+        return name
+    raise ValueError(f"dataset must be one of {sorted(_LOADERS) + sorted(_PRESETS)}, "
+                     f"{sorted(_MNIST1D)}, 'synthetic-NxD[xC]', a file ending in "
+                     f"{', '.join(_FILE_SUFFIXES)} or 'openml:NAME_OR_ID', got {name!r}")
+
+
+def _is_openml(name):
+    return name.startswith("openml:") and len(name) > len("openml:")
 
 
 def _raw(name):
+    """(X, y, fixed test indices or None)."""
     if name in _LOADERS:
-        return _LOADERS[name](return_X_y=True)
+        return (*_LOADERS[name](return_X_y=True), None)
+    if name in _MNIST1D:
+        return _mnist1d(_MNIST1D[name])
+    if _is_openml(name):
+        return (*_openml(name[len("openml:"):]), None)
+    if name.lower().endswith(_FILE_SUFFIXES):
+        return (*load_file(name), None)
     n, d, c = _PRESETS.get(name) or _parse_synthetic(name)
-    return skd.make_classification(n, d, n_informative=max(2, min(d, 2 * c + d // 8)),
+    X, y = skd.make_classification(n, d, n_informative=max(2, min(d, 2 * c + d // 8)),
                                    n_redundant=min(d // 10, d - 2), n_classes=c,
                                    n_clusters_per_class=2, class_sep=1.0, flip_y=0.01,
                                    random_state=0)
+    return X, y, None
 
 
 def _parse_synthetic(name):
@@ -66,14 +110,101 @@ def _parse_synthetic(name):
     return int(n), int(d), int(c or 10)
 
 
-@functools.lru_cache(maxsize=8)
-def load_split(name, seed=0):
-    """The cached split of dataset ``name``; ``seed`` fixes the split."""
-    X, y = _raw(check_name(name))
-    X_train, X_rest, y_train, y_rest = train_test_split(X, y, test_size=0.4, stratify=y,
-                                                        random_state=seed)
-    X_val, X_test, y_val, y_test = train_test_split(X_rest, y_rest, test_size=0.5,
-                                                    stratify=y_rest, random_state=seed)
-    scaler = StandardScaler().fit(X_train)
-    f32 = lambda a: np.ascontiguousarray(scaler.transform(a), dtype=np.float32)  # noqa: E731
-    return Split(name, f32(X_train), y_train, f32(X_val), y_val, f32(X_test), y_test)
+def _mnist1d(n_samples):
+    """MNIST-1D from its generator, the paper's settings; the last 20% is its test set."""
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError as exc:
+        raise ValueError("dataset 'mnist1d' needs the mnist1d package: pip install "
+                         "mnist1d") from exc
+    args = get_dataset_args()
+    args.num_samples = n_samples
+    state = np.random.get_state()  # make_dataset seeds numpy's global generator
+    try:
+        data = make_dataset(args)
+    finally:
+        np.random.set_state(state)
+    X = np.concatenate([data["x"], data["x_test"]])
+    y = np.concatenate([data["y"], data["y_test"]])
+    return X, y, np.arange(len(data["y"]), len(y))
+
+
+def _openml(name_or_id):
+    kw = {"data_id": int(name_or_id)} if name_or_id.isdigit() else {"name": name_or_id}
+    try:
+        X, y = skd.fetch_openml(**kw, return_X_y=True, as_frame=False, parser="auto")
+    except OSError as exc:  # urllib's URLError is an OSError: no network, no cache
+        raise ValueError(f"dataset 'openml:{name_or_id}' is neither in scikit-learn's cache "
+                         f"nor downloadable here ({exc}); fetch it once on a machine that is "
+                         "online, or save it as a .npz file with X and y") from None
+    return _numeric(X, f"openml:{name_or_id}"), y
+
+
+def load_file(path):
+    """(X, y) from a .npz (``X``, ``y``), .csv (header row) or svmlight file."""
+    lower = path.lower()
+    if lower.endswith(".npz"):
+        with np.load(path, allow_pickle=False) as f:
+            missing = {"X", "y"} - set(f.files)
+            if missing:
+                raise ValueError(f"{path} must hold arrays 'X' and 'y', missing "
+                                 f"{sorted(missing)} (it has {sorted(f.files)})")
+            return _numeric(f["X"], path), f["y"]
+    if lower.endswith(".csv"):
+        return _csv(path)
+    X, y = skd.load_svmlight_file(path)
+    return X.toarray(), y
+
+
+def _csv(path):
+    with open(path, encoding="utf-8") as f:
+        header = [h.strip() for h in f.readline().strip().split(",")]
+    names = [h.lower() for h in header]
+    label = next((names.index(c) for c in _LABEL_COLUMNS if c in names), len(header) - 1)
+    table = np.genfromtxt(path, delimiter=",", skip_header=1, dtype=str, ndmin=2)
+    if table.shape[1] != len(header):
+        raise ValueError(f"{path}: {len(header)} columns in the header, {table.shape[1]} in "
+                         "the rows")
+    y = table[:, label]
+    X = np.delete(table, label, axis=1)
+    return _numeric(X, path), y
+
+
+def _numeric(X, source):
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except ValueError:
+        raise ValueError(f"{source}: the features must be numbers") from None
+    if X.ndim != 2 or not np.isfinite(X).all():
+        raise ValueError(f"{source}: the features must be a 2-d table of finite numbers, "
+                         f"got shape {X.shape}")
+    return X
+
+
+def _fingerprint(*parts):
+    h = hashlib.sha1()
+    for p in parts:
+        h.update(np.ascontiguousarray(p, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def load_split(name, repeat=0):
+    """The cached split of dataset ``name`` for repeat ``repeat``."""
+    X, y, fixed_test = _raw(check_name(name))
+    index = np.arange(len(y))
+    if fixed_test is not None:
+        test = fixed_test
+        rest = np.setdiff1d(index, test)
+        train, val = train_test_split(rest, test_size=VAL_FRACTION, stratify=y[rest],
+                                      random_state=repeat)
+    else:
+        rest, test = train_test_split(index, test_size=TEST_FRACTION, stratify=y,
+                                      random_state=repeat)
+        train, val = train_test_split(rest, test_size=TEST_FRACTION / (1 - TEST_FRACTION),
+                                      stratify=y[rest], random_state=repeat)
+    scaler = StandardScaler().fit(X[train])
+    f32 = lambda idx: np.ascontiguousarray(scaler.transform(X[idx]), dtype=np.float32)  # noqa: E731
+    return Split(name, repeat, _fingerprint(train, val, test), f32(train), y[train], f32(val),
+                 y[val], f32(test), y[test])

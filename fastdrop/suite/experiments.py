@@ -24,7 +24,7 @@ from .datasets import load_split
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0):
     p = get_profile(profile)
-    split = load_split(dataset)
+    split = load_split(dataset, seed)
     est = MLPClassifier((256, 256), dropout=rate, max_iter=p.max_iter,
                         n_iter_no_change=p.n_iter_no_change, batch_size=p.batch_size,
                         random_state=seed)
@@ -46,7 +46,7 @@ def epoch_cost(dataset, profile="quick", rounds=15):
     thread as each fit has) with no dropout, element dropout 0.5 and batch dropout 0.5: one
     epoch of each per round, in an order rotated each round, after a burn-in round. The ratios
     to no dropout are medians of the per-round ratios, so a drifting load cancels out."""
-    split = load_split(dataset)
+    split = load_split(dataset, 0)
     cases = {"none": ("dropout", 0.0), "element": ("dropout", 0.5),
              "batch": ("dropout-batch", 0.5)}
     ests = {name: MLPClassifier(**RunConfig(dataset, reg, s, 0, profile=profile)
@@ -69,7 +69,7 @@ def epoch_cost(dataset, profile="quick", rounds=15):
 
 def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs=3):
     """Epoch time of (512, 512), batch 128, for 1..cores threads, p = 0 and 0.5."""
-    split = load_split(dataset)
+    split = load_split(dataset, 0)
     cores = os.cpu_count() or 1
     rows = []
     for n_threads in range(1, cores + 1):

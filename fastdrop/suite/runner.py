@@ -19,8 +19,9 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
     ``parent_pid``: the sweep's process, when this runs in a worker process it started; the
     worker then exits soon after that process dies (:func:`_exit_with_parent`)."""
     _exit_with_parent(parent_pid)
-    split = load_split(config.dataset)
-    est = MLPClassifier(**config.estimator_params(), n_threads=n_threads)
+    split = load_split(config.dataset, config.seed)  # the seed is the repeat: its own split
+    params = config.estimator_params()
+    est = MLPClassifier(**params, n_threads=n_threads)
     start = time.perf_counter()
     error = None
     with warnings.catch_warnings():
@@ -32,7 +33,8 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
     wall = time.perf_counter() - start
     record = {"kind": "fit", "key": config.key, **asdict(config),
               "overrides": [list(kv) for kv in config.overrides], "family": config.family,
-              "n_threads": n_threads, "wall": wall, "error": error}
+              "params": config.search_params(), "repeat": config.seed,
+              "split_id": split.split_id, "n_threads": n_threads, "wall": wall, "error": error}
     if error is not None or not hasattr(est, "history_"):
         return record
     h = est.history_
@@ -49,6 +51,8 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
         time_to_converge=float(times.sum()) if converged else None,
         best_val_accuracy=float(val_acc.max()), best_val_loss=float(val_loss.min()),
         final_val_accuracy=float(val_acc[-1]), final_val_loss=float(val_loss[-1]),
+        # the selection metric: validation accuracy of the weights that are tested
+        val_score=float(est.score(split.X_val, split.y_val)),
         test_accuracy=float(est.score(split.X_test, split.y_test)),
         train_accuracy=train_acc, gap=train_acc - float(val_acc[-1]),
         history={k: [None if isinstance(v, float) and v != v else v for v in vals]

@@ -1,7 +1,12 @@
 """Aggregates and the article's claims, computed from stored records only."""
+import math
 from collections import defaultdict
 
 import numpy as np
+
+from .._benchreport import median_ci
+from .stats import (CONFIDENCE, MARGIN, METHOD, Interval, beats, both, mean_interval,
+                    not_better, paired_interval, within)
 
 METRICS = ("best_val_accuracy", "best_val_loss", "final_val_loss", "test_accuracy",
            "epoch_time", "n_iter", "gap")
@@ -30,6 +35,10 @@ def time_to_target(record, target):
     return None
 
 
+def _sd(values):
+    return float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+
+
 def aggregate(records, arch="default"):
     """{(dataset, regularizer, strength): {metric: (mean, std), 'n': seeds, ...}}."""
     goal = targets(records)
@@ -41,115 +50,250 @@ def aggregate(records, arch="default"):
         row = {"n": len(runs)}
         for m in METRICS:
             vals = np.array([r[m] for r in runs], dtype=float)
-            row[m] = (float(vals.mean()), float(vals.std()))
+            row[m] = (float(vals.mean()), _sd(vals))
         epochs = [r["epochs_to_converge"] for r in runs if r["converged"]]
         row["converged"] = len(epochs) / len(runs)
-        row["epochs_to_converge"] = (float(np.mean(epochs)), float(np.std(epochs))) \
+        row["epochs_to_converge"] = (float(np.mean(epochs)), _sd(epochs)) \
             if epochs else (float("nan"), float("nan"))
         ttt = [time_to_target(r, goal[key[0]]) for r in runs]
         reached = [t for t in ttt if t is not None]
-        row["time_to_target"] = (float(np.mean(reached)), float(np.std(reached))) \
+        row["time_to_target"] = (float(np.mean(reached)), _sd(reached)) \
             if reached else (float("nan"), float("nan"))
         row["reached_target"] = len(reached) / len(runs)
         out[key] = row
     return out
 
 
-def _best(agg, dataset, regularizer, metric="test_accuracy"):
-    rows = [(k[2], v) for k, v in agg.items() if k[0] == dataset and k[1] == regularizer]
-    return max(rows, key=lambda kv: kv[1][metric][0]) if rows else (None, None)
+# ---------------------------------------------------------------- selection on validation
+def _param_value(record):
+    """The searched strength of a fit (its family's one parameter), or None."""
+    params = record.get("params") or {}
+    return next(iter(params.values())) if params else None
+
+
+def _by_config(records, arch):
+    """{(dataset, family, strength): {repeat: record}} over the fits of one architecture."""
+    out = defaultdict(dict)
+    for r in fits(records, arch):
+        if "val_score" not in r:
+            continue  # a record from before the protocol: nothing to select on
+        out[(r["dataset"], r["family"], _param_value(r))][r["repeat"]] = r
+    return out
+
+
+def select(records, arch="default"):
+    """Per (dataset, family): the strength with the best mean validation score over repeats
+    (ties: the weaker regularization), and the test accuracy of that choice with its
+    interval. The test set is read only for the choice made."""
+    configs = _by_config(records, arch)
+    families = defaultdict(list)
+    for (dataset, family, value), runs in configs.items():
+        families[(dataset, family)].append((value, runs))
+    out = []
+    for (dataset, family), options in sorted(families.items()):
+        options.sort(key=lambda o: (o[0] is not None, o[0] or 0.0))
+        value, runs = max(options, key=lambda o: np.mean([r["val_score"] for r in
+                                                         o[1].values()]))
+        grid = [v for v, _ in options if v is not None]
+        tests = [runs[k]["test_accuracy"] for k in sorted(runs)]
+        ci = mean_interval(tests)
+        out.append({
+            "dataset": dataset, "family": family, "arch": arch,
+            "params": dict(next(iter(runs.values())).get("params") or {}),
+            "grid": grid, "at_grid_edge": len(grid) > 1 and value in (grid[0], grid[-1]),
+            "val_score": float(np.mean([r["val_score"] for r in runs.values()])),
+            "test_accuracy": ci.estimate, "test_accuracy_ci": ci.as_list(), "n": ci.n,
+            "test_by_repeat": {int(k): runs[k]["test_accuracy"] for k in sorted(runs)},
+        })
+    return out
+
+
+# ---------------------------------------------------------------- the claims
+CONVERGENCE_TOL = 0.01   # relative: within 1% of the run's best validation loss
+CENSOR_TAIL = 10         # epochs: a capped run whose best came this late has not converged
+
+
+def epochs_to_converge(record):
+    """(epochs, censored): the first epoch whose validation loss is within CONVERGENCE_TOL of
+    the run's best. Censored (the true count is at least this) when the run hit its epoch
+    cap with its best validation loss in its last CENSOR_TAIL epochs."""
+    losses = np.array([np.nan if v is None else v for v in record["history"]["val_loss"]])
+    if not np.isfinite(losses).any():
+        return None, True
+    best = np.nanmin(losses)
+    first = int(np.argmax(losses <= best * (1 + CONVERGENCE_TOL))) + 1
+    at_cap = not record.get("converged", True)
+    censored = at_cap and int(np.nanargmin(losses)) >= len(losses) - CENSOR_TAIL
+    return first, censored
+
+
+def _paired(a, b):
+    """The two sides' test accuracies on the repeats both ran, in repeat order."""
+    common = sorted(set(a) & set(b))
+    return [a[k] for k in common], [b[k] for k in common]
+
+
+def _claim(dataset, claim, source, verdict, interval, evidence):
+    return {"dataset": dataset, "claim": claim, "source": source, "verdict": verdict,
+            "estimate": interval.estimate, "ci": interval.as_list(), "n": interval.n,
+            "evidence": evidence}
+
+
+ARTICLE = "the article"
+SRIVASTAVA = "Srivastava et al. 2014"
 
 
 def claims(records):
-    """The article's claims, per dataset: list of (claim, verdict, evidence) strings."""
-    agg = aggregate(records)
-    cost = {r["dataset"]: r for r in records if r.get("kind") == "epoch_cost"}  # latest wins
+    """Every claim's verdict per dataset, from paired intervals over repeats (stats.py)."""
     out = []
-    for dataset in sorted({k[0] for k in agg}):
-        get = lambda reg, s: agg.get((dataset, reg, s))  # noqa: E731
-        sweep = sorted((k[2], v) for k, v in agg.items()
-                       if k[0] == dataset and k[1] == "dropout")
-        if not sweep:
-            continue
-        accs = {s: v["best_val_accuracy"][0] for s, v in sweep}
-        best_rate = max(accs, key=accs.get)
-        at5 = accs.get(0.5)
-        if at5 is not None:
-            sd = get("dropout", best_rate)["best_val_accuracy"][1]
-            if 0.3 <= best_rate <= 0.6:
-                verdict = "holds"
-            elif abs(accs[best_rate] - at5) <= max(sd, 0.002):
-                verdict = "within noise (0.5 ties the best)"
-            else:
-                verdict = "does not hold"
-            out.append((dataset, "p around 0.5 on hidden layers works best", verdict,
-                        f"best rate {best_rate:.1f} (val acc {accs[best_rate]:.4f}); at 0.5: "
-                        f"{at5:.4f}; at 0.0: {accs.get(0.0, float('nan')):.4f}"))
-        rising = [s for s, _ in sweep]
-        if len(rising) >= 3:
-            peak = accs[best_rate]
-            shape = ("rises then falls" if 0 < best_rate < max(rising) and
-                     accs[max(rising)] < peak else "monotone" if best_rate in (0.0, max(rising))
-                     else "flat")
-            out.append((dataset, "Keras sweep: accuracy rises then falls with the rate", shape,
-                        "val acc by rate: " + ", ".join(f"{s:.1f}:{a:.3f}"
-                                                        for s, a in sorted(accs.items()))))
-        base, half = get("dropout", 0.0), get("dropout", 0.5)
-        if base and half:
-            e0, e5 = base["n_iter"][0], half["n_iter"][0]
-            ratio = e5 / e0
-            out.append((dataset, "dropout roughly doubles the epochs to converge",
-                        "holds" if 1.5 <= ratio <= 3.0 else "does not hold",
-                        f"epochs (stopping rule) p=0.5: {e5:.1f} vs p=0: {e0:.1f} "
-                        f"({ratio:.2f}x)"))
-            if dataset in cost:  # timed alone, paired per round: the clean measure
-                r = cost[dataset]["ratio_to_none"]
-                cheaper = min(r.values()) < 1
-                evidence = (f"epoch time element mode {r['element']:.2f}x of p=0; batch mode "
-                            f"{r['batch']:.2f}x (timed alone, median of "
-                            f"{cost[dataset]['rounds']} paired rounds)")
-            else:  # the fits' own epoch times
-                t0, t5 = base["epoch_time"][0], half["epoch_time"][0]
-                batch = get("dropout-batch", 0.5)
-                cheaper = t5 < t0 or bool(batch and batch["epoch_time"][0] < t0)
-                evidence = (f"epoch time element mode {t5 / t0:.2f}x of p=0"
-                            + (f"; batch mode {batch['epoch_time'][0] / t0:.2f}x" if batch
-                               else ""))
-            out.append((dataset, "each epoch is cheaper with dropout",
-                        "holds" if cheaper else "does not hold", evidence))
-        inp, hid = get("input-dropout", 0.2), half
-        if inp and hid:
-            d = inp["test_accuracy"][0] - hid["test_accuracy"][0]
-            out.append((dataset, "no dropout on the input",
-                        "holds" if d <= 0 else "does not hold",
-                        f"test acc with input 0.2 + hidden 0.5: {inp['test_accuracy'][0]:.4f}"
-                        f" vs hidden 0.5 only: {hid['test_accuracy'][0]:.4f} ({d:+.4f})"))
-        rd, vd = _best(agg, dataset, "dropout")
-        r2, v2 = _best(agg, dataset, "l2")
-        r1, v1 = _best(agg, dataset, "l1")
-        mn = get("dropout-maxnorm", 0.5)
-        if vd and v2 and v1:
-            best_name = max([("dropout", vd), ("L2", v2), ("L1", v1)] +
-                            ([("dropout+max-norm", mn)] if mn else []),
-                            key=lambda kv: kv[1]["test_accuracy"][0])[0]
-            out.append((dataset, "dropout (+ max-norm) beats L1/L2",
-                        "holds" if best_name.startswith("dropout") else "does not hold",
-                        f"best test acc: dropout {vd['test_accuracy'][0]:.4f} (p={rd}), "
-                        f"L2 {v2['test_accuracy'][0]:.4f} (alpha={r2:g}), "
-                        f"L1 {v1['test_accuracy'][0]:.4f} (l1={r1:g})"
-                        + (f", dropout 0.5 + max-norm {mn['test_accuracy'][0]:.4f}" if mn
-                           else "")))
+    for arch in ("default", "seed"):
+        chosen = {(c["dataset"], c["family"]): c for c in select(records, arch)}
+        configs = _by_config(records, arch)
+        for dataset in sorted({d for d, _ in chosen}):
+            out += _sweep_claims(dataset, arch, chosen, configs)
+            if arch == "default":
+                out += _default_claims(dataset, chosen, configs)
+    out += _cost_claims(records) + _mc_claims(records)
+    return out
+
+
+def _tests(configs, dataset, family, value):
+    return {k: r["test_accuracy"] for k, r in configs.get((dataset, family, value), {}).items()}
+
+
+def _sweep_claims(dataset, arch, chosen, configs):
+    sel = chosen.get((dataset, "dropout"))
+    if sel is None:
+        return []
+    best = sel["test_by_repeat"]
+    rate = sel["params"].get("dropout")
+    none = _tests(configs, dataset, "none", None) or _tests(configs, dataset, "none", 0.0)
+    top = max(sel["grid"]) if sel["grid"] else None
+    out = []
+    ref = 0.5 if arch == "default" else 0.2
+    at_ref = _tests(configs, dataset, "dropout", ref)
+    if at_ref:
+        iv = paired_interval(*_paired(best, at_ref))
+        claim = ("p around 0.5 on hidden layers works best" if arch == "default" else
+                 "the article's network: the best rate is near 0.2")
+        out.append(_claim(dataset, claim, ARTICLE, not_better(iv), iv,
+                          f"validation chose p={rate:g}; its test accuracy minus p={ref:g}'s "
+                          f"(holds when p={ref:g} is within the margin of the choice)"))
+    if none and top is not None and top != rate:
+        rises = paired_interval(*_paired(best, none))
+        falls = paired_interval(*_paired(best, _tests(configs, dataset, "dropout", top)))
+        claim = ("accuracy rises then falls with the rate" if arch == "default" else
+                 "the article's network: accuracy rises then falls with the rate")
+        out.append(_claim(dataset, claim, ARTICLE, both(beats(rises), beats(falls)), rises,
+                          f"chosen p={rate:g} minus p=0: {rises.estimate:+.4f}; minus "
+                          f"p={top:g}: {falls.estimate:+.4f} [{falls.low:+.4f}, "
+                          f"{falls.high:+.4f}]"))
+    return out
+
+
+def _default_claims(dataset, chosen, configs):
+    out = []
+    sel = chosen.get((dataset, "dropout"))
+    penalties = [chosen[(dataset, f)] for f in ("l2", "l1") if (dataset, f) in chosen]
+    if sel and penalties:
+        penalty = max(penalties, key=lambda c: c["val_score"])  # the better, on validation
+        iv = paired_interval(*_paired(sel["test_by_repeat"], penalty["test_by_repeat"]))
+        out.append(_claim(dataset, "dropout beats the better of L1 and L2", SRIVASTAVA,
+                          beats(iv), iv, f"dropout {sel['params']} vs {penalty['family']} "
+                          f"{penalty['params']}, both chosen on validation"))
+    hidden = configs.get((dataset, "dropout", 0.5), {})
+    with_input = _tests(configs, dataset, "input-dropout", 0.2)
+    if hidden and with_input:
+        iv = paired_interval(*_paired(with_input, _tests(configs, dataset, "dropout", 0.5)))
+        out.append(_claim(dataset, "no dropout on the input", ARTICLE, not_better(iv), iv,
+                          "input 0.2 + hidden 0.5 minus hidden 0.5 alone (holds when input "
+                          "dropout does not help by the margin)"))
+    none = configs.get((dataset, "none", None)) or configs.get((dataset, "none", 0.0)) or {}
+    if hidden and none:
+        ratios, censored = [], 0
+        for k in sorted(set(hidden) & set(none)):
+            (e5, c5), (e0, c0) = epochs_to_converge(hidden[k]), epochs_to_converge(none[k])
+            if c5 or c0 or not e5 or not e0:
+                censored += 1
+                continue
+            ratios.append(math.log(e5 / e0))
+        iv = mean_interval(ratios)
+        exp = Interval(math.exp(iv.estimate), math.exp(iv.low), math.exp(iv.high), iv.n) \
+            if ratios else iv
+        out.append(_claim(dataset, "dropout roughly doubles the epochs to converge", ARTICLE,
+                          within(exp, 1.5, 3.0), exp,
+                          f"epochs to reach validation loss within {CONVERGENCE_TOL:.0%} of "
+                          f"the run's best, p=0.5 / p=0, geometric mean; {censored} "
+                          "censored pair(s) left out"))
+    return out
+
+
+def _cost_claims(records):
+    out = []
+    cost = {r["dataset"]: r for r in records if r.get("kind") == "epoch_cost"}  # latest wins
+    for dataset, r in sorted(cost.items()):
+        for mode in ("element", "batch"):
+            ratios = np.asarray(r["epoch_times"][mode]) / np.asarray(r["epoch_times"]["none"])
+            low, high, coverage = median_ci(ratios)
+            iv = Interval(float(np.median(ratios)), low, high, int(ratios.size))
+            out.append(_claim(dataset, f"each epoch is cheaper with dropout ({mode} mode)",
+                              ARTICLE, within(iv, 0.0, 1.0), iv,
+                              f"seconds per epoch at p=0.5 / p=0, timed alone, median of "
+                              f"{ratios.size} paired rounds, distribution-free interval "
+                              f"(coverage {coverage:.3f})"))
+    return out
+
+
+def _mc_claims(records):
+    by_dataset = defaultdict(list)
     for r in records:
         if r.get("kind") == "mc":
             mc = dict(zip(r["samples"], r["mc_accuracy"]))
-            last = max(mc)
-            diff = mc[last] - r["weight_scaling_accuracy"]
-            out.append((r["dataset"], "weight scaling matches averaging thinned networks",
-                        "holds" if abs(diff) <= 0.01 else "does not hold",
-                        f"test acc MC({last}) {mc[last]:.4f} vs weight scaling "
-                        f"{r['weight_scaling_accuracy']:.4f} ({diff:+.4f}); MC(1) "
-                        f"{mc[min(mc)]:.4f}"))
+            by_dataset[r["dataset"]].append(mc[max(mc)] - r["weight_scaling_accuracy"])
+    out = []
+    for dataset, diffs in sorted(by_dataset.items()):
+        iv = mean_interval(diffs)
+        out.append(_claim(dataset, "weight scaling matches averaging thinned networks",
+                          f"{ARTICLE}; {SRIVASTAVA}", within(iv, -MARGIN, MARGIN), iv,
+                          "test accuracy of Monte-Carlo averaging (most samples) minus "
+                          "weight scaling, per seed"))
     return out
+
+
+def protocol(records):
+    repeats = sorted({r["repeat"] for r in fits(records) if "repeat" in r})
+    return {"repeats": len(repeats), "selection": "validation",
+            "selection_rule": "per dataset and family, the strength with the best mean "
+                              "validation accuracy over repeats; test accuracy reported for "
+                              "that choice only",
+            "method": METHOD, "margin": MARGIN, "confidence": CONFIDENCE,
+            "verdict_rules": {
+                "beats": "holds if the interval's low end > 0; does not hold if its high "
+                         "end < margin; else undecided",
+                "not_better": "holds if the high end < margin; does not hold if the low end "
+                              "> 0; else undecided",
+                "within": "holds if the interval lies inside the range; does not hold if "
+                          "it lies outside; else undecided"}}
+
+
+def build_summary(records):
+    """summary.json: the protocol, the validation-selected configurations, the claims."""
+    selected = select(records) + select(records, "seed")
+    for entry in selected:
+        entry.pop("test_by_repeat")
+    return _json_ready({"protocol": protocol(records), "selected": selected,
+                        "claims": claims(records)})
+
+
+def _json_ready(value):
+    """Non-finite numbers (no interval from one repeat) become None: JSON has no inf."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def summary_table(records):
@@ -167,7 +311,29 @@ def summary_table(records):
     return "\n".join(lines)
 
 
-def claims_markdown(records):
-    lines = ["| dataset | claim | verdict | evidence |", "|---|---|---|---|"]
-    lines += [f"| {d} | {c} | {v} | {e} |" for d, c, v, e in claims(records)]
+def claims_markdown(summary):
+    """The claims of a build_summary() as a Markdown table (what the README shows)."""
+    lines = ["| dataset | claim | source | verdict | estimate [95% CI] | n | evidence |",
+             "|---|---|---|---|---|---:|---|"]
+    for c in summary["claims"]:
+        lines.append(f"| {c['dataset']} | {c['claim']} | {c['source']} | **{c['verdict']}** "
+                     f"| {_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}] "
+                     f"| {c['n']} | {c['evidence']} |")
+    return "\n".join(lines)
+
+
+def _num(value, fmt="{:+.4f}"):
+    return "n/a" if value is None else fmt.format(value)
+
+
+def selected_markdown(summary):
+    lines = ["| dataset | arch | family | chosen on validation | val acc | test acc [95% CI] "
+             "| n | grid | at grid edge |", "|---|---|---|---|---:|---|---:|---|---|"]
+    for c in summary["selected"]:
+        low, high = (_num(v, "{:.4f}") for v in c["test_accuracy_ci"])
+        params = ", ".join(f"{k}={v:g}" for k, v in c["params"].items()) or "-"
+        grid = ", ".join(f"{v:g}" for v in c["grid"])
+        lines.append(f"| {c['dataset']} | {c['arch']} | {c['family']} | {params} "
+                     f"| {c['val_score']:.4f} | {c['test_accuracy']:.4f} [{low}, {high}] "
+                     f"| {c['n']} | {grid} | {'yes' if c['at_grid_edge'] else ''} |")
     return "\n".join(lines)
