@@ -51,7 +51,7 @@ def _finish(out, quiet, started):
     return 0
 
 
-def _execute(configs, args, experiments_for=()):
+def _execute(configs, args, experiments_for=(), extend=False):
     from .suite.experiments import run_experiments
     from .suite.runner import run_configs
     from .suite.store import ResultStore
@@ -63,6 +63,8 @@ def _execute(configs, args, experiments_for=()):
         try:
             run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
                         progress=not args.quiet)
+            if extend:
+                _extend_grids(configs, store, args)
             if experiments_for:
                 run_experiments(store, args.profile, experiments_for, progress=not args.quiet)
         except KeyboardInterrupt:
@@ -72,11 +74,34 @@ def _execute(configs, args, experiments_for=()):
         return _finish(args.out, args.quiet, started)
 
 
+def _extend_grids(configs, store, args):
+    """While validation chooses an L1/L2 grid's edge, run a decade past it (at most
+    MAX_GRID_EXTENSIONS times); each extension is stored as a record of its own."""
+    from .suite.config import MAX_GRID_EXTENSIONS, extend_grids
+    from .suite.runner import run_configs
+    from .suite.summary import select
+
+    for _ in range(MAX_GRID_EXTENSIONS):
+        new, events = extend_grids(select(store.records()), configs)
+        if not new:
+            return
+        for e in events:
+            if not args.quiet:
+                print(f"{e['dataset']}: validation chose {e['family']}={e['chosen']:g}, the "
+                      f"edge of {e['grid']}; adding {e['added']:g}", file=sys.stderr)
+            store.append({"kind": "grid_extension", "profile": args.profile,
+                          "key": f"grid_extension|{e['dataset']}|{e['family']}|{e['added']:g}",
+                          **e})
+        run_configs(new, store, n_jobs=args.jobs, scheduler=args.scheduler,
+                    progress=not args.quiet)
+
+
 def _cmd_run(args):
     from .suite.config import default_suite, get_profile
 
     profile = get_profile(args.profile)
-    return _execute(default_suite(args.profile), args, experiments_for=profile.datasets[:1])
+    return _execute(default_suite(args.profile), args, experiments_for=profile.datasets[:1],
+                    extend=True)
 
 
 def _cmd_sweep(args):

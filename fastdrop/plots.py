@@ -213,20 +213,29 @@ def threads_scaling(records, out):
 
 
 def mc_dropout(records, out):
+    """Per dataset: Monte-Carlo averaging's test accuracy against the number of thinned
+    networks, mean over seeds with a band of one standard deviation, and weight scaling's."""
     plt = _plt()
-    recs = [r for r in records if r.get("kind") == "mc"]
-    if not recs:
+    by_dataset = defaultdict(list)
+    for r in records:
+        if r.get("kind") == "mc":
+            by_dataset[r["dataset"]].append(r)
+    if not by_dataset:
         return []
     fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, r in enumerate(recs):
-        color = f"C{i}"
-        ax.plot(r["samples"], r["mc_accuracy"], "o-", color=color,
-                label=f"{r['dataset']}: Monte-Carlo average")
-        ax.axhline(r["weight_scaling_accuracy"], color=color, ls="--",
-                   label=f"{r['dataset']}: weight scaling")
+    for i, (dataset, recs) in enumerate(sorted(by_dataset.items())):
+        color, n = f"C{i}", len(recs)
+        samples = recs[0]["samples"]
+        acc = np.array([r["mc_accuracy"] for r in recs])
+        ws = np.array([r["weight_scaling_accuracy"] for r in recs])
+        sd = acc.std(0, ddof=1) if n > 1 else np.zeros(len(samples))
+        ax.plot(samples, acc.mean(0), "o-", color=color,
+                label=f"{dataset}: Monte-Carlo average (n={n})")
+        ax.fill_between(samples, acc.mean(0) - sd, acc.mean(0) + sd, color=color, alpha=0.2)
+        ax.axhline(ws.mean(), color=color, ls="--", label=f"{dataset}: weight scaling")
     ax.set_xscale("log")
     ax.set_xlabel("number of thinned networks averaged (MC samples)")
-    ax.set_ylabel("test accuracy")
+    ax.set_ylabel("test accuracy (mean ± 1 sd over seeds)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("Monte-Carlo dropout vs weight scaling (p = 0.5)")

@@ -217,6 +217,25 @@ def test_selection_follows_validation_when_test_disagrees():
     assert chosen["l2"]["params"] == {"alpha": 1e-2} and chosen["l2"]["at_grid_edge"]
 
 
+def test_a_choice_at_a_grid_edge_extends_the_grid():
+    records, configs = [], []
+    for r in range(3):
+        for a in (1e-4, 1e-3, 1e-2):  # validation keeps improving with alpha
+            records.append(_fit_record("iris", "l2", a, r, val=0.8 + a, test=0.8))
+            configs.append(RunConfig("iris", "l2", a, r))
+        records.append(_fit_record("iris", "l1", 1e-4, r, val=0.8, test=0.8))
+    new, events = cfg.extend_grids(select(records), configs)
+    assert sorted({c.strength for c in new}) == [0.1] and sorted(c.seed for c in new) == [0, 1, 2]
+    assert events == [{"dataset": "iris", "family": "l2", "grid": [1e-4, 1e-3, 1e-2],
+                       "chosen": 1e-2, "added": 0.1}]
+    records += [_fit_record("iris", "l2", 0.1, r, val=0.5, test=0.8) for r in range(3)]
+    records.append({"kind": "grid_extension", "key": "grid_extension|iris|l2|0.1",
+                    **events[0]})
+    assert cfg.extend_grids(select(records), configs) == ([], [])  # 1e-2 is inside now
+    chosen = {c["family"]: c for c in build_summary(records)["selected"]}
+    assert chosen["l2"]["grid_extended"] == 1 and not chosen["l2"]["at_grid_edge"]
+
+
 def test_claims_are_decided_by_paired_intervals():
     rng = np.random.default_rng(0)
     records = []

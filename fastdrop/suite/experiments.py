@@ -130,7 +130,9 @@ def run_experiments(store, profile="quick", datasets=("digits",), progress=True)
     """Run the side experiments not yet stored, one after another."""
     from tqdm.auto import tqdm
 
-    jobs = [(f"mc|{d}|{profile}|0.5|0", lambda d=d: mc_dropout(d, profile)) for d in datasets]
+    seeds = get_profile(profile).seeds
+    jobs = [(f"mc|{d}|{profile}|0.5|{s}", lambda d=d, s=s: mc_dropout(d, profile, seed=s))
+            for d in datasets for s in seeds]
     jobs += [(f"epoch_cost|{d}|{profile}", lambda d=d: epoch_cost(d, profile))
              for d in get_profile(profile).datasets]
     threads_data = "synthetic-20000x784" if profile == "full" else "synthetic-6000x784"

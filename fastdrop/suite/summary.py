@@ -279,8 +279,13 @@ def protocol(records):
 def build_summary(records):
     """summary.json: the protocol, the validation-selected configurations, the claims."""
     selected = select(records) + select(records, "seed")
+    extensions = defaultdict(int)
+    for r in records:
+        if r.get("kind") == "grid_extension":
+            extensions[(r["dataset"], r["family"])] += 1
     for entry in selected:
         entry.pop("test_by_repeat")
+        entry["grid_extended"] = extensions[(entry["dataset"], entry["family"])]
     return _json_ready({"protocol": protocol(records), "selected": selected,
                         "claims": claims(records)})
 
