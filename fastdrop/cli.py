@@ -100,8 +100,12 @@ def _cmd_run(args):
     from .suite.config import default_suite, get_profile
 
     profile = get_profile(args.profile)
-    return _execute(default_suite(args.profile), args, experiments_for=profile.datasets[:1],
-                    extend=True)
+    configs = default_suite(args.profile)
+    if not args.quiet:
+        print(f"fastdrop run --profile {profile.name}: {len(configs)} fits on "
+              f"{', '.join(profile.datasets)}, {len(profile.seeds)} repeats"
+              + (f"; trimmed: {profile.trims}" if profile.trims else ""), file=sys.stderr)
+    return _execute(configs, args, experiments_for=profile.datasets[:1], extend=True)
 
 
 def _cmd_sweep(args):
@@ -132,6 +136,8 @@ def _cmd_plot(args):
     if not (Path(args.results) / "records.jsonl").exists():
         print(f"fastdrop plot: no records.jsonl in {args.results}", file=sys.stderr)
         return 2
+    if args.readme:
+        return _update_readme(args.results, args.readme)
     if args.out:
         paths = plot_all(args.results, args.out)
         print("\n".join(str(p) for p in paths))
@@ -141,6 +147,31 @@ def _cmd_plot(args):
               file=sys.stderr)
         return 2
     return _finish(args.results, args.quiet, time.perf_counter())
+
+
+README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown"}
+
+
+def _update_readme(results, readme):
+    """The README's study tables, generated from a stored summary.json, never by hand."""
+    import re
+
+    from .suite import summary as sm
+
+    summary = json.loads((Path(results) / "summary.json").read_text())
+    text = Path(readme).read_text()
+    for name, fn in README_TABLES.items():
+        block = re.compile(rf"(<!-- fastdrop:{name} -->\n).*?(<!-- /fastdrop:{name} -->)",
+                           re.S)
+        if not block.search(text):
+            raise ValueError(f"{readme} has no <!-- fastdrop:{name} --> ... "
+                             f"<!-- /fastdrop:{name} --> block")
+        table = getattr(sm, fn)(summary)
+        text = block.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+    Path(readme).write_text(text)
+    print(f"wrote the {', '.join(README_TABLES)} tables of {readme} from "
+          f"{Path(results) / 'summary.json'}")
+    return 0
 
 
 def _cmd_info(args):
@@ -256,6 +287,10 @@ def build_parser():
                                        "results")
     plot.add_argument("results", metavar="RESULTS_DIR")
     plot.add_argument("--out", help="figures folder (default: RESULTS_DIR/figures)")
+    plot.add_argument("--readme", metavar="MARKDOWN",
+                      help="rewrite the tables between <!-- fastdrop:NAME --> and "
+                           "<!-- /fastdrop:NAME --> (NAME: claims, selected) in this file "
+                           "from RESULTS_DIR/summary.json")
     plot.add_argument("--quiet", action="store_true")
     plot.set_defaults(func=_cmd_plot)
     info = sub.add_parser("info", help="print build facts: OpenMP, threads, SIMD, RNG, BLAS")

@@ -364,6 +364,14 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
     for r in ResultStore(out).records("fit"):
         assert {"dataset", "family", "params", "repeat", "split_id", "val_score",
                 "test_accuracy"} <= set(r)
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- fastdrop:claims -->\nstale\n<!-- /fastdrop:claims -->\n"
+                      "<!-- fastdrop:selected -->\n<!-- /fastdrop:selected -->\nend\n")
+    assert main(["plot", str(out), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "stale" not in text and "| dataset | claim | source | verdict |" in text
+    assert "| dataset | arch | family | chosen on validation |" in text
+    assert text.startswith("intro\n") and text.endswith("end\n")
 
 
 def test_a_second_writer_of_a_results_folder_is_refused(tmp_path):

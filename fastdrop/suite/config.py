@@ -27,6 +27,9 @@ REGULARIZERS = {
 DROPOUT_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout")
 
 
+RATES = tuple(round(0.1 * i, 1) for i in range(10))
+
+
 @dataclass(frozen=True)
 class Profile:
     """Training budget and grids; ``quick`` keeps `fastdrop run` under 10 minutes on 2 cores."""
@@ -43,10 +46,11 @@ class Profile:
     l2_grid: tuple
     l1_grid: tuple
     seed_arch_datasets: tuple = ()   # where `fastdrop run` also sweeps the "seed" architecture
+    seed_arch_rates: tuple = RATES   # its rates (64-...-512 is slow: quick trims them)
     mc_samples: tuple = (1, 2, 5, 10, 20, 50)
+    trims: str = ""                  # what this profile leaves out, said when it runs
 
 
-RATES = tuple(round(0.1 * i, 1) for i in range(10))
 # Equal-size log grids, from no visible effect to clearly too strong (on MNIST-1D); a choice
 # at an edge extends its grid by a decade (extend_grids).
 L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
@@ -55,7 +59,11 @@ PROFILES = {
     "quick": Profile("quick", max_iter=150, n_iter_no_change=8, tol=1e-4, batch_size=64,
                      learning_rate_init=1e-3, datasets=("mnist1d",),
                      seeds=(0, 1, 2, 3, 4), rates=RATES, batch_rates=(0.2, 0.5, 0.8),
-                     l2_grid=L2_GRID, l1_grid=L1_GRID, seed_arch_datasets=("mnist1d",)),
+                     l2_grid=L2_GRID, l1_grid=L1_GRID, seed_arch_datasets=("mnist1d",),
+                     seed_arch_rates=(0.0, 0.1, 0.2, 0.3, 0.5),
+                     trims="MNIST-1D only; batch-mode dropout at 0.2, 0.5, 0.8; the "
+                           "article's network at rates 0-0.3 and 0.5 (full: 0.0-0.9, 10 "
+                           "repeats, 7 datasets)"),
     "full": Profile("full", max_iter=300, n_iter_no_change=10, tol=1e-4, batch_size=128,
                     learning_rate_init=1e-3,
                     datasets=("mnist1d", "mnist1d-20k", "digits", "breast_cancer", "wine",
@@ -176,8 +184,8 @@ def default_suite(profile="quick"):
     configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
     configs += grid(p.datasets, ["l2", "l1"], (), p.seeds, profile=profile)
     configs += grid(p.datasets, ["input-dropout"], (0.2,), p.seeds, profile=profile)
-    configs += grid(p.seed_arch_datasets, ["dropout"], p.rates, p.seeds, profile=profile,
-                    arch="seed")
+    configs += grid(p.seed_arch_datasets, ["dropout"], p.seed_arch_rates, p.seeds,
+                    profile=profile, arch="seed")
     return configs
 
 
