@@ -149,7 +149,8 @@ def _cmd_plot(args):
     return _finish(args.results, args.quiet, time.perf_counter())
 
 
-README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown"}
+README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
+                 "mnist1d": "mnist1d_markdown"}
 
 
 def _update_readme(results, readme):
@@ -289,8 +290,8 @@ def build_parser():
     plot.add_argument("--out", help="figures folder (default: RESULTS_DIR/figures)")
     plot.add_argument("--readme", metavar="MARKDOWN",
                       help="rewrite the tables between <!-- fastdrop:NAME --> and "
-                           "<!-- /fastdrop:NAME --> (NAME: claims, selected) in this file "
-                           "from RESULTS_DIR/summary.json")
+                           "<!-- /fastdrop:NAME --> (NAME: claims, selected, mnist1d) in "
+                           "this file from RESULTS_DIR/summary.json")
     plot.add_argument("--quiet", action="store_true")
     plot.set_defaults(func=_cmd_plot)
     info = sub.add_parser("info", help="print build facts: OpenMP, threads, SIMD, RNG, BLAS")

@@ -366,7 +366,8 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
                 "test_accuracy"} <= set(r)
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- fastdrop:claims -->\nstale\n<!-- /fastdrop:claims -->\n"
-                      "<!-- fastdrop:selected -->\n<!-- /fastdrop:selected -->\nend\n")
+                      "<!-- fastdrop:selected -->\n<!-- /fastdrop:selected -->\n"
+                      "<!-- fastdrop:mnist1d -->\n<!-- /fastdrop:mnist1d -->\nend\n")
     assert main(["plot", str(out), "--readme", str(readme)]) == 0
     text = readme.read_text()
     assert "stale" not in text and "| dataset | claim | source | verdict |" in text

@@ -327,6 +327,25 @@ def claims_markdown(summary):
     return "\n".join(lines)
 
 
+# Greydanus 2020, "Scaling down deep learning", test accuracy on MNIST-1D (its table).
+MNIST1D_PAPER = (("logistic regression", 0.32), ("MLP", 0.68), ("GRU", 0.91), ("CNN", 0.94))
+
+
+def mnist1d_markdown(summary):
+    """The paper's MNIST-1D results beside this study's validation-chosen MLPs."""
+    lines = ["| model | test accuracy | source |", "|---|---|---|"]
+    lines += [f"| {name} | {acc:.0%} | Greydanus 2020 |" for name, acc in MNIST1D_PAPER]
+    for c in summary["selected"]:
+        if c["dataset"] != "mnist1d":
+            continue
+        low, high = (_num(v, "{:.1%}") for v in c["test_accuracy_ci"])
+        params = ", ".join(f"{k}={v:g}" for k, v in c["params"].items()) or "none"
+        arch = "256-256" if c["arch"] == "default" else "64-128-256-512-512"
+        lines.append(f"| fastdrop MLP {arch}, {c['family']} ({params}) | "
+                     f"{c['test_accuracy']:.1%} [{low}, {high}] | this study, n={c['n']} |")
+    return "\n".join(lines)
+
+
 def _num(value, fmt="{:+.4f}"):
     return "n/a" if value is None else fmt.format(value)
 
