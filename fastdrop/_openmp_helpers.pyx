@@ -69,12 +69,6 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def forked_after_team():
-    """True in a fork()ed child of a process that had run fastdrop's OpenMP threads: such a
-    process runs fastdrop on one thread."""
-    return _forked_after_team
-
-
 def _single_thread_after_fork():
     global _warned_after_fork
     if _warned_after_fork:
