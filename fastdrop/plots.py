@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from .suite.store import ResultStore
-from .suite.summary import aggregate, fits, targets, time_to_target
+from .suite.stats import mean_interval
+from .suite.summary import (aggregate, epochs_to_converge, fits, select, targets,
+                            time_to_target)
 
 FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
                  "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
@@ -45,7 +47,9 @@ def rate_sweep(records, out, arch="default"):
     plt, agg, paths = _plt(), aggregate(records, arch), []
     for dataset in sorted({k[0] for k in agg}):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        for ax, metric, label in ((axes[0], "best_val_accuracy", "best validation accuracy"),
+        n = max(v["n"] for k, v in agg.items() if k[0] == dataset)
+        for ax, metric, label in ((axes[0], "val_score",
+                                   "validation accuracy (the selection metric)"),
                                   (axes[1], "best_val_loss", "best validation loss (log-loss)")):
             for reg, style in (("dropout", "o-"), ("dropout-batch", "s--")):
                 pts = sorted((k[2], v[metric]) for k, v in agg.items()
@@ -63,81 +67,124 @@ def rate_sweep(records, out, arch="default"):
                                   " masks)")
             for reg in ("l2", "l1"):
                 rows = [v for k, v in agg.items() if k[0] == dataset and k[1] == reg]
-                if rows:
-                    best = max(rows, key=lambda v: v["best_val_accuracy"][0])
+                if rows:  # the strength validation chooses
+                    best = max(rows, key=lambda v: v["val_score"][0])
                     mu, sd = best[metric]
                     ax.axhspan(mu - sd, mu + sd, color=FAMILY_COLORS[reg], alpha=0.15)
                     ax.axhline(mu, color=FAMILY_COLORS[reg], lw=1,
-                               label=f"best {reg.upper()} (mean ± std)")
+                               label=f"{reg.upper()} chosen on validation (mean ± std)")
             ax.set_xlabel("drop rate p on hidden layers")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
-        fig.suptitle(f"Dropout rate sweep, {dataset} ({arch} architecture), mean ± std over seeds")
+        fig.suptitle(f"Dropout rate sweep, {dataset} ({arch} architecture), mean ± std over "
+                     f"n = {n} repeats")
         paths += _save(fig, out, f"rate_sweep_{dataset}" + ("" if arch == "default" else f"_{arch}"))
     return paths
 
 
 def time_vs_epochs(records, out):
-    """Time per epoch vs epochs to converge, one point per configuration and dataset."""
-    plt, agg = _plt(), aggregate(records)
-    fig, ax = plt.subplots(figsize=(7, 5))
-    markers = dict(zip(sorted({k[0] for k in agg}), "osD^vP*X"))
-    seen = set()
-    for (dataset, reg, s), v in sorted(agg.items()):
-        family = "none" if reg.startswith("dropout") and s == 0 else reg
+    """Seconds per epoch against epochs to converge (on validation loss), one point per
+    configuration with 95% intervals over its uncensored repeats, and iso-lines of total
+    training time: the cost dropout trades."""
+    plt = _plt()
+    points = defaultdict(list)
+    for r in fits(records):
+        if "val_score" in r:
+            points[(r["dataset"], r["family"], r["strength"])].append(r)
+    if not points:
+        return []
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    markers = dict(zip(sorted({k[0] for k in points}), "osD^vP*X"))
+    seen, xs, ys = set(), [], []
+    for (dataset, family, s), runs in sorted(points.items()):
+        done = [(e, 1000 * r["epoch_time"]) for r in runs
+                for e, censored in [epochs_to_converge(r)] if e and not censored]
+        if not done:
+            continue
+        ex, ey = mean_interval([e for e, _ in done]), mean_interval([t for _, t in done])
         label = family if family not in seen else None
         seen.add(family)
-        ax.scatter(v["n_iter"][0], 1000 * v["epoch_time"][0], marker=markers[dataset],
-                   edgecolors=FAMILY_COLORS[family], label=label, alpha=0.8,
-                   facecolors="none" if v["converged"] < 1 else FAMILY_COLORS[family])
-    for dataset, mk in markers.items():
-        ax.scatter([], [], marker=mk, color="gray", label=dataset)
-    ax.set_xlabel("epochs until the stopping rule fired (hollow: not all seeds converged)")
-    ax.set_ylabel("median time per epoch (ms)")
-    ax.set_yscale("log")
-    from matplotlib.ticker import ScalarFormatter
-
-    ax.yaxis.set_major_formatter(ScalarFormatter())
-    ax.yaxis.set_minor_formatter(ScalarFormatter())
+        hollow = len(done) < len(runs)
+        ax.errorbar(ex.estimate, ey.estimate, xerr=_half(ex), yerr=_half(ey),
+                    fmt=markers[dataset], color=FAMILY_COLORS[family], label=label,
+                    mfc="none" if hollow else FAMILY_COLORS[family], capsize=2, alpha=0.85)
+        xs.append(ex.estimate)
+        ys.append(ey.estimate)
+    if len(markers) > 1:
+        for dataset, mk in markers.items():
+            ax.scatter([], [], marker=mk, color="gray", label=dataset)
+    _iso_time_lines(ax, xs, ys)
+    ax.set_xlabel("epochs to converge (validation loss within 1% of the run's best)")
+    ax.set_ylabel("time per epoch (ms, from the sweep)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, ncol=2)
-    ax.set_title("Cost per epoch vs epochs to converge, one point per configuration")
+    n = max(len(runs) for runs in points.values())
+    ax.set_title(f"Cost per epoch vs epochs to converge (n = {n} repeats; hollow: some "
+                 "censored)", fontsize=10)
     return _save(fig, out, "time_vs_epochs")
 
 
+def _half(interval):
+    """Error-bar half widths of an interval (none without one)."""
+    if not np.isfinite(interval.low):
+        return None
+    return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
+
+
+def _iso_time_lines(ax, xs, ys):
+    """Dashed curves of equal total training time (epochs x time per epoch)."""
+    if not xs:
+        return
+    x = np.linspace(max(1.0, 0.5 * min(xs)), 1.2 * max(xs), 200)
+    totals = np.array(xs) * np.array(ys) / 1000
+    for total in np.quantile(totals, [0.1, 0.5, 0.9]):
+        ax.plot(x, 1000 * total / x, ls=":", color="gray", lw=1)
+        ax.annotate(f"{total:.1f} s", (x[-1], 1000 * total / x[-1]), fontsize=7,
+                    color="gray", xytext=(2, 0), textcoords="offset points")
+    ax.set_ylim(0.8 * min(ys), 1.25 * max(ys))
+
+
 def time_to_target_bars(records, out):
-    """Time to reach 99% of the best validation accuracy, best configuration per regularizer."""
+    """Seconds of training until validation accuracy first reaches a target every family can
+    reach (summary.targets), for each family's validation-chosen configuration, with the
+    count of repeats that reached it."""
     plt, goal = _plt(), targets(records)
-    by = defaultdict(lambda: defaultdict(list))
+    chosen = [c for c in select(records)]
+    if not chosen:
+        return []
+    runs = defaultdict(list)
     for r in fits(records):
-        t = time_to_target(r, goal[r["dataset"]])
-        by[r["dataset"]][(r["family"], r["strength"])].append(np.nan if t is None else t)
-    datasets = sorted(by)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+        runs[(r["dataset"], r["family"], r["strength"])].append(r)
+    datasets = sorted({c["dataset"] for c in chosen})
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        best = {}
-        for (family, s), ts in by[dataset].items():
-            ts = np.array(ts)
-            if np.isnan(ts).all():
-                continue
-            mean = np.nanmean(ts)
-            if family not in best or mean < best[family][0]:
-                best[family] = (mean, np.nanstd(ts), s)
-        names = sorted(best, key=lambda f: best[f][0])
-        never = sorted({f for f, _ in by[dataset]} - set(names))
-        if never:
-            ax.text(0.02, 0.97, "never reached: " + ", ".join(never), transform=ax.transAxes,
-                    va="top", fontsize=8, color="dimgray")
-        ax.bar(range(len(names)), [best[f][0] for f in names],
-               yerr=[best[f][1] for f in names], capsize=3,
-               color=[FAMILY_COLORS[f] for f in names])
-        ax.set_xticks(range(len(names)),
-                      [f"{f}\n({best[f][2]:g})" for f in names], fontsize=7, rotation=30)
-        ax.set_ylabel("seconds of training to target")
-        ax.set_title(f"{dataset}: time to {goal[dataset]:.3f} val acc")
+        bars = []
+        for c in (c for c in chosen if c["dataset"] == dataset):
+            value = next(iter(c["params"].values()), 0.0)
+            group = runs[(dataset, c["family"], value)]
+            times = [t for t in (time_to_target(r, goal[dataset]) for r in group)
+                     if t is not None]
+            iv = mean_interval(times)
+            bars.append((c["family"], value, iv, len(times), len(group)))
+        bars.sort(key=lambda b: (np.isnan(b[2].estimate), b[2].estimate))
+        heights = [0.0 if np.isnan(b[2].estimate) else b[2].estimate for b in bars]
+        ax.bar(range(len(bars)), heights, color=[FAMILY_COLORS[b[0]] for b in bars],
+               yerr=np.array([_half(b[2]) or [[0], [0]] for b in bars])[:, :, 0].T,
+               capsize=3)
+        for i, b in enumerate(bars):
+            ax.annotate(f"{b[3]}/{b[4]}", (i, heights[i]), ha="center", fontsize=7,
+                        xytext=(0, 3), textcoords="offset points")
+        ax.set_xticks(range(len(bars)), [f"{b[0]}\n({b[1]:g})" for b in bars], fontsize=7,
+                      rotation=30)
+        ax.set_ylabel("seconds of training (mean, 95% CI)")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{dataset}: time to {goal[dataset]:.3f} validation accuracy",
+                     fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Time to 99% of the best validation accuracy (best setting per regularizer)")
+    fig.suptitle("Time to a validation accuracy every family reaches (99% of the weakest\n"
+                 "family's best), choice made on validation; k/n: repeats that reached it",
+                 fontsize=9)
     return _save(fig, out, "time_to_target")
 
 
