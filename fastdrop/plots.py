@@ -12,7 +12,7 @@ from .suite.summary import (aggregate, epochs_to_converge, fits, select, targets
 
 FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
                  "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
-                 "l2": "tab:orange", "l1": "tab:green"}
+                 "l2": "tab:orange", "l1": "tab:green", "early-stopping": "tab:brown"}
 CURVE_RATES = (0.0, 0.2, 0.5, 0.8)
 
 
@@ -260,33 +260,43 @@ def threads_scaling(records, out):
 
 
 def mc_dropout(records, out):
-    """Per dataset: Monte-Carlo averaging's test accuracy against the number of thinned
-    networks, mean over seeds with a band of one standard deviation, and weight scaling's."""
-    plt = _plt()
-    by_dataset = defaultdict(list)
+    """Per dataset: Monte-Carlo averaging of T thinned networks against weight scaling, in
+    test accuracy, log-loss and KL(average || weight scaling), one line per drop rate (mean
+    over repeats, band of one standard deviation; dashed: weight scaling)."""
+    plt, paths = _plt(), []
+    groups = defaultdict(list)
     for r in records:
-        if r.get("kind") == "mc":
-            by_dataset[r["dataset"]].append(r)
-    if not by_dataset:
-        return []
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for i, (dataset, recs) in enumerate(sorted(by_dataset.items())):
-        color, n = f"C{i}", len(recs)
-        samples = recs[0]["samples"]
-        acc = np.array([r["mc_accuracy"] for r in recs])
-        ws = np.array([r["weight_scaling_accuracy"] for r in recs])
-        sd = acc.std(0, ddof=1) if n > 1 else np.zeros(len(samples))
-        ax.plot(samples, acc.mean(0), "o-", color=color,
-                label=f"{dataset}: Monte-Carlo average (n={n})")
-        ax.fill_between(samples, acc.mean(0) - sd, acc.mean(0) + sd, color=color, alpha=0.2)
-        ax.axhline(ws.mean(), color=color, ls="--", label=f"{dataset}: weight scaling")
-    ax.set_xscale("log")
-    ax.set_xlabel("number of thinned networks averaged (MC samples)")
-    ax.set_ylabel("test accuracy (mean ± 1 sd over seeds)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    ax.set_title("Monte-Carlo dropout vs weight scaling (p = 0.5)")
-    return _save(fig, out, "mc_dropout")
+        if r.get("kind") == "mc" and "mc_log_loss" in r:
+            groups[(r["dataset"], r["rate"])].append(r)
+    panels = (("mc_accuracy", "weight_scaling_accuracy", "test accuracy"),
+              ("mc_log_loss", "weight_scaling_log_loss", "test log-loss"),
+              ("mc_kl", None, "mean KL(average || weight scaling), nats"))
+    for dataset in sorted({d for d, _ in groups}):
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        rates = sorted(rate for d, rate in groups if d == dataset)
+        for i, rate in enumerate(rates):
+            recs, color = groups[(dataset, rate)], f"C{i}"
+            samples = recs[0]["samples"]
+            for ax, (key, ws_key, label) in zip(axes, panels):
+                values = np.array([r[key] for r in recs])
+                mean = values.mean(0)
+                sd = values.std(0, ddof=1) if len(recs) > 1 else np.zeros_like(mean)
+                ax.plot(samples, mean, "o-", ms=3, color=color,
+                        label=f"p = {rate:g}, average (n = {len(recs)})")
+                ax.fill_between(samples, mean - sd, mean + sd, color=color, alpha=0.2)
+                if ws_key:
+                    ax.axhline(np.mean([r[ws_key] for r in recs]), color=color, ls="--",
+                               lw=1, label=f"p = {rate:g}, weight scaling")
+                ax.set_xscale("log")
+                ax.set_xlabel("thinned networks averaged (T)")
+                ax.set_ylabel(label)
+                ax.grid(alpha=0.3)
+        axes[2].set_yscale("log")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"Monte-Carlo averaging vs weight scaling, {dataset} (mean ± 1 sd over "
+                     "repeats)")
+        paths += _save(fig, out, f"mc_dropout_{dataset}")
+    return paths
 
 
 def plot_all(results_dir, out=None):

@@ -263,6 +263,28 @@ def test_claims_are_decided_by_paired_intervals():
     json.dumps(summary, allow_nan=False)
 
 
+def test_weight_scaling_claim_pairs_monte_carlo_with_weight_scaling_per_repeat():
+    def mc(seed, gap):
+        return {"kind": "mc", "key": f"mc|{seed}", "dataset": "d", "rate": 0.5, "seed": seed,
+                "samples": [1, 10, 100], "mc_accuracy": [0.5, 0.7, 0.8 + gap],
+                "mc_log_loss": [1.5, 1.0, 0.9], "mc_kl": [0.5, 0.2, 0.1],
+                "weight_scaling_accuracy": 0.8, "weight_scaling_log_loss": 0.9}
+    same = claims([mc(s, 0.001 * (-1) ** s) for s in range(5)])
+    assert [c["verdict"] for c in same] == ["holds"]
+    assert "first matches weight scaling's accuracy at T = 100" in same[0]["evidence"]
+    worse = claims([mc(s, -0.03 + 0.001 * s) for s in range(5)])
+    assert worse[0]["verdict"] == "does not hold" and worse[0]["n"] == 5
+
+
+def test_early_stopping_alone_is_a_baseline_family():
+    config = RunConfig("iris", "early-stopping", 0.0, 0)
+    assert config.estimator_params()["early_stopping"] is True
+    assert config.family == "early-stopping" and config.search_params() == {}
+    assert any(c.regularizer == "early-stopping" for c in default_suite("quick"))
+    rec = run_one(config)
+    assert rec["error"] is None and rec["family"] == "early-stopping"
+
+
 def test_one_repeat_is_undecided_and_json_safe():
     records = [_fit_record("d", "dropout", 0.5, 0, 0.9, 0.99),
                _fit_record("d", "l2", 1e-3, 0, 0.8, 0.5)]
@@ -347,7 +369,7 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
     names = {p.stem for p in (out / "figures").glob("*.png")}
     assert {"rate_sweep_iris", "rate_sweep_iris_seed", "time_vs_epochs", "time_to_target",
             "learning_curves_iris", "kernel_throughput", "epoch_time_vs_threads",
-            "mc_dropout"} <= names
+            "mc_dropout_iris"} <= names
     summary = (out / "summary.md").read_text()
     assert "## The claims" in summary and "## Chosen on validation" in summary
     cost = [r for r in ResultStore(out).records() if r["kind"] == "epoch_cost"]

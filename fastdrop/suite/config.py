@@ -15,6 +15,8 @@ ARCHITECTURES = {
 REGULARIZERS = {
     # name: what ``strength`` means
     "none": "unused",
+    "early-stopping": "unused: no penalty, stops on the validation part's accuracy and "
+                      "restores the best epoch's weights",
     "l2": "alpha (scikit-learn's scaling)",
     "l1": "l1 penalty",
     "dropout": "drop rate on every hidden layer, per-example masks",
@@ -47,7 +49,8 @@ class Profile:
     l1_grid: tuple
     seed_arch_datasets: tuple = ()   # where `fastdrop run` also sweeps the "seed" architecture
     seed_arch_rates: tuple = RATES   # its rates (64-...-512 is slow: quick trims them)
-    mc_samples: tuple = (1, 2, 5, 10, 20, 50)
+    mc_samples: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # thinned networks averaged
+    mc_rates: tuple = (0.2, 0.5, 0.8)
     trims: str = ""                  # what this profile leaves out, said when it runs
 
 
@@ -122,7 +125,8 @@ class RunConfig:
     def search_params(self):
         """What was searched for this configuration's family, as a dict (the record's
         ``params``): the strength under its own name, and any overrides."""
-        name = {"l2": "alpha", "l1": "l1", "none": None}.get(self.regularizer, "dropout")
+        name = {"l2": "alpha", "l1": "l1", "none": None,
+                "early-stopping": None}.get(self.regularizer, "dropout")
         if self.regularizer == "input-dropout":
             name = "input_dropout"
         params = {name: self.strength} if name else {}
@@ -137,7 +141,9 @@ class RunConfig:
                       tol=p.tol, batch_size=p.batch_size,
                       learning_rate_init=p.learning_rate_init, random_state=self.seed)
         s = self.strength
-        if self.regularizer == "l2":
+        if self.regularizer == "early-stopping":
+            params["early_stopping"] = True
+        elif self.regularizer == "l2":
             params["alpha"] = s
         elif self.regularizer == "l1":
             params["l1"] = s
@@ -157,7 +163,8 @@ def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default
          l1_grid=None, l2_grid=None):
     """Every combination; ``rates`` serve the dropout flavours, the grids L1 and L2."""
     p = get_profile(profile)
-    strengths = {"none": (0.0,), "l2": l2_grid or p.l2_grid, "l1": l1_grid or p.l1_grid}
+    strengths = {"none": (0.0,), "early-stopping": (0.0,), "l2": l2_grid or p.l2_grid,
+                 "l1": l1_grid or p.l1_grid}
     configs = []
     for dataset in datasets:
         for reg in regularizers:
@@ -175,14 +182,14 @@ def _as_int(value):
 
 
 def default_suite(profile="quick"):
-    """What `fastdrop run` runs: the rate sweep (element and batch), L1/L2 grids and input
-    dropout, on the profile's datasets and repeats; plus the "seed" architecture's rate
+    """What `fastdrop run` runs: the rate sweep (element and batch), L1/L2 grids, early
+    stopping alone and input dropout, on the profile's datasets and repeats; plus the "seed" architecture's rate
     sweep where the profile asks for it. (Dropout + max-norm is left out: under Adam at
     1e-3 its constraint never bound, so its rows equalled plain dropout's.)"""
     p = get_profile(profile)
     configs = grid(p.datasets, ["dropout"], p.rates, p.seeds, profile=profile)
     configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
-    configs += grid(p.datasets, ["l2", "l1"], (), p.seeds, profile=profile)
+    configs += grid(p.datasets, ["l2", "l1", "early-stopping"], (), p.seeds, profile=profile)
     configs += grid(p.datasets, ["input-dropout"], (0.2,), p.seeds, profile=profile)
     configs += grid(p.seed_arch_datasets, ["dropout"], p.seed_arch_rates, p.seeds,
                     profile=profile, arch="seed")

@@ -23,22 +23,43 @@ from .datasets import load_split
 
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0):
+    """Weight scaling against Monte-Carlo averaging of T thinned networks (Srivastava et al.
+    2014, Fig. 11): the study's network at drop rate ``rate`` on repeat ``seed``, then on the
+    test set, for each T of the profile, the MC average's accuracy, log-loss and mean
+    KL(MC || weight scaling), beside weight scaling's accuracy and log-loss."""
     p = get_profile(profile)
     split = load_split(dataset, seed)
-    est = MLPClassifier((256, 256), dropout=rate, max_iter=p.max_iter,
-                        n_iter_no_change=p.n_iter_no_change, batch_size=p.batch_size,
-                        random_state=seed)
+    est = MLPClassifier(**RunConfig(dataset, "dropout", rate, seed, profile=profile)
+                        .estimator_params())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         est.fit(split.X_train, split.y_train)
-    ws = float(est.score(split.X_test, split.y_test))
-    accs = []
+    ws = est.predict_proba(split.X_test)
+    curves = {"mc_accuracy": [], "mc_log_loss": [], "mc_kl": []}
     for t in p.mc_samples:
-        proba = est.predict_proba(split.X_test, mc_samples=t)
-        accs.append(float(np.mean(est.classes_[proba.argmax(1)] == split.y_test)))
+        mc = est.predict_proba(split.X_test, mc_samples=t)
+        curves["mc_accuracy"].append(_accuracy(est, mc, split.y_test))
+        curves["mc_log_loss"].append(_log_loss(est, mc, split.y_test))
+        curves["mc_kl"].append(_mean_kl(mc, ws))
     return {"kind": "mc", "key": f"mc|{dataset}|{profile}|{rate}|{seed}", "dataset": dataset,
             "profile": profile, "rate": rate, "seed": seed, "samples": list(p.mc_samples),
-            "mc_accuracy": accs, "weight_scaling_accuracy": ws}
+            **curves, "weight_scaling_accuracy": _accuracy(est, ws, split.y_test),
+            "weight_scaling_log_loss": _log_loss(est, ws, split.y_test)}
+
+
+def _accuracy(est, proba, y):
+    return float(np.mean(est.classes_[proba.argmax(1)] == y))
+
+
+def _log_loss(est, proba, y, eps=1e-15):
+    true = proba[np.arange(len(y)), np.searchsorted(est.classes_, y)]
+    return float(-np.mean(np.log(np.clip(true, eps, None))))
+
+
+def _mean_kl(p, q, eps=1e-15):
+    """Mean over rows of KL(p || q), in nats."""
+    p, q = np.clip(p, eps, 1), np.clip(q, eps, 1)
+    return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
 
 
 def epoch_cost(dataset, profile="quick", rounds=15):
@@ -130,9 +151,10 @@ def run_experiments(store, profile="quick", datasets=("digits",), progress=True)
     """Run the side experiments not yet stored, one after another."""
     from tqdm.auto import tqdm
 
-    seeds = get_profile(profile).seeds
-    jobs = [(f"mc|{d}|{profile}|0.5|{s}", lambda d=d, s=s: mc_dropout(d, profile, seed=s))
-            for d in datasets for s in seeds]
+    p = get_profile(profile)
+    jobs = [(f"mc|{d}|{profile}|{rate}|{s}",
+             lambda d=d, rate=rate, s=s: mc_dropout(d, profile, rate, s))
+            for d in datasets for rate in p.mc_rates for s in p.seeds]
     jobs += [(f"epoch_cost|{d}|{profile}", lambda d=d: epoch_cost(d, profile))
              for d in get_profile(profile).datasets]
     threads_data = "synthetic-20000x784" if profile == "full" else "synthetic-6000x784"
