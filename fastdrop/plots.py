@@ -270,9 +270,9 @@ def mc_dropout(records, out):
             groups[(r["dataset"], r["rate"])].append(r)
     panels = (("mc_accuracy", "weight_scaling_accuracy", "test accuracy"),
               ("mc_log_loss", "weight_scaling_log_loss", "test log-loss"),
-              ("mc_kl", None, "mean KL(average || weight scaling), nats"))
+              ("mc_kl", None, "KL(average || weight scaling), nats"))
     for dataset in sorted({d for d, _ in groups}):
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4), layout="constrained")
         rates = sorted(rate for d, rate in groups if d == dataset)
         for i, rate in enumerate(rates):
             recs, color = groups[(dataset, rate)], f"C{i}"
