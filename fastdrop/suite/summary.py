@@ -342,9 +342,10 @@ def claims_markdown(summary):
     lines = ["| dataset | claim | source | verdict | estimate [95% CI] | n | evidence |",
              "|---|---|---|---|---|---:|---|"]
     for c in summary["claims"]:
+        evidence = c["evidence"].replace("|", "\\|")  # a pipe would end the cell
         lines.append(f"| {c['dataset']} | {c['claim']} | {c['source']} | **{c['verdict']}** "
                      f"| {_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}] "
-                     f"| {c['n']} | {c['evidence']} |")
+                     f"| {c['n']} | {evidence} |")
     return "\n".join(lines)
 
 
