@@ -372,6 +372,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
         n = X.shape[0]
         converged = False
+        loss_limit = self._loss_limit
         if use_early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
@@ -400,7 +401,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 t_up += time.perf_counter() - tb + stepper.time
                 t_fb += tb - ta - stepper.time
                 t_fwd += ws.forward_seconds + (tc - ta)
-                if not loss < self._loss_limit:  # NaN too
+                if not loss < loss_limit:  # NaN too
                     self._diverged(loss)
                 self._step += 1
                 total += loss * m

@@ -150,7 +150,7 @@ def time_to_target_bars(records, out):
     reach (summary.targets), for each family's validation-chosen configuration, with the
     count of repeats that reached it."""
     plt, goal = _plt(), targets(records)
-    chosen = [c for c in select(records)]
+    chosen = select(records)
     if not chosen:
         return []
     runs = defaultdict(list)

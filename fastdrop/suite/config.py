@@ -27,6 +27,9 @@ REGULARIZERS = {
 
 
 DROPOUT_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout")
+# The estimator parameter a family's strength sets (None: nothing searched; else "dropout").
+SEARCHED_PARAM = {"none": None, "early-stopping": None, "l2": "alpha", "l1": "l1",
+                  "input-dropout": "input_dropout"}
 
 
 RATES = tuple(round(0.1 * i, 1) for i in range(10))
@@ -125,10 +128,7 @@ class RunConfig:
     def search_params(self):
         """What was searched for this configuration's family, as a dict (the record's
         ``params``): the strength under its own name, and any overrides."""
-        name = {"l2": "alpha", "l1": "l1", "none": None,
-                "early-stopping": None}.get(self.regularizer, "dropout")
-        if self.regularizer == "input-dropout":
-            name = "input_dropout"
+        name = SEARCHED_PARAM.get(self.regularizer, "dropout")
         params = {name: self.strength} if name else {}
         params.update(dict(self.overrides))
         return params
@@ -183,9 +183,10 @@ def _as_int(value):
 
 def default_suite(profile="quick"):
     """What `fastdrop run` runs: the rate sweep (element and batch), L1/L2 grids, early
-    stopping alone and input dropout, on the profile's datasets and repeats; plus the "seed" architecture's rate
-    sweep where the profile asks for it. (Dropout + max-norm is left out: under Adam at
-    1e-3 its constraint never bound, so its rows equalled plain dropout's.)"""
+    stopping alone and input dropout, on the profile's datasets and repeats; plus the
+    "seed" architecture's rate sweep where the profile asks for it. (Dropout + max-norm is
+    left out: under Adam at 1e-3 its constraint never bound, so its rows equalled plain
+    dropout's.)"""
     p = get_profile(profile)
     configs = grid(p.datasets, ["dropout"], p.rates, p.seeds, profile=profile)
     configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
@@ -255,7 +256,7 @@ def extend_grids(selected, configs):
         family, grid_values = entry["family"], entry["grid"]
         if family not in ("l1", "l2") or not entry["at_grid_edge"]:
             continue
-        value = entry["params"][{"l1": "l1", "l2": "alpha"}[family]]
+        value = entry["params"][SEARCHED_PARAM[family]]
         added = value * 10 if value == max(grid_values) else value / 10
         runs = [c for c in configs if c.dataset == entry["dataset"] and c.regularizer == family
                 and c.arch == entry["arch"]]

@@ -156,7 +156,7 @@ def run_experiments(store, profile="quick", datasets=("digits",), progress=True)
              lambda d=d, rate=rate, s=s: mc_dropout(d, profile, rate, s))
             for d in datasets for rate in p.mc_rates for s in p.seeds]
     jobs += [(f"epoch_cost|{d}|{profile}", lambda d=d: epoch_cost(d, profile))
-             for d in get_profile(profile).datasets]
+             for d in p.datasets]
     threads_data = "synthetic-20000x784" if profile == "full" else "synthetic-6000x784"
     jobs.append((f"threads|{threads_data}|{profile}",
                  lambda: epoch_time_vs_threads(threads_data, profile)))

@@ -20,8 +20,7 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
     worker then exits soon after that process dies (:func:`_exit_with_parent`)."""
     _exit_with_parent(parent_pid)
     split = load_split(config.dataset, config.seed)  # the seed is the repeat: its own split
-    params = config.estimator_params()
-    est = MLPClassifier(**params, n_threads=n_threads)
+    est = MLPClassifier(**config.estimator_params(), n_threads=n_threads)
     start = time.perf_counter()
     error = None
     with warnings.catch_warnings():
