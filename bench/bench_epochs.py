@@ -5,21 +5,19 @@ and the GEMMs plus the memory traffic of an exact SGD step.
 Run:  python -m pytest bench/bench_epochs.py --benchmark-json=epochs.json
 One benchmark per (dataset, threads): a round trains every implementation for one epoch, so
 the per-implementation epoch times in ``extra_info["epoch_times"]`` are interleaved.
-Datasets: make_classification 60000x784 (10 classes) with 784-512-512-10 and batch 128, and
-digits with (512, 512) and batch 200 ("quick" profile: 5000x784 and digits).
+Datasets: the study's synthetic-60k set (60000x784, 10 classes) with 784-512-512-10 and batch
+128, and digits with (512, 512) and batch 200 ("quick" profile: 5000x784 and digits).
 """
 import importlib.util
 import os
-import time
 
-import numpy as np
 import pytest
-from sklearn.datasets import load_digits, make_classification
-from sklearn.preprocessing import StandardScaler
 
 import fastdrop
+from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
+from .timing import rotated_round
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 # FASTDROP_BENCH_ROUNDS overrides the timed rounds; FASTDROP_BENCH_THREADS ("2,16") the
@@ -38,19 +36,14 @@ SETTLE_S = float(os.environ.get("FASTDROP_BENCH_SETTLE", 0.0 if QUICK else 0.2))
 ALL = fastdrop.get_num_threads()
 THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(",")}
                  if os.environ.get("FASTDROP_BENCH_THREADS") else {1, ALL})
-_CACHE = {}
 
 
 def load(name):
-    if name not in _CACHE:
-        if name == "synthetic":
-            n = 5000 if QUICK else 60000
-            X, y = make_classification(n, 784, n_informative=100, n_classes=10,
-                                       random_state=0)
-        else:
-            X, y = load_digits(return_X_y=True)
-        _CACHE[name] = (StandardScaler().fit_transform(X).astype(np.float32), y)
-    return _CACHE[name]
+    """The study's own datasets (fastdrop.suite.datasets), standardized, unsplit: synthetic
+    is its MNIST-sized preset (5000 rows in the quick profile)."""
+    if name == "synthetic":
+        name = "synthetic-5000x784x10" if QUICK else "synthetic-60k"
+    return load_xy(name)
 
 
 CASES = [("fastdrop", 0.0), ("fastdrop", 0.5), ("fastdrop-batch", 0.5), ("sklearn", 0.0),
@@ -80,12 +73,7 @@ def test_epochs(benchmark, dataset, n_threads):
     state = {"round": 0}
 
     def one_round():
-        k = state["round"] % len(cases)
-        for i in list(range(k, len(cases))) + list(range(k)):
-            time.sleep(SETTLE_S)
-            t = time.perf_counter()
-            runners[i].epoch()
-            times[i].append(time.perf_counter() - t)
+        rotated_round([r.epoch for r in runners], state["round"], times, SETTLE_S)
         state["round"] += 1
 
     benchmark.group = f"epochs {dataset} threads={n_threads}"

@@ -346,8 +346,9 @@ def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)
 
 def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_out, fan_in): row j feeds unit j
              double c):
-    """Project each unit's incoming weight vector onto the ball of radius c (Srivastava et al.)."""
-    cdef Py_ssize_t i, j, n_out = w.shape[0], n_in = w.shape[1]
+    """Project each unit's incoming weight vector onto the ball of radius c (Srivastava et al.);
+    return how many units it clipped."""
+    cdef Py_ssize_t i, j, n_out = w.shape[0], n_in = w.shape[1], clipped = 0
     cdef double sq
     cdef floating scale
     with nogil:
@@ -356,9 +357,11 @@ def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_out, fan_in): row
             for i in range(n_in):
                 sq += w[j, i] * w[j, i]
             if sq > c * c:
+                clipped += 1
                 scale = <floating>(c / sqrt(sq))
                 for i in range(n_in):
                     w[j, i] *= scale
+    return clipped
 
 
 cdef inline void _traffic_block(floating *w, const floating *g, floating *v,

@@ -52,9 +52,11 @@ def _finish(out, quiet, started):
 
 
 def _execute(configs, args, experiments_for=(), extend=False):
+    from .suite.config import second_stage
     from .suite.experiments import run_experiments
     from .suite.runner import run_configs
     from .suite.store import ResultStore
+    from .suite.summary import select
 
     started = time.perf_counter()
     with ResultStore(args.out) as store:
@@ -64,9 +66,16 @@ def _execute(configs, args, experiments_for=(), extend=False):
             run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
                         progress=not args.quiet)
             if extend:
-                _extend_grids(configs, store, args)
+                configs = configs + _extend_grids(configs, store, args)
+                later = second_stage(select(store.records()), configs)
+                if later:
+                    _say(args, f"dropout + L2: {len(later)} fits on dropout's choice")
+                    run_configs(later, store, n_jobs=args.jobs, scheduler=args.scheduler,
+                                progress=not args.quiet)
+                    _extend_grids(configs + later, store, args)
             if experiments_for:
-                run_experiments(store, args.profile, experiments_for, progress=not args.quiet)
+                run_experiments(store, args.profile, experiments_for, progress=not args.quiet,
+                                n_jobs=args.jobs)
         except KeyboardInterrupt:
             print(f"\ninterrupted: finished runs are in {store.path}; run the same command "
                   "again to continue where it stopped", file=sys.stderr)
@@ -74,26 +83,38 @@ def _execute(configs, args, experiments_for=(), extend=False):
         return _finish(args.out, args.quiet, started)
 
 
+def _say(args, text):
+    if not args.quiet:
+        print(text, file=sys.stderr)
+
+
 def _extend_grids(configs, store, args):
-    """While validation chooses an L1/L2 grid's edge, run a decade past it (at most
-    MAX_GRID_EXTENSIONS times); each extension is stored as a record of its own."""
+    """While validation chooses a grid's edge, run one step past it (at most
+    MAX_GRID_EXTENSIONS times); each extension is stored as a record of its own. Returns the
+    configurations added."""
     from .suite.config import MAX_GRID_EXTENSIONS, extend_grids
     from .suite.runner import run_configs
     from .suite.summary import select
 
+    added = []
     for _ in range(MAX_GRID_EXTENSIONS):
-        new, events = extend_grids(select(store.records()), configs)
+        records = store.records()
+        selected = select(records) + select(records, "seed")
+        new, events = extend_grids(selected, configs + added)
+        done = store.keys()
+        new = [c for c in new if c.key not in done]
         if not new:
-            return
+            break
         for e in events:
-            if not args.quiet:
-                print(f"{e['dataset']}: validation chose {e['family']}={e['chosen']:g}, the "
-                      f"edge of {e['grid']}; adding {e['added']:g}", file=sys.stderr)
+            _say(args, f"{e['dataset']}: validation chose {e['family']} {e['param']}="
+                       f"{e['chosen']:g}, the edge of {e['grid']}; adding {e['added']:g}")
             store.append({"kind": "grid_extension", "profile": args.profile,
-                          "key": f"grid_extension|{e['dataset']}|{e['family']}|{e['added']:g}",
-                          **e})
+                          "key": f"grid_extension|{e['dataset']}|{e['arch']}|{e['family']}|"
+                                 f"{e['param']}|{e['added']:g}", **e})
         run_configs(new, store, n_jobs=args.jobs, scheduler=args.scheduler,
                     progress=not args.quiet)
+        added += new
+    return added
 
 
 def _cmd_run(args):
@@ -122,10 +143,12 @@ def _cmd_sweep(args):
     pick = lambda name, default: (  # noqa: E731
         getattr(args, name) if getattr(args, name) is not None else spec.get(name, default))
     args.profile = pick("profile", "quick")
+    lrs = pick("learning_rates", None)
     configs = grid(pick("datasets", ["digits"]), pick("regularizers", ["dropout"]),
                    pick("rates", [0.0, 0.5]), pick("seeds", [0]), profile=args.profile,
                    arch=pick("arch", "default"), l1_grid=pick("l1", None),
-                   l2_grid=pick("l2", None))
+                   l2_grid=pick("l2", None),
+                   searched={"learning_rate_init": lrs} if lrs else None)
     return _execute(configs, args)
 
 
@@ -272,11 +295,15 @@ def build_parser():
     sweep.add_argument("--datasets", type=_csv(str),
                        help="e.g. digits,wine,synthetic-5000x100 (default: digits)")
     sweep.add_argument("--regularizers", type=_csv(str),
-                       help="of none,l2,l1,dropout,dropout-batch,dropout-maxnorm,input-dropout "
+                       help="of none,early-stopping,l2,l1,dropout,dropout-batch,dropout-l2 "
+                            "(crosses --l2 with --rates),dropout-maxnorm,input-dropout "
                             "(default: dropout)")
     sweep.add_argument("--rates", type=_csv(float), help="drop rates (default: 0,0.5)")
     sweep.add_argument("--l2", type=_csv(float), help="alpha grid (default: the profile's)")
     sweep.add_argument("--l1", type=_csv(float), help="l1 grid (default: the profile's)")
+    sweep.add_argument("--learning-rates", type=_csv(float), dest="learning_rates",
+                       help="Adam step sizes, each crossed with the grid (default: the "
+                            "profile's, 1e-3,3e-3,1e-2)")
     sweep.add_argument("--seeds", type=_csv(int), help="(default: 0)")
     sweep.add_argument("--arch", choices=["default", "seed"], help="(default: default)")
     sweep.add_argument("--profile", choices=["quick", "full"], help="(default: quick)")

@@ -105,7 +105,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` (stratified) and stop when its accuracy stalls.
+        Hold out ``validation_fraction`` (stratified), or use ``fit``'s ``X_val``/``y_val``;
+        stop when ``early_stopping_metric`` on it stalls and restore the best epoch's weights.
+    early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
+        What early stopping watches: validation accuracy (scikit-learn's rule), or validation
+        log-loss, which still moves when the accuracy of a small validation set does not.
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
         Adam's parameters.
@@ -134,6 +138,8 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         Training samples seen.
     stopped_epoch_ : int or None
         The epoch at which the stopping rule ended training (None: it never fired).
+    max_norm_clipped_ : float or None
+        With ``max_norm``: the fraction of (hidden unit, update) pairs the constraint clipped.
     history_ : dict of lists
         Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy`` (NaN without a
         validation set), ``learning_rate``, ``time`` (wall seconds of the epoch), and its
@@ -149,7 +155,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
                  max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
                  warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
                  n_iter_no_change=10, init="glorot", dtype="float32", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
@@ -174,6 +180,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.nesterovs_momentum = nesterovs_momentum
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
+        self.early_stopping_metric = early_stopping_metric
         self.beta_1 = beta_1
         self.beta_2 = beta_2
         self.epsilon = epsilon
@@ -229,6 +236,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         choice("solver", ("adam", "sgd"))
         choice("learning_rate", ("constant", "adaptive"))
         choice("init", ("glorot", "he"))
+        choice("early_stopping_metric", ("accuracy", "loss"))
         choice("dtype", ("float32", "float64", np.float32, np.float64))
         if self.batch_size != "auto":
             number("batch_size", 1, integer=True)
@@ -349,6 +357,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.validation_scores_ = None
         self.best_validation_score_ = None
         self.stopped_epoch_ = None
+        self._max_norm_counts = [0, 0]
         self.history_ = {k: [] for k in _HISTORY_KEYS}
 
     def _encode_targets(self, y):
@@ -376,6 +385,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         if use_early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
+            self._best_watched = -np.inf
         for _ in range(max_iter):
             t0 = time.perf_counter()
             order = rs.permutation(n) if self.shuffle else None
@@ -421,7 +431,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             if incremental:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
                 break
-            self._update_no_improvement_count(use_early_stopping, val_acc)
+            self._update_no_improvement_count(use_early_stopping, val_acc, val_loss)
             if self._no_improvement_count > self.n_iter_no_change:
                 what = "Validation score" if use_early_stopping else "Training loss"
                 msg = (f"{what} did not improve more than tol={self.tol:f} for "
@@ -440,7 +450,15 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _apply_max_norm(self):
         for w in self._net.weights[:-1]:  # hidden units' incoming weights, a row each
-            _nn_kernels.max_norm(w, self.max_norm)
+            self._max_norm_counts[0] += _nn_kernels.max_norm(w, self.max_norm)
+            self._max_norm_counts[1] += w.shape[0]
+
+    @property
+    def max_norm_clipped_(self):
+        """The fraction of (hidden unit, step) pairs whose weights max-norm clipped (None
+        without max_norm): 0 means the constraint never bound."""
+        clipped, checked = getattr(self, "_max_norm_counts", (0, 0))
+        return clipped / checked if checked else None
 
     @property
     def _loss_limit(self):
@@ -458,14 +476,17 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
             f"and solver={self.solver!r}; try a smaller value such as "
             f"{self.learning_rate_init / 10:g}, or standardize X.")
 
-    def _update_no_improvement_count(self, use_early_stopping, val_acc):
+    def _update_no_improvement_count(self, use_early_stopping, val_acc, val_loss):
         if use_early_stopping:
             self.validation_scores_.append(val_acc)
-            if val_acc < self.best_validation_score_ + self.tol:
+            # watch a score to maximize: accuracy, or minus the log-loss
+            score = val_acc if self.early_stopping_metric == "accuracy" else -val_loss
+            if score < self._best_watched + self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0
-            if val_acc > self.best_validation_score_:
+            if score > self._best_watched:
+                self._best_watched = score
                 self.best_validation_score_ = val_acc
                 self._best_params = [p.copy() for p in self._net.weights + self._net.intercepts]
             self.best_loss_ = None

@@ -6,12 +6,14 @@ from pathlib import Path
 import numpy as np
 
 from .suite.store import ResultStore
-from .suite.stats import mean_interval
-from .suite.summary import (aggregate, epochs_to_converge, fits, select, targets,
+from ._benchreport import median_ci
+from .suite.stats import Interval, mean_interval
+from .suite.summary import (chosen_runs, epochs_to_converge, fits, select, sweep, targets,
                             time_to_target)
 
 FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
                  "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
+                 "dropout-l2": "tab:olive",
                  "l2": "tab:orange", "l1": "tab:green", "early-stopping": "tab:brown"}
 CURVE_RATES = (0.0, 0.2, 0.5, 0.8)
 
@@ -41,87 +43,122 @@ def _latest(records, kind):
     return recs[-1] if recs else None
 
 
+def _interval(runs, metric):
+    return mean_interval([r[metric] for r in runs.values() if r.get(metric) is not None])
+
+
 def rate_sweep(records, out, arch="default"):
-    """The article's figure: validation accuracy and loss vs drop rate, mean ± std over seeds,
-    element and batch mode, with the best L1 and L2 configurations as reference bands."""
-    plt, agg, paths = _plt(), aggregate(records, arch), []
-    for dataset in sorted({k[0] for k in agg}):
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        n = max(v["n"] for k, v in agg.items() if k[0] == dataset)
+    """The article's figure: validation accuracy and best validation loss vs drop rate, each
+    rate at its validation-chosen learning rate, mean and 95% interval over repeats, element
+    and batch mode, with the validation-chosen L1 and L2 as reference bands."""
+    plt, paths = _plt(), []
+    chosen = {(c["dataset"], c["family"]): c for c in select(records, arch)}
+    for dataset in sorted({d for d, _ in chosen}):
+        curves = {fam: sweep(records, dataset, fam, arch=arch)
+                  for fam in ("dropout", "dropout-batch")}
+        none = sweep(records, dataset, "none", arch=arch)
+        n = max((len(runs) for c in curves.values() for runs in c.values()), default=0)
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4), layout="constrained")
         for ax, metric, label in ((axes[0], "val_score",
                                    "validation accuracy (the selection metric)"),
                                   (axes[1], "best_val_loss", "best validation loss (log-loss)")):
-            for reg, style in (("dropout", "o-"), ("dropout-batch", "s--")):
-                pts = sorted((k[2], v[metric]) for k, v in agg.items()
-                             if k[0] == dataset and k[1] == reg)
-                if reg == "dropout-batch":  # rate 0 of batch mode is the same network
-                    base = agg.get((dataset, "dropout", 0.0))
-                    pts = ([(0.0, base[metric])] if base and pts else []) + pts
+            for fam, style in (("dropout", "o-"), ("dropout-batch", "s--")):
+                pts = sorted({**none, **curves[fam]}.items()) if curves[fam] else []
                 if not pts:
                     continue
-                x = np.array([p[0] for p in pts])
-                m = np.array([p[1][0] for p in pts])
-                s = np.array([p[1][1] for p in pts])
-                ax.errorbar(x, m, yerr=s, fmt=style, capsize=3, color=FAMILY_COLORS[reg],
-                            label=f"{reg} ({'per-example' if reg == 'dropout' else 'per-batch'}"
+                ivs = [_interval(runs, metric) for _, runs in pts]
+                ax.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
+                            yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
+                            fmt=style, capsize=3, color=FAMILY_COLORS[fam],
+                            label=f"{fam} ({'per-example' if fam == 'dropout' else 'per-batch'}"
                                   " masks)")
-            for reg in ("l2", "l1"):
-                rows = [v for k, v in agg.items() if k[0] == dataset and k[1] == reg]
-                if rows:  # the strength validation chooses
-                    best = max(rows, key=lambda v: v["val_score"][0])
-                    mu, sd = best[metric]
-                    ax.axhspan(mu - sd, mu + sd, color=FAMILY_COLORS[reg], alpha=0.15)
-                    ax.axhline(mu, color=FAMILY_COLORS[reg], lw=1,
-                               label=f"{reg.upper()} chosen on validation (mean ± std)")
+            for fam in ("l2", "l1"):
+                c = chosen.get((dataset, fam))
+                if c is None:
+                    continue
+                iv = _interval(chosen_runs(records, c), metric)
+                if np.isfinite(iv.low):
+                    ax.axhspan(iv.low, iv.high, color=FAMILY_COLORS[fam], alpha=0.15)
+                ax.axhline(iv.estimate, color=FAMILY_COLORS[fam], lw=1,
+                           label=f"{fam.upper()} chosen on validation "
+                                 f"({_params_label(c['params'])})")
             ax.set_xlabel("drop rate p on hidden layers")
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
-        axes[0].legend(fontsize=8)
-        fig.suptitle(f"Dropout rate sweep, {dataset} ({arch} architecture), mean ± std over "
-                     f"n = {n} repeats")
+        axes[0].legend(fontsize=7)
+        name = "" if arch == "default" else " (the article's 64-128-256-512-512 network)"
+        fig.suptitle(f"Dropout rate sweep, {dataset}{name}: mean and 95% interval over n = {n} "
+                     "repeats, each rate at its validation-chosen learning rate", fontsize=10)
         paths += _save(fig, out, f"rate_sweep_{dataset}" + ("" if arch == "default" else f"_{arch}"))
     return paths
 
 
+def _params_label(params):
+    return ", ".join(f"{k.replace('learning_rate_init', 'lr')}={v:g}" for k, v in params.items())
+
+
+def _cost_points(records, cost):
+    """(label, family, epochs-to-converge runs, ratio interval) per timed case of an
+    epoch_cost record, the fits being the validation-preferred ones of each case."""
+    dataset = cost.get("fits_dataset", "mnist1d")
+    chosen = {c["family"]: c for c in select(records) if c["dataset"] == dataset}
+    sweeps = {fam: sweep(records, dataset, fam) for fam in ("none", "dropout", "dropout-batch")}
+    points = []
+    for case, (reg, strength) in cost.get("cases", {}).items():
+        if case == "none":
+            runs, family = sweeps["none"].get(0.0, {}), "none"
+        elif reg in ("dropout", "dropout-batch"):
+            runs, family = sweeps[reg].get(strength, {}), reg
+        else:
+            c = chosen.get(reg)
+            runs, family = (chosen_runs(records, c) if c else {}), reg
+        if not runs:
+            continue
+        ratios = np.ones(len(cost["epoch_times"]["none"])) if case == "none" else \
+            np.asarray(cost["epoch_times"][case]) / np.asarray(cost["epoch_times"]["none"])
+        low, high, _ = median_ci(ratios)
+        points.append((case, family, runs, Interval(float(np.median(ratios)), low, high,
+                                                    ratios.size)))
+    return points
+
+
 def time_vs_epochs(records, out):
-    """Seconds per epoch against epochs to converge (on validation loss), one point per
-    configuration with 95% intervals over its uncensored repeats, and iso-lines of total
-    training time: the cost dropout trades."""
+    """The cost dropout trades: epoch time relative to no dropout (timed alone, interleaved,
+    median and distribution-free interval) against epochs to converge (validation loss
+    within 1% of the run's best; mean and 95% interval over the uncensored repeats of the
+    validation-preferred configuration), with iso-lines of total training cost."""
     plt = _plt()
-    points = defaultdict(list)
-    for r in fits(records):
-        if "val_score" in r:
-            points[(r["dataset"], r["family"], r["strength"])].append(r)
+    cost = _latest(records, "epoch_cost")
+    if cost is None or "cases" not in cost:
+        return []
+    points = _cost_points(records, cost)
     if not points:
         return []
-    fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = dict(zip(sorted({k[0] for k in points}), "osD^vP*X"))
-    seen, xs, ys = set(), [], []
-    for (dataset, family, s), runs in sorted(points.items()):
-        done = [(e, 1000 * r["epoch_time"]) for r in runs
-                for e, censored in [epochs_to_converge(r)] if e and not censored]
+    fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
+    xs, ys, n_max = [], [], 0
+    for case, family, runs, ratio in points:
+        done = [e for e, censored in map(epochs_to_converge, runs.values())
+                if e and not censored]
         if not done:
             continue
-        ex, ey = mean_interval([e for e, _ in done]), mean_interval([t for _, t in done])
-        label = family if family not in seen else None
-        seen.add(family)
-        hollow = len(done) < len(runs)
-        ax.errorbar(ex.estimate, ey.estimate, xerr=_half(ex), yerr=_half(ey),
-                    fmt=markers[dataset], color=FAMILY_COLORS[family], label=label,
-                    mfc="none" if hollow else FAMILY_COLORS[family], capsize=2, alpha=0.85)
+        ex = mean_interval(done)
+        n_max = max(n_max, len(runs))
+        color = FAMILY_COLORS[family]
+        ax.errorbar(ex.estimate, ratio.estimate, xerr=_half(ex), yerr=_half(ratio),
+                    fmt="o", color=color, mfc="none" if len(done) < len(runs) else color,
+                    capsize=2, alpha=0.85)
+        ax.annotate(case, (ex.estimate, ratio.estimate), fontsize=7, xytext=(4, 4),
+                    textcoords="offset points")
         xs.append(ex.estimate)
-        ys.append(ey.estimate)
-    if len(markers) > 1:
-        for dataset, mk in markers.items():
-            ax.scatter([], [], marker=mk, color="gray", label=dataset)
-    _iso_time_lines(ax, xs, ys)
-    ax.set_xlabel("epochs to converge (validation loss within 1% of the run's best)")
-    ax.set_ylabel("time per epoch (ms, from the sweep)")
+        ys.append(ratio.estimate)
+    _iso_cost_lines(ax, xs, ys)
+    ax.set_xlabel(f"epochs to converge on {cost.get('fits_dataset', 'mnist1d')} (validation "
+                  "loss within 1% of the run's best)")
+    ax.set_ylabel(f"epoch time / no-dropout epoch time\n(timed alone on {cost['dataset']}, "
+                  f"{cost['rounds']} interleaved rounds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2)
-    n = max(len(runs) for runs in points.values())
-    ax.set_title(f"Cost per epoch vs epochs to converge (n = {n} repeats; hollow: some "
-                 "censored)", fontsize=10)
+    ax.set_title(f"What dropout costs: epochs x cost per epoch (n = {n_max} repeats; hollow: "
+                 "some repeats censored; dotted: equal total cost)", fontsize=9)
     return _save(fig, out, "time_vs_epochs")
 
 
@@ -132,16 +169,17 @@ def _half(interval):
     return [[interval.estimate - interval.low], [interval.high - interval.estimate]]
 
 
-def _iso_time_lines(ax, xs, ys):
-    """Dashed curves of equal total training time (epochs x time per epoch)."""
+def _iso_cost_lines(ax, xs, ys):
+    """Dotted curves of equal total cost (epochs x relative cost per epoch), labelled in
+    no-dropout epochs."""
     if not xs:
         return
-    x = np.linspace(max(1.0, 0.5 * min(xs)), 1.2 * max(xs), 200)
-    totals = np.array(xs) * np.array(ys) / 1000
+    x = np.linspace(max(1.0, 0.5 * min(xs)), 1.15 * max(xs), 200)
+    totals = np.array(xs) * np.array(ys)
     for total in np.quantile(totals, [0.1, 0.5, 0.9]):
-        ax.plot(x, 1000 * total / x, ls=":", color="gray", lw=1)
-        ax.annotate(f"{total:.1f} s", (x[-1], 1000 * total / x[-1]), fontsize=7,
-                    color="gray", xytext=(2, 0), textcoords="offset points")
+        ax.plot(x, total / x, ls=":", color="gray", lw=1)
+        ax.annotate(f"{total:.0f} epochs' cost", (x[-1], total / x[-1]), fontsize=7,
+                    color="gray", xytext=(-60, 3), textcoords="offset points")
     ax.set_ylim(0.8 * min(ys), 1.25 * max(ys))
 
 
@@ -153,20 +191,17 @@ def time_to_target_bars(records, out):
     chosen = select(records)
     if not chosen:
         return []
-    runs = defaultdict(list)
-    for r in fits(records):
-        runs[(r["dataset"], r["family"], r["strength"])].append(r)
     datasets = sorted({c["dataset"] for c in chosen})
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(datasets), figsize=(7 * len(datasets), 4.5), squeeze=False,
+                             layout="constrained")
     for ax, dataset in zip(axes[0], datasets):
         bars = []
         for c in (c for c in chosen if c["dataset"] == dataset):
-            value = next(iter(c["params"].values()), 0.0)
-            group = runs[(dataset, c["family"], value)]
+            group = list(chosen_runs(records, c).values())
             times = [t for t in (time_to_target(r, goal[dataset]) for r in group)
                      if t is not None]
-            iv = mean_interval(times)
-            bars.append((c["family"], value, iv, len(times), len(group)))
+            bars.append((c["family"], _params_label(c["params"]), mean_interval(times),
+                         len(times), len(group)))
         bars.sort(key=lambda b: (np.isnan(b[2].estimate), b[2].estimate))
         heights = [0.0 if np.isnan(b[2].estimate) else b[2].estimate for b in bars]
         ax.bar(range(len(bars)), heights, color=[FAMILY_COLORS[b[0]] for b in bars],
@@ -175,47 +210,55 @@ def time_to_target_bars(records, out):
         for i, b in enumerate(bars):
             ax.annotate(f"{b[3]}/{b[4]}", (i, heights[i]), ha="center", fontsize=7,
                         xytext=(0, 3), textcoords="offset points")
-        ax.set_xticks(range(len(bars)), [f"{b[0]}\n({b[1]:g})" for b in bars], fontsize=7,
-                      rotation=30)
+        ax.set_xticks(range(len(bars)), [f"{b[0]}\n{b[1].replace(', ', chr(10))}"
+                                         for b in bars], fontsize=6)
         ax.set_ylabel("seconds of training (mean, 95% CI)")
         ax.set_ylim(bottom=0)
         ax.set_title(f"{dataset}: time to {goal[dataset]:.3f} validation accuracy",
                      fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Time to a validation accuracy every family reaches (99% of the weakest\n"
+    fig.suptitle("Time to a validation accuracy every family reaches (99% of the weakest "
                  "family's best), choice made on validation; k/n: repeats that reached it",
                  fontsize=9)
     return _save(fig, out, "time_to_target")
 
 
 def learning_curves(records, out):
-    """Validation loss vs epoch for drop rates 0, 0.2, 0.5, 0.8 (mean over seeds)."""
+    """Validation loss vs epoch for drop rates 0, 0.2, 0.5, 0.8, each at its validation-
+    preferred learning rate: median over repeats and their range; a run that stopped holds
+    its last value (no jumps where runs end)."""
     plt, paths = _plt(), []
-    runs = [r for r in fits(records) if r["regularizer"] == "dropout"
-            and r["strength"] in CURVE_RATES]
-    for dataset in sorted({r["dataset"] for r in runs}):
-        fig, ax = plt.subplots(figsize=(7, 4.5))
+    for dataset in sorted({r["dataset"] for r in fits(records)}):
+        curves = {**sweep(records, dataset, "none"), **sweep(records, dataset, "dropout")}
+        curves = {rate: runs for rate, runs in curves.items() if rate in CURVE_RATES and runs}
+        if not curves:
+            continue
+        fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
         cmap = _plt().get_cmap("viridis")
-        for i, rate in enumerate(CURVE_RATES):
-            curves = [r["history"]["val_loss"] for r in runs
-                      if r["dataset"] == dataset and r["strength"] == rate]
-            if not curves:
-                continue
-            n = max(len(c) for c in curves)
-            padded = np.full((len(curves), n), np.nan)
-            for j, c in enumerate(curves):
-                padded[j, :len(c)] = [np.nan if v is None else v for v in c]
-            with np.errstate(all="ignore"):
-                ax.plot(np.arange(1, n + 1), np.nanmean(padded, axis=0),
-                        color=cmap(i / len(CURVE_RATES)), label=f"p = {rate}")
+        for i, (rate, runs) in enumerate(sorted(curves.items())):
+            held = _held([r["history"]["val_loss"] for r in runs.values()])
+            epochs = np.arange(1, held.shape[1] + 1)
+            color = cmap(i / len(CURVE_RATES))
+            lr = next(iter(runs.values()))["params"].get("learning_rate_init")
+            ax.plot(epochs, np.median(held, axis=0), color=color,
+                    label=f"p = {rate:g}, lr {lr:g} (n = {len(runs)})")
+            ax.fill_between(epochs, held.min(0), held.max(0), color=color, alpha=0.15)
         ax.set_xlabel("epoch")
         ax.set_ylabel("validation loss (log-loss)")
         ax.set_yscale("log")
         ax.grid(alpha=0.3)
-        ax.legend()
-        ax.set_title(f"Learning curves, {dataset} (mean over seeds; runs end at the stopping rule)")
+        ax.legend(fontsize=8)
+        ax.set_title(f"Learning curves, {dataset}: median and range over repeats (a stopped "
+                     "run holds its last value)", fontsize=9)
         paths += _save(fig, out, f"learning_curves_{dataset}")
     return paths
+
+
+def _held(curves):
+    """Curves of unequal length as one array, each run's last value held to the longest."""
+    values = [[np.nan if v is None else v for v in c] for c in curves]
+    n = max(len(c) for c in values)
+    return np.array([c + [c[-1]] * (n - len(c)) for c in values], dtype=float)
 
 
 def kernel_throughput(records, out):

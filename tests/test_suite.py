@@ -1,4 +1,6 @@
 """The study suite: datasets, configs, store, resume after SIGKILL, Dask, CLI, figures."""
+import dataclasses
+import itertools
 import json
 import re
 import os
@@ -108,7 +110,9 @@ def test_configs_keys_and_parameters():
     configs = default_suite("quick")
     assert len({c.key for c in configs}) == len(configs)
     rates = {c.strength for c in configs if c.regularizer == "dropout" and c.arch == "default"}
-    assert rates == set(cfg.RATES)
+    assert rates == set(cfg.get_profile("quick").rates)
+    assert {c.strength for c in default_suite("full") if c.regularizer == "dropout"} == set(
+        cfg.RATES)
 
 
 def test_store_appends_whole_lines_and_survives_a_torn_one(tmp_path):
@@ -127,7 +131,7 @@ def test_store_appends_whole_lines_and_survives_a_torn_one(tmp_path):
 def _sweep_cmd(out, *extra):
     return [sys.executable, "-m", "fastdrop", "sweep", "--datasets", "iris",
             "--regularizers", "dropout", "--rates", "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7",
-            "--seeds", "0", "--out", str(out), "--quiet", *extra]
+            "--learning-rates", "1e-3", "--seeds", "0", "--out", str(out), "--quiet", *extra]
 
 
 def _start_sweep(out, jobs, wait_for_records, *extra):
@@ -226,8 +230,8 @@ def test_a_choice_at_a_grid_edge_extends_the_grid():
         records.append(_fit_record("iris", "l1", 1e-4, r, val=0.8, test=0.8))
     new, events = cfg.extend_grids(select(records), configs)
     assert sorted({c.strength for c in new}) == [0.1] and sorted(c.seed for c in new) == [0, 1, 2]
-    assert events == [{"dataset": "iris", "family": "l2", "grid": [1e-4, 1e-3, 1e-2],
-                       "chosen": 1e-2, "added": 0.1}]
+    assert events == [{"dataset": "iris", "family": "l2", "arch": "default", "param": "alpha",
+                       "grid": [1e-4, 1e-3, 1e-2], "chosen": 1e-2, "added": 0.1}]
     records += [_fit_record("iris", "l2", 0.1, r, val=0.5, test=0.8) for r in range(3)]
     records.append({"kind": "grid_extension", "key": "grid_extension|iris|l2|0.1",
                     **events[0]})
@@ -276,13 +280,90 @@ def test_weight_scaling_claim_pairs_monte_carlo_with_weight_scaling_per_repeat()
     assert worse[0]["verdict"] == "does not hold" and worse[0]["n"] == 5
 
 
-def test_early_stopping_alone_is_a_baseline_family():
-    config = RunConfig("iris", "early-stopping", 0.0, 0)
-    assert config.estimator_params()["early_stopping"] is True
-    assert config.family == "early-stopping" and config.search_params() == {}
-    assert any(c.regularizer == "early-stopping" for c in default_suite("quick"))
-    rec = run_one(config)
+def test_early_stopping_is_one_switch_for_every_family(monkeypatch):
+    quick = default_suite("quick")
+    assert all(c.estimator_params()["early_stopping"] for c in quick)
+    assert not any(c.regularizer == "early-stopping" for c in quick)  # "none" is that
+    assert "early stopping on validation" in cfg.get_profile("quick").stopping
+    off = dataclasses.replace(cfg.PROFILES["quick"], early_stopping=False)
+    monkeypatch.setitem(cfg.PROFILES, "quick", off)
+    suite = default_suite("quick")
+    assert not any(c.estimator_params()["early_stopping"] for c in suite
+                   if c.regularizer != "early-stopping")
+    alone = [c for c in suite if c.regularizer == "early-stopping"]
+    assert alone and all(c.estimator_params()["early_stopping"] for c in alone)
+    config = alone[0]
+    assert config.family == "early-stopping" and set(config.search_params()) == {
+        "learning_rate_init"}
+    rec = run_one(RunConfig("iris", "early-stopping", 0.0, 0))
     assert rec["error"] is None and rec["family"] == "early-stopping"
+
+
+def test_every_family_searches_the_learning_rates():
+    quick = cfg.get_profile("quick")
+    default = [c for c in default_suite("quick") if c.arch == "default"
+               and c.regularizer != "dropout-maxnorm"]
+    for family in {c.family for c in default}:
+        lrs = {c.search_params()["learning_rate_init"] for c in default if c.family == family}
+        assert lrs == set(quick.learning_rates), family
+    maxnorm = [c.estimator_params() for c in default_suite("quick")
+               if c.regularizer == "dropout-maxnorm"]
+    assert {(p["max_norm"], p["learning_rate_init"]) for p in maxnorm} == set(
+        itertools.product(quick.maxnorm_radii, quick.maxnorm_learning_rates))
+    assert all(p["solver"] == "sgd" for p in maxnorm)
+
+
+def test_dropout_plus_l2_adds_l2_to_dropouts_choice():
+    records, configs = [], []
+    for r in range(3):
+        for rate, lr, val in ((0.3, 1e-3, 0.70), (0.3, 3e-3, 0.75), (0.5, 3e-3, 0.72)):
+            c = RunConfig("iris", "dropout", rate, r, overrides=(("learning_rate_init", lr),))
+            configs.append(c)
+            records.append({**_fit_record("iris", "dropout", rate, r, val, 0.7),
+                            "params": c.search_params(), "key": c.key})
+    later = cfg.second_stage(select(records), configs)
+    assert len(later) == 3 * len(cfg.get_profile("quick").l2_grid)
+    assert {(c.regularizer, dict(c.overrides)["dropout"], dict(c.overrides)[
+        "learning_rate_init"]) for c in later} == {("dropout-l2", 0.3, 3e-3)}
+    assert {c.estimator_params()["alpha"] for c in later} == set(cfg.L2_GRID)
+    assert all(c.estimator_params()["dropout"] == 0.3 for c in later)
+
+
+def test_a_learning_rate_at_the_edge_extends_for_that_family_only():
+    records, configs = [], []
+    for r in range(3):
+        for lr in (1e-3, 3e-3, 1e-2):
+            for family, rate in (("dropout", 0.5), ("dropout", 0.0)):
+                c = RunConfig("iris", family, rate, r, overrides=(("learning_rate_init", lr),))
+                val = 0.7 + (lr if rate else -lr)  # dropout: higher is better; none: lower
+                configs.append(c)
+                records.append({**_fit_record("iris", family, rate, r, val, 0.7),
+                                "params": c.search_params(), "key": c.key})
+    new, events = cfg.extend_grids(select(records), configs)
+    assert sorted((e["family"], e["param"], e["added"]) for e in events) == [
+        ("dropout", "learning_rate_init", pytest.approx(1e-2 * 10 / 3)),
+        ("none", "learning_rate_init", pytest.approx(1e-3 / 3))]
+    assert sorted((c.strength, dict(c.overrides)["learning_rate_init"]) for c in new) == [
+        (0.0, pytest.approx(1e-3 / 3))] * 3 + [(0.5, pytest.approx(1e-2 * 10 / 3))] * 3
+
+
+def test_max_norm_row_is_dropped_when_it_never_clips():
+    records = []
+    for r in range(3):
+        records += [{**_fit_record("d", "dropout-maxnorm", 0.5, r, 0.8, 0.8),
+                     "max_norm_clipped": 0.0},
+                    _fit_record("d", "l2", 1e-3, r, 0.7, 0.7)]
+    summary = build_summary(records)
+    assert [d["family"] for d in summary["dropped"]] == ["dropout-maxnorm"]
+    assert {c["family"] for c in summary["selected"]} == {"l2"}
+    assert not any("max-norm" in c["claim"] for c in summary["claims"])
+    for rec in records[::2]:
+        rec["max_norm_clipped"] = 0.05
+    summary = build_summary(records)
+    chosen = {c["family"]: c for c in summary["selected"]}
+    assert chosen["dropout-maxnorm"]["max_norm_clipped"] == pytest.approx(0.05)
+    assert any(c["claim"] == "dropout + max-norm beats the better of L1 and L2"
+               for c in summary["claims"])
 
 
 def test_one_repeat_is_undecided_and_json_safe():
@@ -332,13 +413,13 @@ def test_epochs_to_converge_on_validation_with_censoring():
 def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
     toml = tmp_path / "grid.toml"
     toml.write_text('[sweep]\ndatasets = ["iris"]\nregularizers = ["dropout", "l1"]\n'
-                    'rates = [0.0, 0.5]\nseeds = [0, 1]\nl1 = [1e-4]\n')
+                    'rates = [0.0, 0.5]\nseeds = [0, 1]\nl1 = [1e-4]\n'
+                    'learning_rates = [1e-3]\n')
     out = tmp_path / "res"
     assert main(["sweep", "--config", str(toml), "--out", str(out), "--quiet"]) == 0
     assert len(ResultStore(out).records()) == 6
     figures = out / "figures"
-    for name in ("rate_sweep_iris", "time_vs_epochs", "time_to_target",
-                 "learning_curves_iris"):
+    for name in ("rate_sweep_iris", "time_to_target", "learning_curves_iris"):
         assert (figures / f"{name}.png").stat().st_size > 0
         assert (figures / f"{name}.svg").exists()
     for f in figures.iterdir():
@@ -352,9 +433,12 @@ def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
 def test_run_writes_every_figure(tmp_path, monkeypatch):
     """`fastdrop run` end to end on a shrunken profile: all seven kinds of figure."""
     tiny = cfg.Profile("quick", max_iter=5, n_iter_no_change=3, tol=1e-4, batch_size=64,
-                       learning_rate_init=1e-3, datasets=("iris",), seeds=(0,),
+                       learning_rates=(1e-3,), datasets=("iris",), seeds=(0,),
                        rates=(0.0, 0.2, 0.5, 0.8), batch_rates=(0.5,), l2_grid=(1e-3,),
-                       l1_grid=(1e-4,), seed_arch_datasets=("iris",), mc_samples=(1, 5))
+                       l1_grid=(1e-4,), seed_arch_datasets=("iris",),
+                       seed_arch_rates=(0.0, 0.5), mc_samples=(1, 5), maxnorm_radii=(1.0,),
+                       maxnorm_learning_rates=(0.05,), cost_rates=(0.5,),
+                       cost_dataset="iris")
     monkeypatch.setitem(cfg.PROFILES, "quick", tiny)
     import fastdrop.suite.experiments as ex
 
@@ -375,7 +459,12 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
     cost = [r for r in ResultStore(out).records() if r["kind"] == "epoch_cost"]
     assert [r["dataset"] for r in cost] == ["iris"]
     assert all(len(t) == cost[0]["rounds"] for t in cost[0]["epoch_times"].values())
-    assert "timed alone, median of 15 paired rounds" in summary  # the claim uses it
+    assert "timed alone on iris, median of 9 paired rounds" in summary  # the claim uses it
+    records = ResultStore(out).records("fit")
+    assert {r["family"] for r in records} >= {"none", "dropout", "dropout-batch", "l1", "l2",
+                                               "input-dropout", "dropout-maxnorm",
+                                               "dropout-l2"}
+    assert {r.get("budget", 1) for r in records if r["arch"] == "seed"} == {1, 3}
     data = json.loads((out / "summary.json").read_text())
     assert {"protocol", "selected", "claims"} <= set(data)
     for entry in data["selected"]:

@@ -1,5 +1,6 @@
 """What a run is: (dataset, architecture, regularizer, strength, seed) under a profile."""
 import hashlib
+import itertools
 import json
 import numbers
 from dataclasses import asdict, dataclass, field
@@ -15,13 +16,15 @@ ARCHITECTURES = {
 REGULARIZERS = {
     # name: what ``strength`` means
     "none": "unused",
-    "early-stopping": "unused: no penalty, stops on the validation part's accuracy and "
-                      "restores the best epoch's weights",
+    "early-stopping": "unused: no penalty, stops on validation and restores the best "
+                      "epoch's weights (a family of its own when the profile's switch is off)",
     "l2": "alpha (scikit-learn's scaling)",
     "l1": "l1 penalty",
     "dropout": "drop rate on every hidden layer, per-example masks",
     "dropout-batch": "drop rate on every hidden layer, one unit mask per mini-batch",
-    "dropout-maxnorm": "drop rate, plus max-norm 3.0 on every hidden unit",
+    "dropout-l2": "alpha, added to dropout's validation-chosen rate and learning rate",
+    "dropout-maxnorm": "drop rate, plus max-norm on every hidden unit, under SGD with "
+                       "momentum at large steps (Srivastava et al.'s setting, where it binds)",
     "input-dropout": "drop rate on the inputs (hidden layers at 0.5)",
 }
 
@@ -29,7 +32,11 @@ REGULARIZERS = {
 DROPOUT_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout")
 # The estimator parameter a family's strength sets (None: nothing searched; else "dropout").
 SEARCHED_PARAM = {"none": None, "early-stopping": None, "l2": "alpha", "l1": "l1",
-                  "input-dropout": "input_dropout"}
+                  "dropout-l2": "alpha", "input-dropout": "input_dropout"}
+# Parameters searched on a log scale (their grids extend by their outermost step); the
+# others are drop rates (extended by 0.1 within 0.1 .. 0.9).
+LOG_PARAMS = ("alpha", "l1", "learning_rate_init", "max_norm")
+LEARNING_RATE = "learning_rate_init"
 
 
 RATES = tuple(round(0.1 * i, 1) for i in range(10))
@@ -39,46 +46,75 @@ RATES = tuple(round(0.1 * i, 1) for i in range(10))
 class Profile:
     """Training budget and grids; ``quick`` keeps `fastdrop run` under 10 minutes on 2 cores."""
     name: str
-    max_iter: int                    # epochs at most (the stopping rule usually ends sooner)
-    n_iter_no_change: int            # scikit-learn's rule, on the training loss
+    max_iter: int                    # epochs at most (early stopping usually ends sooner)
+    n_iter_no_change: int            # patience of the stopping rule, in epochs
     tol: float
     batch_size: int
-    learning_rate_init: float        # Adam
+    learning_rates: tuple            # Adam's step sizes, searched for every family
     datasets: tuple                  # what `fastdrop run` uses
     seeds: tuple
-    rates: tuple                     # the article's sweep: 0.0 .. 0.9
+    rates: tuple                     # the rate sweep (0 is the "none" family)
     batch_rates: tuple               # batch-mode rates in `fastdrop run`
     l2_grid: tuple
     l1_grid: tuple
+    # The switch: every family stops on the validation part's accuracy and restores its
+    # best epoch's weights; off, each trains until scikit-learn's rule on the training
+    # loss fires and "early-stopping" runs as a family of its own.
+    early_stopping: bool = True
     seed_arch_datasets: tuple = ()   # where `fastdrop run` also sweeps the "seed" architecture
     seed_arch_rates: tuple = RATES   # its rates (64-...-512 is slow: quick trims them)
+    seed_arch_learning_rate: float = 1e-3  # Keras's Adam default, as the article trained it
+    seed_arch_penalties: bool = False  # L1 and L2 on it too (references on its sweep)
+    longer_budget: int = 3           # the article's network again at its top rate, this many
+    #                                  times the epochs
+    maxnorm_rates: tuple = (0.5,)    # dropout + max-norm: drop rates,
+    maxnorm_radii: tuple = (1.0, 2.0, 4.0)  # radii (Srivastava et al.: 3-4 on raw pixels; on
+    #                                   40 standardized features 3 hardly ever binds),
+    maxnorm_learning_rates: tuple = (0.03, 0.1)  # and SGD step sizes
     mc_samples: tuple = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)  # thinned networks averaged
     mc_rates: tuple = (0.2, 0.5, 0.8)
+    cost_rates: tuple = (0.2, 0.5, 0.8)  # epoch cost per rate, element and batch mode
+    cost_dataset: str = "mnist1d-20k"    # where that is timed (epochs long enough to time)
     trims: str = ""                  # what this profile leaves out, said when it runs
+
+    @property
+    def stopping(self):
+        """The stopping rule, in words (for the summary's protocol)."""
+        if self.early_stopping:
+            return (f"every family: early stopping on validation accuracy, patience "
+                    f"{self.n_iter_no_change} epochs, the best epoch's weights restored, at "
+                    f"most {self.max_iter} epochs")
+        return (f"scikit-learn's rule on the training loss (patience {self.n_iter_no_change}), "
+                f"at most {self.max_iter} epochs; early stopping is a family of its own")
 
 
 # Equal-size log grids, from no visible effect to clearly too strong (on MNIST-1D); a choice
-# at an edge extends its grid by a decade (extend_grids).
-L2_GRID = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
-L1_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+# at an edge extends its grid (extend_grids).
+L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
+L1_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
+# Adam's step sizes: two to start, grown past whichever edge validation chooses (at the
+# chosen strength), as every other grid is.
+LEARNING_RATES = (3e-3, 1e-2)
 PROFILES = {
-    "quick": Profile("quick", max_iter=150, n_iter_no_change=8, tol=1e-4, batch_size=64,
-                     learning_rate_init=1e-3, datasets=("mnist1d",),
-                     seeds=(0, 1, 2, 3, 4), rates=RATES, batch_rates=(0.2, 0.5, 0.8),
-                     l2_grid=L2_GRID, l1_grid=L1_GRID, seed_arch_datasets=("mnist1d",),
-                     seed_arch_rates=(0.0, 0.1, 0.2, 0.3, 0.5),
-                     trims="MNIST-1D only; batch-mode dropout at 0.2, 0.5, 0.8; the "
-                           "article's network at rates 0-0.3 and 0.5 (full: 0.0-0.9, 10 "
-                           "repeats, 7 datasets)"),
-    "full": Profile("full", max_iter=300, n_iter_no_change=10, tol=1e-4, batch_size=128,
-                    learning_rate_init=1e-3,
+    "quick": Profile("quick", max_iter=150, n_iter_no_change=15, tol=1e-4, batch_size=64,
+                     learning_rates=LEARNING_RATES, datasets=("mnist1d",),
+                     seeds=(0, 1, 2, 3, 4), rates=(0.0, 0.1, 0.2, 0.3, 0.5, 0.8),
+                     batch_rates=(0.2, 0.5, 0.8), l2_grid=L2_GRID, l1_grid=L1_GRID,
+                     seed_arch_datasets=("mnist1d",), seed_arch_rates=(0.0, 0.1, 0.2, 0.5),
+                     trims="MNIST-1D only; the rate sweep at 0-0.3, 0.5, 0.8; batch mode "
+                           "at 0.2, 0.5, 0.8; the article's network at 0, 0.1, 0.2, 0.5, "
+                           "without L1/L2 references (full: every rate 0.0-0.9, L1/L2 on "
+                           "the article's network too, 10 repeats, 7 datasets)"),
+    "full": Profile("full", max_iter=300, n_iter_no_change=20, tol=1e-4, batch_size=64,
+                    learning_rates=LEARNING_RATES,
                     datasets=("mnist1d", "mnist1d-20k", "digits", "breast_cancer", "wine",
                               "synthetic", "synthetic-60k"),
                     seeds=tuple(range(10)), rates=RATES, batch_rates=RATES[1:],
                     l2_grid=L2_GRID, l1_grid=L1_GRID,
-                    seed_arch_datasets=("mnist1d", "mnist1d-20k")),
+                    seed_arch_datasets=("mnist1d", "mnist1d-20k"), seed_arch_penalties=True,
+                    maxnorm_rates=(0.2, 0.5, 0.8)),
 }
-MAX_GRID_EXTENSIONS = 2  # decades added at most on each side
+MAX_GRID_EXTENSIONS = 2  # steps added at most past each edge
 
 
 def get_profile(name):
@@ -95,7 +131,8 @@ class RunConfig:
     seed: int
     arch: str = "default"
     profile: str = "quick"
-    overrides: tuple = field(default=())  # extra (name, value) estimator parameters
+    overrides: tuple = field(default=())  # extra (name, value) estimator parameters, sorted
+    budget: int = 1                       # the profile's max_iter times this
 
     def __post_init__(self):
         check_name(self.dataset)
@@ -105,8 +142,11 @@ class RunConfig:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         get_profile(self.profile)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        for name in ("seed", "budget"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < (name == "budget"):
+                raise ValueError(f"{name} must be a {'positive' if name == 'budget' else 'non-negative'} "
+                                 f"int, got {value!r}")
         high = 1.0 if self.regularizer in DROPOUT_FAMILIES else float("inf")
         if not 0.0 <= self.strength < high:
             what = "a drop rate in [0, 1)" if high == 1.0 else "a penalty >= 0"
@@ -121,13 +161,13 @@ class RunConfig:
     @property
     def family(self):
         """The regularizer family for plots (rate 0 of any dropout flavour is 'none')."""
-        if self.regularizer.startswith("dropout") and self.strength == 0:
+        if self.regularizer in DROPOUT_FAMILIES and self.strength == 0:
             return "none"
         return self.regularizer
 
     def search_params(self):
         """What was searched for this configuration's family, as a dict (the record's
-        ``params``): the strength under its own name, and any overrides."""
+        ``params``): the strength under its own name, and the overrides."""
         name = SEARCHED_PARAM.get(self.regularizer, "dropout")
         params = {name: self.strength} if name else {}
         params.update(dict(self.overrides))
@@ -137,42 +177,65 @@ class RunConfig:
         p = get_profile(self.profile)
         arch = ARCHITECTURES[self.arch]
         params = dict(hidden_layer_sizes=arch["hidden"], output_activation=arch["output"],
-                      alpha=0.0, max_iter=p.max_iter, n_iter_no_change=p.n_iter_no_change,
-                      tol=p.tol, batch_size=p.batch_size,
-                      learning_rate_init=p.learning_rate_init, random_state=self.seed)
-        s = self.strength
-        if self.regularizer == "early-stopping":
-            params["early_stopping"] = True
-        elif self.regularizer == "l2":
-            params["alpha"] = s
-        elif self.regularizer == "l1":
-            params["l1"] = s
-        elif self.regularizer == "dropout":
-            params["dropout"] = s
-        elif self.regularizer == "dropout-batch":
-            params.update(dropout=s, dropout_mode="batch")
-        elif self.regularizer == "dropout-maxnorm":
-            params.update(dropout=s, max_norm=3.0)
-        elif self.regularizer == "input-dropout":
-            params.update(dropout=0.5, input_dropout=s)
+                      alpha=0.0, max_iter=p.max_iter * self.budget,
+                      n_iter_no_change=p.n_iter_no_change, tol=p.tol, batch_size=p.batch_size,
+                      learning_rate_init=p.learning_rates[0], random_state=self.seed,
+                      early_stopping=p.early_stopping or self.regularizer == "early-stopping")
+        params.update(_FAMILY_PARAMS[self.regularizer](self.strength))
         params.update(dict(self.overrides))
         return params
 
 
+# What each family sets in the estimator, given its strength (overrides come on top).
+_FAMILY_PARAMS = {
+    "none": lambda s: {},
+    "early-stopping": lambda s: {},
+    "l2": lambda s: {"alpha": s},
+    "l1": lambda s: {"l1": s},
+    "dropout": lambda s: {"dropout": s},
+    "dropout-batch": lambda s: {"dropout": s, "dropout_mode": "batch"},
+    "dropout-l2": lambda s: {"alpha": s},
+    "dropout-maxnorm": lambda s: {"dropout": s, "solver": "sgd", "momentum": 0.9,
+                                  "max_norm": 3.0},
+    "input-dropout": lambda s: {"dropout": 0.5, "input_dropout": s},
+}
+
+
 def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default",
-         l1_grid=None, l2_grid=None):
-    """Every combination; ``rates`` serve the dropout flavours, the grids L1 and L2."""
+         l1_grid=None, l2_grid=None, searched=None, budget=1):
+    """Every combination; ``rates`` serve the dropout flavours, the grids L1 and L2.
+    ``searched``: {estimator parameter: values} crossed with them (default: _searched)."""
     p = get_profile(profile)
     strengths = {"none": (0.0,), "early-stopping": (0.0,), "l2": l2_grid or p.l2_grid,
                  "l1": l1_grid or p.l1_grid}
+    strengths["dropout-l2"] = strengths["l2"]
     configs = []
     for dataset in datasets:
         for reg in regularizers:
+            # dropout + L2 crosses the L2 grid with the rates
+            extra = [(("dropout", float(r)),) for r in rates] if reg == "dropout-l2" else [()]
             for s in strengths.get(reg, rates):
-                for seed in seeds:
-                    configs.append(RunConfig(dataset, reg, float(s), _as_int(seed), arch,
-                                             profile))
+                for overrides in _combinations(searched or _searched(p, reg, arch)):
+                    for more in extra:
+                        for seed in seeds:
+                            configs.append(RunConfig(
+                                dataset, reg, float(s), _as_int(seed), arch, profile,
+                                tuple(sorted(overrides + more)), budget))
     return configs
+
+
+def _searched(p, regularizer, arch):
+    """What a family searches besides its strength, by default: the learning rates (the
+    article's one for its own network; SGD's, and the radii, for dropout + max-norm)."""
+    if regularizer == "dropout-maxnorm":
+        return {"max_norm": p.maxnorm_radii, LEARNING_RATE: p.maxnorm_learning_rates}
+    return {LEARNING_RATE: (p.seed_arch_learning_rate,) if arch == "seed" else p.learning_rates}
+
+
+def _combinations(searched):
+    """Every combination of {name: values} as sorted (name, value) tuples."""
+    return [tuple(sorted(zip(searched, values)))
+            for values in itertools.product(*searched.values())]
 
 
 def _as_int(value):
@@ -182,25 +245,76 @@ def _as_int(value):
 
 
 def default_suite(profile="quick"):
-    """What `fastdrop run` runs: the rate sweep (element and batch), L1/L2 grids, early
-    stopping alone and input dropout, on the profile's datasets and repeats; plus the
-    "seed" architecture's rate sweep where the profile asks for it. (Dropout + max-norm is
-    left out: under Adam at 1e-3 its constraint never bound, so its rows equalled plain
-    dropout's.)"""
+    """What `fastdrop run` runs first: the rate sweep (element and batch), L1/L2 grids, input
+    dropout and dropout + max-norm, each crossed with the learning rates, on the profile's
+    datasets and repeats (early stopping alone where the profile's switch is off); the
+    "seed" architecture's rate sweep, and its top rate with a longer budget. Dropout + L2
+    follows once dropout's choice is known (:func:`second_stage`)."""
     p = get_profile(profile)
     configs = grid(p.datasets, ["dropout"], p.rates, p.seeds, profile=profile)
     configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
-    configs += grid(p.datasets, ["l2", "l1", "early-stopping"], (), p.seeds, profile=profile)
+    configs += grid(p.datasets, ["l2", "l1"], (), p.seeds, profile=profile)
+    if not p.early_stopping:
+        configs += grid(p.datasets, ["early-stopping"], (), p.seeds, profile=profile)
     configs += grid(p.datasets, ["input-dropout"], (0.2,), p.seeds, profile=profile)
-    configs += grid(p.seed_arch_datasets, ["dropout"], p.seed_arch_rates, p.seeds,
-                    profile=profile, arch="seed")
+    configs += grid(p.datasets, ["dropout-maxnorm"], p.maxnorm_rates, p.seeds,
+                    profile=profile)
+    if p.seed_arch_penalties:
+        configs += grid(p.seed_arch_datasets, ["l2", "l1"], (), p.seeds, profile=profile,
+                        arch="seed")
+    for budget in (1, p.longer_budget):
+        rates = p.seed_arch_rates if budget == 1 else p.seed_arch_rates[-1:]
+        configs += grid(p.seed_arch_datasets, ["dropout"], rates, p.seeds, profile=profile,
+                        arch="seed", budget=budget)
     return configs
+
+
+def second_stage(selected, configs):
+    """Dropout + L2: L2's grid added to the rate and learning rate validation chose for
+    dropout (``selected``: summary.select's entries), for the repeats ``configs`` ran."""
+    new = []
+    for entry in selected:
+        if entry["family"] != "dropout" or entry["arch"] != "default":
+            continue
+        base = {k: v for k, v in entry["params"].items()}
+        rate = base.pop("dropout")
+        p = get_profile(_profile_of(configs, entry))
+        for seed in _seeds_of(configs, entry):
+            for alpha in p.l2_grid:
+                new.append(config_for(entry["dataset"], "dropout-l2",
+                                      {"alpha": alpha, "dropout": rate, **base}, seed,
+                                      "default", p.name))
+    return new
+
+
+def config_for(dataset, family, params, seed, arch="default", profile="quick", budget=1):
+    """The RunConfig of a family and its ``params`` (a record's ``params``)."""
+    params = dict(params)
+    regularizer = "dropout" if family == "none" else family
+    name = SEARCHED_PARAM.get(regularizer, "dropout")
+    strength = params.pop(name, 0.0) if name else 0.0
+    return RunConfig(dataset, regularizer, float(strength), seed, arch, profile,
+                     tuple(sorted(params.items())), budget)
+
+
+def _runs_of(configs, entry):
+    return [c for c in configs if c.dataset == entry["dataset"] and c.arch == entry["arch"]
+            and c.budget == 1]
+
+
+def _seeds_of(configs, entry):
+    return sorted({c.seed for c in _runs_of(configs, entry)})
+
+
+def _profile_of(configs, entry):
+    return next(c.profile for c in _runs_of(configs, entry))
 
 
 # The [sweep] table of a TOML grid: key -> (type of the value or of each item, is a list).
 SWEEP_KEYS = {
     "datasets": (str, True), "regularizers": (str, True), "rates": (float, True),
-    "l1": (float, True), "l2": (float, True), "seeds": (int, True),
+    "l1": (float, True), "l2": (float, True), "learning_rates": (float, True),
+    "seeds": (int, True),
     "arch": (str, False), "profile": (str, False),
 }
 
@@ -248,20 +362,35 @@ def _sweep_item(name, v, kind):
 
 
 def extend_grids(selected, configs):
-    """Configurations one decade past an L1 or L2 grid's edge where validation chose that
-    edge (``selected``: summary.select's entries), for the repeats ``configs`` ran; with the
-    families and the values added, for the record."""
+    """Configurations one step past a grid's edge where validation chose that edge
+    (``selected``: summary.select's entries, whose ``edges`` name the parameters), the other
+    parameters at their chosen values, for the repeats ``configs`` ran; with what was added,
+    for the record. Log-scale parameters step by their grid's outermost ratio, drop rates
+    by 0.1."""
     new, events = [], []
     for entry in selected:
-        family, grid_values = entry["family"], entry["grid"]
-        if family not in ("l1", "l2") or not entry["at_grid_edge"]:
-            continue
-        value = entry["params"][SEARCHED_PARAM[family]]
-        added = value * 10 if value == max(grid_values) else value / 10
-        runs = [c for c in configs if c.dataset == entry["dataset"] and c.regularizer == family
-                and c.arch == entry["arch"]]
-        for c in {(c.seed, c.profile): c for c in runs}.values():
-            new.append(RunConfig(c.dataset, family, added, c.seed, c.arch, c.profile))
-        events.append({"dataset": entry["dataset"], "family": family, "grid": grid_values,
-                       "chosen": value, "added": added})
+        for name in entry.get("edges", ()):
+            values = entry["grids"][name]
+            chosen = entry["params"][name]
+            added = _step_past(name, values, chosen)
+            if added is None:
+                continue
+            params = {**entry["params"], name: added}
+            profile = _profile_of(configs, entry)
+            new += [config_for(entry["dataset"], entry["family"], params, seed, entry["arch"],
+                               profile) for seed in _seeds_of(configs, entry)]
+            events.append({"dataset": entry["dataset"], "family": entry["family"],
+                           "arch": entry["arch"], "param": name, "grid": values,
+                           "chosen": chosen, "added": added})
     return new, events
+
+
+def _step_past(name, values, chosen):
+    """The next value past ``chosen``, the edge of ``values``; None where none is allowed."""
+    up = chosen == max(values)
+    if name in LOG_PARAMS:
+        ends = sorted(values)[-2:] if up else sorted(values)[:2]
+        ratio = ends[1] / ends[0]
+        return float(f"{chosen * ratio if up else chosen / ratio:.6g}")
+    added = round(chosen + (0.1 if up else -0.1), 1)
+    return added if 0.1 <= added <= 0.9 else None

@@ -189,6 +189,13 @@ def _fingerprint(*parts):
     return h.hexdigest()[:16]
 
 
+@functools.lru_cache(maxsize=4)
+def load_xy(name):
+    """All of dataset ``name`` unsplit, standardized, float32: (X, y), for timing epochs."""
+    X, y, _ = _raw(check_name(name))
+    return np.ascontiguousarray(StandardScaler().fit_transform(X), dtype=np.float32), y
+
+
 @functools.lru_cache(maxsize=16)
 def load_split(name, repeat=0):
     """The cached split of dataset ``name`` for repeat ``repeat``."""

@@ -5,35 +5,41 @@
 * ``kernel``: dropout forward throughput vs array size, against numpy and np.copyto (and
   torch.nn.functional.dropout when installed).
 * ``epoch_cost``: what one epoch of the study's network costs with element and batch dropout
-  0.5, relative to none, timed alone and interleaved (the fits' own epoch times carry the load
-  of the fits running beside them).
+  at several rates, and with L1 and L2, relative to none, timed alone and interleaved on a set
+  whose epochs are long enough to time (the fits' own epoch times carry the load of the fits
+  running beside them).
 """
 import os
-import time
 import warnings
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from .. import dropout as fd_dropout
 from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
-from .config import RunConfig, get_profile
+from .config import LEARNING_RATE, RunConfig, get_profile
 from .datasets import load_split
+from .runner import _exit_with_parent
 
 
-def mc_dropout(dataset, profile="quick", rate=0.5, seed=0):
+def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *,
+               n_threads=None, parent_pid=None):
     """Weight scaling against Monte-Carlo averaging of T thinned networks (Srivastava et al.
-    2014, Fig. 11): the study's network at drop rate ``rate`` on repeat ``seed``, then on the
+    2014, Fig. 11): the study's network at drop rate ``rate`` on repeat ``seed`` (trained as
+    its fit was, at ``learning_rate``: the one validation chose for that rate), then on the
     test set, for each T of the profile, the MC average's accuracy, log-loss and mean
-    KL(MC || weight scaling), beside weight scaling's accuracy and log-loss."""
+    KL(MC || weight scaling), beside weight scaling's accuracy and log-loss.
+    ``parent_pid``: as for runner.run_one."""
+    _exit_with_parent(parent_pid)
     p = get_profile(profile)
     split = load_split(dataset, seed)
-    est = MLPClassifier(**RunConfig(dataset, "dropout", rate, seed, profile=profile)
-                        .estimator_params())
+    lr = learning_rate or p.learning_rates[0]
+    config = RunConfig(dataset, "dropout", rate, seed, profile=profile,
+                       overrides=((LEARNING_RATE, lr),))
+    est = MLPClassifier(**config.estimator_params(), n_threads=n_threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        est.fit(split.X_train, split.y_train)
+        est.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
     ws = est.predict_proba(split.X_test)
     curves = {"mc_accuracy": [], "mc_log_loss": [], "mc_kl": []}
     for t in p.mc_samples:
@@ -42,7 +48,8 @@ def mc_dropout(dataset, profile="quick", rate=0.5, seed=0):
         curves["mc_log_loss"].append(_log_loss(est, mc, split.y_test))
         curves["mc_kl"].append(_mean_kl(mc, ws))
     return {"kind": "mc", "key": f"mc|{dataset}|{profile}|{rate}|{seed}", "dataset": dataset,
-            "profile": profile, "rate": rate, "seed": seed, "samples": list(p.mc_samples),
+            "profile": profile, "rate": rate, "seed": seed, "learning_rate": lr,
+            "samples": list(p.mc_samples),
             **curves, "weight_scaling_accuracy": _accuracy(est, ws, split.y_test),
             "weight_scaling_log_loss": _log_loss(est, ws, split.y_test)}
 
@@ -62,30 +69,43 @@ def _mean_kl(p, q, eps=1e-15):
     return float(np.mean(np.sum(p * np.log(p / q), axis=1)))
 
 
-def epoch_cost(dataset, profile="quick", rounds=15):
+def cost_cases(profile="quick"):
+    """{case: (regularizer, strength)} timed by epoch_cost: no dropout, element and batch
+    dropout at the profile's cost rates, and L2 and L1 at their grids' middle."""
+    p = get_profile(profile)
+    cases = {"none": ("dropout", 0.0)}
+    for mode, reg in (("element", "dropout"), ("batch", "dropout-batch")):
+        cases.update({f"{mode} {r:g}": (reg, r) for r in p.cost_rates})
+    cases.update({"l2": ("l2", p.l2_grid[len(p.l2_grid) // 2]),
+                  "l1": ("l1", p.l1_grid[len(p.l1_grid) // 2])})
+    return cases
+
+
+def epoch_cost(dataset=None, profile="quick", rounds=9):
     """Seconds per epoch of the study's network (its default architecture and settings, one
-    thread as each fit has) with no dropout, element dropout 0.5 and batch dropout 0.5: one
-    epoch of each per round, in an order rotated each round, after a burn-in round. The ratios
-    to no dropout are medians of the per-round ratios, so a drifting load cancels out."""
+    thread as each fit has) for each of cost_cases, timed alone after the pool of fits, on
+    the profile's cost dataset (MNIST-1D 20k: epochs long enough to time): one epoch of each
+    case per round in a rotated order (bench.timing.interleaved). Ratios to no dropout are
+    medians of the per-round ratios, so a drifting load cancels out."""
+    from .._bench.timing import interleaved
+
+    dataset = dataset or get_profile(profile).cost_dataset
     split = load_split(dataset, 0)
-    cases = {"none": ("dropout", 0.0), "element": ("dropout", 0.5),
-             "batch": ("dropout-batch", 0.5)}
+    classes = np.unique(split.y_train)
     ests = {name: MLPClassifier(**RunConfig(dataset, reg, s, 0, profile=profile)
                                 .estimator_params(), n_threads=1)
-            for name, (reg, s) in cases.items()}
-    classes = np.unique(split.y_train)
-    for est in ests.values():  # burn-in: allocation, first touch of the data
+            for name, (reg, s) in cost_cases(profile).items()}
+    for est in ests.values():  # the first epoch sets the classes
         est.partial_fit(split.X_train, split.y_train, classes=classes)
-    names, times = list(ests), {name: [] for name in ests}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t = time.perf_counter()
-            ests[name].partial_fit(split.X_train, split.y_train)
-            times[name].append(time.perf_counter() - t)
-    ratios = {name: paired_ratio(times[name], times["none"]) for name in ("element", "batch")}
+    times = interleaved({name: (lambda e=est: e.partial_fit(split.X_train, split.y_train))
+                         for name, est in ests.items()}, rounds)
+    ratios = {name: paired_ratio(times[name], times["none"]) for name in times
+              if name != "none"}
     return {"kind": "epoch_cost", "key": f"epoch_cost|{dataset}|{profile}", "dataset": dataset,
-            "profile": profile, "rounds": rounds, "epoch_times": times,
-            "ratio_to_none": ratios}
+            "fits_dataset": get_profile(profile).datasets[0], "profile": profile,
+            "rounds": rounds, "n_samples": int(split.X_train.shape[0]),
+            "cases": {k: list(v) for k, v in cost_cases(profile).items()},
+            "epoch_times": times, "ratio_to_none": ratios}
 
 
 def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs=3):
@@ -107,62 +127,76 @@ def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs
             "profile": profile, "n_samples": int(split.X_train.shape[0]), "rows": rows}
 
 
-def kernel_throughput(profile="quick", p=0.5):
-    """G elements/s of dropout forward (out=) vs size; numpy's best and np.copyto alongside."""
+def kernel_throughput(profile="quick"):
+    """G elements/s of dropout forward (out=) vs size: fastdrop, numpy's best and torch (when
+    installed) as `fastdrop bench` runs them (bench.baselines), and np.copyto alongside."""
+    from .._bench.baselines import IMPLEMENTATIONS, P
+    from .._bench.timing import best_time
+
     sizes = [2**k for k in range(12, 23 if profile == "quick" else 25, 2)]
-    rng = np.random.default_rng(0)
-    try:
-        import torch
-    except ImportError:  # a baseline only: measured when installed
-        torch = None
     rows = []
     for n in sizes:
-        x = rng.standard_normal(n).astype(np.float32)
+        x = np.random.default_rng(0).standard_normal(n).astype(np.float32)
         y = np.empty_like(x)
-        t = round((1 - p) * 65536)
-        scale = np.float32(1 / (1 - p))
-        calls = {
-            "fastdrop": lambda: fd_dropout(x, p, seed=1, out=y),
-            "numpy": lambda: np.multiply(np.multiply(
-                x, rng.integers(0, 65536, n, dtype=np.uint16) < t, out=y), scale, out=y),
-            "copy": lambda: np.copyto(y, x),
-        }
-        if torch is not None:
-            xt = torch.from_numpy(x)
-            calls["torch"] = lambda: torch.nn.functional.dropout(xt, p, training=True)
+        calls = {"copy": lambda: np.copyto(y, x)}
+        for name, impl in IMPLEMENTATIONS.items():
+            try:
+                calls[name] = impl(x, None, 1).forward
+            except ImportError:  # torch: a baseline only, measured when installed
+                continue
         for name, fn in calls.items():
-            rows.append({"impl": name, "elements": n, "rate": n / _best_time(fn) / 1e9})
-    return {"kind": "kernel", "key": f"kernel|{profile}", "profile": profile, "p": p,
+            rows.append({"impl": name, "elements": n, "rate": n / best_time(fn) / 1e9})
+    return {"kind": "kernel", "key": f"kernel|{profile}", "profile": profile, "p": P,
             "rows": rows}
 
 
-def _best_time(fn, budget=0.05):
-    fn()
-    best, spent = float("inf"), 0.0
-    while spent < budget or best == float("inf"):
-        t = time.perf_counter()
-        fn()
-        dt = time.perf_counter() - t
-        best, spent = min(best, dt), spent + dt
-    return best
-
-
-def run_experiments(store, profile="quick", datasets=("digits",), progress=True):
-    """Run the side experiments not yet stored, one after another."""
+def run_experiments(store, profile="quick", datasets=("digits",), progress=True,
+                    n_jobs=None):
+    """Run the side experiments not yet stored: the Monte-Carlo ones in ``n_jobs`` worker
+    processes (default: all cores), then the timed ones one after another, alone."""
     from tqdm.auto import tqdm
 
     p = get_profile(profile)
-    jobs = [(f"mc|{d}|{profile}|{rate}|{s}",
-             lambda d=d, rate=rate, s=s: mc_dropout(d, profile, rate, s))
-            for d in datasets for rate in p.mc_rates for s in p.seeds]
-    jobs += [(f"epoch_cost|{d}|{profile}", lambda d=d: epoch_cost(d, profile))
-             for d in p.datasets]
+    lrs = {d: _chosen_learning_rates(store.records(), d) for d in datasets}
+    mc = [(f"mc|{d}|{profile}|{rate}|{s}", (d, profile, rate, s, lrs[d].get(rate)))
+          for d in datasets for rate in p.mc_rates for s in p.seeds]
     threads_data = "synthetic-20000x784" if profile == "full" else "synthetic-6000x784"
-    jobs.append((f"threads|{threads_data}|{profile}",
-                 lambda: epoch_time_vs_threads(threads_data, profile)))
-    jobs.append((f"kernel|{profile}", lambda: kernel_throughput(profile)))
+    timed = [(f"epoch_cost|{p.cost_dataset}|{profile}", lambda: epoch_cost(None, profile)),
+             (f"threads|{threads_data}|{profile}",
+              lambda: epoch_time_vs_threads(threads_data, profile)),
+             (f"kernel|{profile}", lambda: kernel_throughput(profile))]
     done = store.keys()
-    todo = [(k, f) for k, f in jobs if k not in done]
-    for key, job in tqdm(todo, desc="experiments", disable=not progress or not todo):
-        store.append(job())
-    return len(todo)
+    mc = [args for key, args in mc if key not in done]
+    timed = [(k, f) for k, f in timed if k not in done]
+    bar = tqdm(total=len(mc) + len(timed), desc="experiments",
+               disable=not progress or not (mc or timed))
+    with bar:
+        for record in _in_workers(mc_dropout, mc, n_jobs):
+            store.append(record)
+            bar.update()
+        for _, job in timed:
+            store.append(job())
+            bar.update()
+    return len(mc) + len(timed)
+
+
+def _in_workers(fn, calls, n_jobs=None):
+    """fn(*args, n_threads=..., parent_pid=...) for each args of ``calls``, in worker
+    processes that share the cores; results as they finish."""
+    if not calls:
+        return iter(())
+    from joblib import Parallel, delayed
+
+    cores = os.cpu_count() or 1
+    n_jobs = max(1, min(n_jobs or cores, len(calls)))
+    return Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+        delayed(fn)(*args, n_threads=max(1, cores // n_jobs), parent_pid=os.getpid())
+        for args in calls)
+
+
+def _chosen_learning_rates(records, dataset):
+    """{drop rate: the learning rate validation prefers at that rate} from the stored fits."""
+    from .summary import sweep
+
+    return {rate: next(iter(runs.values()))["params"].get(LEARNING_RATE)
+            for rate, runs in sweep(records, dataset, "dropout").items() if runs}

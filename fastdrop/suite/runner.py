@@ -54,6 +54,7 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
         val_score=float(est.score(split.X_val, split.y_val)),
         test_accuracy=float(est.score(split.X_test, split.y_test)),
         train_accuracy=train_acc, gap=train_acc - float(val_acc[-1]),
+        max_norm_clipped=est.max_norm_clipped_,
         history={k: [None if isinstance(v, float) and v != v else v for v in vals]
                  for k, vals in h.items()},
     )

@@ -5,6 +5,7 @@ from collections import defaultdict
 import numpy as np
 
 from .._benchreport import median_ci
+from .config import LEARNING_RATE, LOG_PARAMS, SEARCHED_PARAM, get_profile
 from .stats import (CONFIDENCE, MARGIN, METHOD, Interval, beats, both, mean_interval,
                     not_better, paired_interval, within)
 
@@ -12,9 +13,10 @@ METRICS = ("val_score", "best_val_accuracy", "best_val_loss", "final_val_loss",
            "test_accuracy", "epoch_time", "n_iter", "gap")
 
 
-def fits(records, arch="default"):
+def fits(records, arch="default", budget=1):
+    """The successful fits of one architecture at ``budget`` times the profile's epochs."""
     return [r for r in records if r.get("kind") == "fit" and r.get("error") is None
-            and r.get("arch", "default") == arch]
+            and r.get("arch", "default") == arch and r.get("budget", 1) == budget]
 
 
 def targets(records, fraction=0.99):
@@ -47,21 +49,22 @@ def _sd(values):
 
 
 def aggregate(records, arch="default"):
-    """{(dataset, regularizer, strength): {metric: (mean, std), 'n': seeds, ...}}."""
+    """{(dataset, family, params key): {metric: (mean, std), 'n': seeds, ...}}."""
     goal = targets(records)
     groups = defaultdict(list)
     for r in fits(records, arch):
-        groups[(r["dataset"], r["regularizer"], r["strength"])].append(r)
+        groups[(r["dataset"], r["family"], _params_key(r.get("params")))].append(r)
     out = {}
     for key, runs in groups.items():
         row = {"n": len(runs)}
         for m in METRICS:
             vals = np.array([r.get(m, np.nan) for r in runs], dtype=float)
             row[m] = (float(vals.mean()), _sd(vals))
-        epochs = [r["epochs_to_converge"] for r in runs if r["converged"]]
-        row["converged"] = len(epochs) / len(runs)
-        row["epochs_to_converge"] = (float(np.mean(epochs)), _sd(epochs)) \
-            if epochs else (float("nan"), float("nan"))
+        counts = [epochs_to_converge(r) for r in runs]
+        done = [e for e, censored in counts if e and not censored]
+        row["censored"] = sum(censored for _, censored in counts) / len(runs)
+        row["epochs_to_converge"] = (float(np.mean(done)), _sd(done)) \
+            if done else (float("nan"), float("nan"))
         ttt = [time_to_target(r, goal[key[0]]) for r in runs]
         reached = [t for t in ttt if t is not None]
         row["time_to_target"] = (float(np.mean(reached)), _sd(reached)) \
@@ -72,46 +75,111 @@ def aggregate(records, arch="default"):
 
 
 # ---------------------------------------------------------------- selection on validation
-def _param_value(record):
-    """The searched strength of a fit (its family's one parameter), or None."""
-    params = record.get("params") or {}
-    return next(iter(params.values())) if params else None
+def _params_key(params):
+    return tuple(sorted((params or {}).items()))
 
 
-def _by_config(records, arch):
-    """{(dataset, family, strength): {repeat: record}} over the fits of one architecture."""
+def _by_config(records, arch, budget=1):
+    """{(dataset, family, params key): {repeat: record}} over the fits of one architecture."""
     out = defaultdict(dict)
-    for r in fits(records, arch):
+    for r in fits(records, arch, budget):
         if "val_score" not in r:
             continue  # a record from before the protocol: nothing to select on
-        out[(r["dataset"], r["family"], _param_value(r))][r["repeat"]] = r
+        out[(r["dataset"], r["family"], _params_key(r.get("params")))][r["repeat"]] = r
     return out
 
 
+def _mean_val(runs):
+    return float(np.mean([r["val_score"] for r in runs.values()]))
+
+
+def _strength(family, params):
+    """The value of a family's main searched parameter (0 where nothing is searched)."""
+    name = SEARCHED_PARAM.get(family, "dropout")
+    return params.get(name, 0.0) if name else 0.0
+
+
+def _best(options):
+    """The option of best mean validation score; ties go to the weaker regularization."""
+    return max(sorted(options, key=lambda o: (_strength(o[0], dict(o[1])), o[1])),
+               key=lambda o: _mean_val(o[2]))
+
+
+def best_at(configs, dataset, family, **fixed):
+    """{repeat: record} of the validation-best configuration of ``family`` among those whose
+    params match ``fixed`` (e.g. ``dropout=0.5``: the best learning rate at that rate)."""
+    options = [(f, key, runs) for (d, f, key), runs in configs.items()
+               if d == dataset and f == family
+               and all(dict(key).get(k) == v for k, v in fixed.items())]
+    return _best(options)[2] if options else {}
+
+
+def _grids(keys):
+    values = defaultdict(set)
+    for key in keys:
+        for name, v in key:
+            values[name].add(v)
+    return {name: sorted(vals) for name, vals in values.items()}
+
+
+def _edges(family, grids, params):
+    """The parameters whose chosen value is an end of a grid of two or more values, with an
+    untried value beyond (a drop rate's grid is the rate sweep, 0 being the "none" family:
+    the lowest rate is an edge only above 0.1)."""
+    edges = []
+    for name, values in grids.items():
+        if len(values) < 2 or params[name] not in (values[0], values[-1]):
+            continue
+        if name not in LOG_PARAMS:
+            if params[name] == values[0] and values[0] <= 0.1 or params[name] >= 0.9:
+                continue
+        edges.append(name)
+    return edges
+
+
+def sweep(records, dataset, family, param="dropout", arch="default"):
+    """{value of ``param``: {repeat: record}}: at each value, the configuration of ``family``
+    (e.g. its learning rate) validation prefers. What a rate-sweep curve shows."""
+    configs = _by_config(records, arch)
+    values = sorted({dict(key)[param] for d, f, key in configs
+                     if d == dataset and f == family and param in dict(key)})
+    return {v: best_at(configs, dataset, family, **{param: v}) for v in values}
+
+
+def chosen_runs(records, entry):
+    """{repeat: record} of a selected entry (one of select()'s)."""
+    return _by_config(records, entry["arch"]).get(
+        (entry["dataset"], entry["family"], _params_key(entry["params"])), {})
+
+
 def select(records, arch="default"):
-    """Per (dataset, family): the strength with the best mean validation score over repeats
-    (ties: the weaker regularization), and the test accuracy of that choice with its
+    """Per (dataset, family): the parameters with the best mean validation score over
+    repeats (ties: the weaker regularization), and the test accuracy of that choice with its
     interval. The test set is read only for the choice made."""
     configs = _by_config(records, arch)
     families = defaultdict(list)
-    for (dataset, family, value), runs in configs.items():
-        families[(dataset, family)].append((value, runs))
+    for (dataset, family, key), runs in configs.items():
+        families[(dataset, family)].append((family, key, runs))
     out = []
     for (dataset, family), options in sorted(families.items()):
-        options.sort(key=lambda o: (o[0] is not None, o[0] or 0.0))
-        value, runs = max(options, key=lambda o: np.mean([r["val_score"] for r in
-                                                         o[1].values()]))
-        grid = [v for v, _ in options if v is not None]
+        _, key, runs = _best(options)
+        params = dict(key)
+        grids = _grids(k for _, k, _ in options)
+        main = SEARCHED_PARAM.get(family, "dropout")
+        edges = _edges(family, grids, params)
         tests = [runs[k]["test_accuracy"] for k in sorted(runs)]
         ci = mean_interval(tests)
+        clipped = [r["max_norm_clipped"] for r in runs.values()
+                   if r.get("max_norm_clipped") is not None]
         out.append({
-            "dataset": dataset, "family": family, "arch": arch,
-            "params": dict(next(iter(runs.values())).get("params") or {}),
-            "grid": grid, "at_grid_edge": len(grid) > 1 and value in (grid[0], grid[-1]),
-            "val_score": float(np.mean([r["val_score"] for r in runs.values()])),
+            "dataset": dataset, "family": family, "arch": arch, "params": params,
+            "grid": grids.get(main, []) if family != "none" else [],
+            "grids": grids, "edges": edges, "at_grid_edge": bool(edges),
+            "val_score": _mean_val(runs),
             "best_val_accuracy": float(np.mean([r["best_val_accuracy"]
                                                 for r in runs.values()])),
             "test_accuracy": ci.estimate, "test_accuracy_ci": ci.as_list(), "n": ci.n,
+            **({"max_norm_clipped": float(np.mean(clipped))} if clipped else {}),
             "test_by_repeat": {int(k): runs[k]["test_accuracy"] for k in sorted(runs)},
         })
     return out
@@ -162,12 +230,14 @@ def claims(records):
             out += _sweep_claims(dataset, arch, chosen, configs)
             if arch == "default":
                 out += _default_claims(dataset, chosen, configs)
+            else:
+                out += _budget_claims(dataset, chosen, records)
     out += _cost_claims(records) + _mc_claims(records)
     return out
 
 
-def _tests(configs, dataset, family, value):
-    return {k: r["test_accuracy"] for k, r in configs.get((dataset, family, value), {}).items()}
+def _tests(runs):
+    return {k: r["test_accuracy"] for k, r in runs.items()}
 
 
 def _sweep_claims(dataset, arch, chosen, configs):
@@ -176,21 +246,23 @@ def _sweep_claims(dataset, arch, chosen, configs):
         return []
     best = sel["test_by_repeat"]
     rate = sel["params"].get("dropout")
-    none = _tests(configs, dataset, "none", None) or _tests(configs, dataset, "none", 0.0)
+    none = _tests(best_at(configs, dataset, "none"))
     top = max(sel["grid"]) if sel["grid"] else None
     out = []
     ref = 0.5 if arch == "default" else 0.2
-    at_ref = _tests(configs, dataset, "dropout", ref)
+    at_ref = _tests(best_at(configs, dataset, "dropout", dropout=ref))
     if at_ref:
         iv = paired_interval(*_paired(best, at_ref))
         claim = ("p around 0.5 on hidden layers works best" if arch == "default" else
                  "the article's network: the best rate is near 0.2")
         out.append(_claim(dataset, claim, ARTICLE, not_better(iv), iv,
                           f"validation chose p={rate:g}; its test accuracy minus p={ref:g}'s "
-                          f"(holds when p={ref:g} is within the margin of the choice)"))
+                          f"(each at its validation-chosen learning rate; holds when p={ref:g} "
+                          "is within the margin of the choice)"))
     if none and top is not None and top != rate:
         rises = paired_interval(*_paired(best, none))
-        falls = paired_interval(*_paired(best, _tests(configs, dataset, "dropout", top)))
+        at_top = _tests(best_at(configs, dataset, "dropout", dropout=top))
+        falls = paired_interval(*_paired(best, at_top))
         claim = ("accuracy rises then falls with the rate" if arch == "default" else
                  "the article's network: accuracy rises then falls with the rate")
         out.append(_claim(dataset, claim, ARTICLE, both(beats(rises), beats(falls)), rises,
@@ -204,52 +276,101 @@ def _default_claims(dataset, chosen, configs):
     out = []
     sel = chosen.get((dataset, "dropout"))
     penalties = [chosen[(dataset, f)] for f in ("l2", "l1") if (dataset, f) in chosen]
-    if sel and penalties:
+    if penalties:
         penalty = max(penalties, key=lambda c: c["val_score"])  # the better, on validation
-        iv = paired_interval(*_paired(sel["test_by_repeat"], penalty["test_by_repeat"]))
-        out.append(_claim(dataset, "dropout beats the better of L1 and L2", SRIVASTAVA,
-                          beats(iv), iv, f"dropout {sel['params']} vs {penalty['family']} "
-                          f"{penalty['params']}, both chosen on validation"))
-    hidden = configs.get((dataset, "dropout", 0.5), {})
-    with_input = _tests(configs, dataset, "input-dropout", 0.2)
-    if hidden and with_input:
-        iv = paired_interval(*_paired(with_input, _tests(configs, dataset, "dropout", 0.5)))
-        out.append(_claim(dataset, "no dropout on the input", ARTICLE, not_better(iv), iv,
-                          "input 0.2 + hidden 0.5 minus hidden 0.5 alone (holds when input "
-                          "dropout does not help by the margin)"))
-    none = configs.get((dataset, "none", None)) or configs.get((dataset, "none", 0.0)) or {}
-    if hidden and none:
-        ratios, censored = [], 0
-        for k in sorted(set(hidden) & set(none)):
-            (e5, c5), (e0, c0) = epochs_to_converge(hidden[k]), epochs_to_converge(none[k])
-            if c5 or c0 or not e5 or not e0:
-                censored += 1
+        rivals = [(sel, "dropout beats the better of L1 and L2")]
+        maxnorm = chosen.get((dataset, "dropout-maxnorm"))
+        if maxnorm and maxnorm.get("max_norm_clipped"):
+            rivals.append((maxnorm, "dropout + max-norm beats the better of L1 and L2"))
+        for rival, claim in rivals:
+            if rival is None:
                 continue
-            ratios.append(math.log(e5 / e0))
-        iv = mean_interval(ratios)
-        exp = Interval(math.exp(iv.estimate), math.exp(iv.low), math.exp(iv.high), iv.n) \
-            if ratios else iv
-        out.append(_claim(dataset, "dropout roughly doubles the epochs to converge", ARTICLE,
-                          within(exp, 1.5, 3.0), exp,
-                          f"epochs to reach validation loss within {CONVERGENCE_TOL:.0%} of "
-                          f"the run's best, p=0.5 / p=0, geometric mean; {censored} "
-                          "censored pair(s) left out"))
+            iv = paired_interval(*_paired(rival["test_by_repeat"], penalty["test_by_repeat"]))
+            out.append(_claim(dataset, claim, SRIVASTAVA, beats(iv), iv,
+                              f"{rival['family']} {_params_text(rival['params'])} vs "
+                              f"{penalty['family']} {_params_text(penalty['params'])}, all "
+                              "chosen on validation"))
+    hidden = best_at(configs, dataset, "dropout", dropout=0.5)
+    with_input = chosen.get((dataset, "input-dropout"))
+    if hidden and with_input:
+        iv = paired_interval(*_paired(with_input["test_by_repeat"], _tests(hidden)))
+        out.append(_claim(dataset, "no dropout on the input", ARTICLE, not_better(iv), iv,
+                          "input 0.2 + hidden 0.5 minus hidden 0.5 alone, each at its "
+                          "validation-chosen learning rate (holds when input dropout does "
+                          "not help by the margin)"))
+    none_sel = chosen.get((dataset, "none"))
+    if none_sel:
+        lr = none_sel["params"].get(LEARNING_RATE)
+        fixed = {LEARNING_RATE: lr} if lr is not None else {}
+        out += _epochs_claim(dataset, best_at(configs, dataset, "dropout", dropout=0.5,
+                                              **fixed),
+                             best_at(configs, dataset, "none", **fixed), lr)
     return out
+
+
+def _epochs_claim(dataset, hidden, none, lr):
+    if not hidden or not none:
+        return []
+    ratios, censored = [], 0
+    for k in sorted(set(hidden) & set(none)):
+        (e5, c5), (e0, c0) = epochs_to_converge(hidden[k]), epochs_to_converge(none[k])
+        if c5 or c0 or not e5 or not e0:
+            censored += 1
+            continue
+        ratios.append(math.log(e5 / e0))
+    iv = mean_interval(ratios)
+    exp = Interval(math.exp(iv.estimate), math.exp(iv.low), math.exp(iv.high), iv.n) \
+        if ratios else iv
+    at = f" at the learning rate chosen for no dropout ({lr:g})" if lr is not None else ""
+    return [_claim(dataset, "dropout roughly doubles the epochs to converge", ARTICLE,
+                   within(exp, 1.5, 3.0), exp,
+                   f"epochs to reach validation loss within {CONVERGENCE_TOL:.0%} of the run's "
+                   f"best, p=0.5 / p=0{at}, geometric mean; {censored} censored pair(s) left "
+                   "out")]
+
+
+def _budget_claims(dataset, chosen, records):
+    """The article's network at its sweep's top rate with a longer epoch budget against the
+    profile's budget: does training longer change the high rates?"""
+    sel = chosen.get((dataset, "dropout"))
+    budgets = sorted({r.get("budget", 1) for r in records if r.get("kind") == "fit"})
+    if sel is None or not sel["grid"] or len(budgets) < 2:
+        return []
+    top, longer = max(sel["grid"]), budgets[-1]
+    short = best_at(_by_config(records, "seed"), dataset, "dropout", dropout=top)
+    long = best_at(_by_config(records, "seed", longer), dataset, "dropout", dropout=top)
+    if not short or not long:
+        return []
+    iv = paired_interval(*_paired(_tests(long), _tests(short)))
+    capped = sum(not r.get("converged", True) for r in short.values())
+    return [_claim(dataset, f"the article's network: {longer}x the epochs changes the "
+                            f"accuracy at p={top:g}", ARTICLE, beats(iv), iv,
+                   f"test accuracy with {longer}x the epoch budget minus with 1x, p={top:g}; "
+                   f"{capped} of {len(short)} 1x runs hit their epoch cap (holds when the "
+                   "longer budget helps)")]
+
+
+def _params_text(params):
+    return ", ".join(f"{k}={v:g}" for k, v in params.items()) or "-"
 
 
 def _cost_claims(records):
     out = []
     cost = {r["dataset"]: r for r in records if r.get("kind") == "epoch_cost"}  # latest wins
     for dataset, r in sorted(cost.items()):
+        times = r["epoch_times"]
         for mode in ("element", "batch"):
-            ratios = np.asarray(r["epoch_times"][mode]) / np.asarray(r["epoch_times"]["none"])
+            case = f"{mode} 0.5" if f"{mode} 0.5" in times else mode  # older records: mode
+            if case not in times:
+                continue
+            ratios = np.asarray(times[case]) / np.asarray(times["none"])
             low, high, coverage = median_ci(ratios)
             iv = Interval(float(np.median(ratios)), low, high, int(ratios.size))
             out.append(_claim(dataset, f"each epoch is cheaper with dropout ({mode} mode)",
                               ARTICLE, within(iv, 0.0, 1.0), iv,
-                              f"seconds per epoch at p=0.5 / p=0, timed alone, median of "
-                              f"{ratios.size} paired rounds, distribution-free interval "
-                              f"(coverage {coverage:.3f})"))
+                              f"seconds per epoch at p=0.5 / p=0, timed alone on {dataset}, "
+                              f"median of {ratios.size} paired rounds, distribution-free "
+                              f"interval (coverage {coverage:.3f})"))
     return out
 
 
@@ -283,10 +404,15 @@ def _mc_claims(records):
 
 def protocol(records):
     repeats = sorted({r["repeat"] for r in fits(records) if "repeat" in r})
+    profiles = sorted({r["profile"] for r in fits(records) if "profile" in r})
     return {"repeats": len(repeats), "selection": "validation",
-            "selection_rule": "per dataset and family, the strength with the best mean "
-                              "validation accuracy over repeats; test accuracy reported for "
-                              "that choice only",
+            "selection_rule": "per dataset and family, the parameters (strength and learning "
+                              "rate) with the best mean validation accuracy over repeats; "
+                              "test accuracy reported for that choice only; a choice at a "
+                              "grid's edge extends the grid",
+            "stopping": {name: get_profile(name).stopping for name in profiles},
+            "learning_rates": {name: list(get_profile(name).learning_rates)
+                               for name in profiles},
             "method": METHOD, "margin": MARGIN, "confidence": CONFIDENCE,
             "verdict_rules": {
                 "beats": "holds if the interval's low end > 0; does not hold if its high "
@@ -298,16 +424,24 @@ def protocol(records):
 
 
 def build_summary(records):
-    """summary.json: the protocol, the validation-selected configurations, the claims."""
+    """summary.json: the protocol, the validation-selected configurations (a max-norm row
+    whose constraint never clipped is dropped, and said so), the claims."""
     selected = select(records) + select(records, "seed")
     extensions = defaultdict(int)
     for r in records:
         if r.get("kind") == "grid_extension":
-            extensions[(r["dataset"], r["family"])] += 1
+            extensions[(r["dataset"], r["family"], r.get("arch", "default"))] += 1
+    kept, dropped = [], []
     for entry in selected:
         entry.pop("test_by_repeat")
-        entry["grid_extended"] = extensions[(entry["dataset"], entry["family"])]
-    return _json_ready({"protocol": protocol(records), "selected": selected,
+        entry["grid_extended"] = extensions[(entry["dataset"], entry["family"], entry["arch"])]
+        if entry.get("max_norm_clipped") == 0:
+            dropped.append({"dataset": entry["dataset"], "family": entry["family"],
+                            "why": "max-norm never clipped a unit's weights: the row would "
+                                   "be plain dropout"})
+        else:
+            kept.append(entry)
+    return _json_ready({"protocol": protocol(records), "selected": kept, "dropped": dropped,
                         "claims": claims(records)})
 
 
@@ -325,15 +459,15 @@ def _json_ready(value):
 def summary_table(records):
     """Markdown: one row per configuration (default architecture), mean ± std over seeds."""
     agg = aggregate(records)
-    lines = ["| dataset | regularizer | strength | seeds | test acc | best val acc | "
-             "epochs | converged | epoch ms | time to target s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for (dataset, reg, s), v in sorted(agg.items()):
+    lines = ["| dataset | family | params | seeds | val acc | test acc | epochs run | "
+             "epochs to converge | censored | epoch ms | time to target s |",
+             "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for (dataset, family, key), v in sorted(agg.items()):
         pm = lambda m, f="{:.4f}": f"{f.format(v[m][0])} ± {f.format(v[m][1])}"  # noqa: E731
-        lines.append(f"| {dataset} | {reg} | {s:g} | {v['n']} | {pm('test_accuracy')} | "
-                     f"{pm('best_val_accuracy')} | {v['n_iter'][0]:.1f} | "
-                     f"{v['converged']:.0%} | {1000 * v['epoch_time'][0]:.1f} | "
-                     f"{v['time_to_target'][0]:.2f} |")
+        lines.append(f"| {dataset} | {family} | {_params_text(dict(key))} | {v['n']} | "
+                     f"{pm('val_score')} | {pm('test_accuracy')} | {v['n_iter'][0]:.1f} | "
+                     f"{v['epochs_to_converge'][0]:.1f} | {v['censored']:.0%} | "
+                     f"{1000 * v['epoch_time'][0]:.1f} | {v['time_to_target'][0]:.2f} |")
     return "\n".join(lines)
 
 
@@ -374,12 +508,24 @@ def _num(value, fmt="{:+.4f}"):
 
 def selected_markdown(summary):
     lines = ["| dataset | arch | family | chosen on validation | val acc | test acc [95% CI] "
-             "| n | grid | at grid edge |", "|---|---|---|---|---:|---|---:|---|---|"]
+             "| n | grids searched | at an edge (extended) |",
+             "|---|---|---|---|---:|---|---:|---|---|"]
     for c in summary["selected"]:
         low, high = (_num(v, "{:.4f}") for v in c["test_accuracy_ci"])
-        params = ", ".join(f"{k}={v:g}" for k, v in c["params"].items()) or "-"
-        grid = ", ".join(f"{v:g}" for v in c["grid"])
+        params = _short(_params_text(c["params"]))
+        if c.get("max_norm_clipped") is not None:
+            params += f" (clipped {c['max_norm_clipped']:.1%} of unit updates)"
+        grids = "; ".join(_short(f"{k}: {', '.join(f'{v:g}' for v in vals)}")
+                          for k, vals in c.get("grids", {"": c["grid"]}).items() if vals)
+        edges = ", ".join(_short(e) for e in c.get("edges", ["yes"] * c["at_grid_edge"]))
+        extended = f" ({c['grid_extended']}x)" if c.get("grid_extended") else ""
         lines.append(f"| {c['dataset']} | {c['arch']} | {c['family']} | {params} "
                      f"| {c['val_score']:.4f} | {c['test_accuracy']:.4f} [{low}, {high}] "
-                     f"| {c['n']} | {grid} | {'yes' if c['at_grid_edge'] else ''} |")
+                     f"| {c['n']} | {grids} | {edges}{extended} |")
+    for d in summary.get("dropped", []):
+        lines.append(f"\n{d['dataset']}, {d['family']}: left out, {d['why']}.")
     return "\n".join(lines)
+
+
+def _short(text):
+    return text.replace("learning_rate_init", "lr")
