@@ -135,7 +135,7 @@ def time_vs_epochs(records, out):
     if not points:
         return []
     fig, ax = plt.subplots(figsize=(8, 5.5), layout="constrained")
-    xs, ys, n_max = [], [], 0
+    xs, ys, n_max, seen = [], [], 0, set()
     for case, family, runs, ratio in points:
         done = [e for e, censored in map(epochs_to_converge, runs.values())
                 if e and not censored]
@@ -144,14 +144,18 @@ def time_vs_epochs(records, out):
         ex = mean_interval(done)
         n_max = max(n_max, len(runs))
         color = FAMILY_COLORS[family]
+        label = family if family not in seen else None
+        seen.add(family)
         ax.errorbar(ex.estimate, ratio.estimate, xerr=_half(ex), yerr=_half(ratio),
                     fmt="o", color=color, mfc="none" if len(done) < len(runs) else color,
-                    capsize=2, alpha=0.85)
-        ax.annotate(case, (ex.estimate, ratio.estimate), fontsize=7, xytext=(4, 4),
-                    textcoords="offset points")
+                    capsize=2, alpha=0.85, label=label)
+        if family.startswith("dropout"):  # the rate; the others are named by the legend
+            ax.annotate(f"p = {case.split()[-1]}", (ex.estimate, ratio.estimate), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
         xs.append(ex.estimate)
         ys.append(ratio.estimate)
     _iso_cost_lines(ax, xs, ys)
+    ax.legend(fontsize=8, loc="lower left")
     ax.set_xlabel(f"epochs to converge on {cost.get('fits_dataset', 'mnist1d')} (validation "
                   "loss within 1% of the run's best)")
     ax.set_ylabel(f"epoch time / no-dropout epoch time\n(timed alone on {cost['dataset']}, "
@@ -171,16 +175,18 @@ def _half(interval):
 
 def _iso_cost_lines(ax, xs, ys):
     """Dotted curves of equal total cost (epochs x relative cost per epoch), labelled in
-    no-dropout epochs."""
+    no-dropout epochs where they enter the plot."""
     if not xs:
         return
+    low, high = 0.8 * min(ys), 1.25 * max(ys)
     x = np.linspace(max(1.0, 0.5 * min(xs)), 1.15 * max(xs), 200)
     totals = np.array(xs) * np.array(ys)
     for total in np.quantile(totals, [0.1, 0.5, 0.9]):
         ax.plot(x, total / x, ls=":", color="gray", lw=1)
-        ax.annotate(f"{total:.0f} epochs' cost", (x[-1], total / x[-1]), fontsize=7,
-                    color="gray", xytext=(-60, 3), textcoords="offset points")
-    ax.set_ylim(0.8 * min(ys), 1.25 * max(ys))
+        at = min(max(total / (0.95 * high), x[0]), x[-1])  # where the curve enters the top
+        ax.annotate(f"{total:.0f} epochs' cost", (at, total / at), fontsize=7, color="gray",
+                    xytext=(3, -8), textcoords="offset points")
+    ax.set_ylim(low, high)
 
 
 def time_to_target_bars(records, out):

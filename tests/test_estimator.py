@@ -139,6 +139,32 @@ def test_stopping_rule_and_early_stopping(blobs):
     assert es.best_validation_score_ == max(es.validation_scores_)
 
 
+def test_early_stopping_on_validation_loss_restores_the_lowest_loss_epoch(blobs):
+    X, y = blobs
+    Xtr, Xv, ytr, yv = X[:200], X[200:], y[:200], y[200:]
+    kw = dict(hidden_layer_sizes=(32,), max_iter=60, early_stopping=True, n_iter_no_change=5,
+              learning_rate_init=0.05, random_state=0)
+    est = MLPClassifier(**kw, early_stopping_metric="loss").fit(Xtr, ytr, X_val=Xv, y_val=yv)
+    losses = est.history_["val_loss"]
+    best = int(np.argmin(losses))
+    assert est.n_iter_ - 1 - best <= est.n_iter_no_change + 1  # stopped soon after the best
+    proba = est.predict_proba(Xv)
+    restored = -np.mean(np.log(proba[np.arange(len(yv)), np.searchsorted(est.classes_, yv)]))
+    assert restored == pytest.approx(losses[best], rel=1e-5)  # the lowest-loss weights
+    assert est.best_validation_score_ == est.history_["val_accuracy"][best]
+    with pytest.raises(ValueError, match="early_stopping_metric must be one of"):
+        MLPClassifier(early_stopping_metric="f1").fit(X, y)
+
+
+def test_max_norm_clipped_counts_the_updates_it_bound(blobs):
+    X, y = blobs
+    loose = MLPClassifier((16,), max_norm=1e3, max_iter=3, random_state=0).fit(X, y)
+    tight = MLPClassifier((16,), max_norm=1e-2, max_iter=3, random_state=0).fit(X, y)
+    # a tiny radius binds on every unit a step moved (a dead unit's weights stay inside)
+    assert loose.max_norm_clipped_ == 0.0 and tight.max_norm_clipped_ > 0.5
+    assert MLPClassifier((16,), max_iter=3).fit(X, y).max_norm_clipped_ is None
+
+
 def test_convergence_warning(blobs):
     X, y = blobs
     with pytest.warns(ConvergenceWarning, match="Maximum iterations"):

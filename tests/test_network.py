@@ -177,7 +177,8 @@ def test_inverted_and_classic_predictions_relate_by_scaling():
 
 def test_max_norm_projects_each_units_weights():
     w = np.array([[3.0, 4.0], [0.1, 0.1]])  # unit-major: row j holds unit j's inputs
-    max_norm(w, 2.0)
+    assert max_norm(w, 2.0) == 1  # units clipped
+    assert max_norm(w, 2.0 * (1 + 1e-9)) == 0
     np.testing.assert_allclose(np.linalg.norm(w, axis=1), [2.0, np.sqrt(0.02)])
     np.testing.assert_allclose(w[0], [1.2, 1.6])
     np.testing.assert_array_equal(w[1], [0.1, 0.1])  # inside the ball: untouched

@@ -610,3 +610,26 @@ def test_workers_exit_soon_after_their_sweep_is_killed(tmp_path):
     while time.time() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.1)
     assert not any(_alive(p) for p in workers), "orphaned workers still running"
+
+
+def test_interleaved_rounds_rotate_the_order_and_drop_the_burn_in():
+    from fastdrop._bench.timing import interleaved
+
+    calls = []
+    times = interleaved({name: (lambda n=name: calls.append(n)) for name in "abc"}, rounds=3)
+    assert calls == list("abc" "bca" "cab" "abc")  # burn-in round, then 3 rotated rounds
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+
+
+def test_the_benchmark_and_the_study_share_their_60000x784_set(monkeypatch):
+    import fastdrop._bench.bench_epochs as bench
+    from fastdrop.suite.datasets import load_xy
+
+    asked = []
+    monkeypatch.setattr(bench, "load_xy", asked.append)
+    monkeypatch.setattr(bench, "QUICK", False)
+    bench.load("synthetic")
+    assert asked == ["synthetic-60k"]  # the study's preset, not a second copy
+    X, y = load_xy("synthetic-300x20x3")
+    assert X.dtype == np.float32 and X.shape == (300, 20) and len(np.unique(y)) == 3
+    assert np.allclose(X.mean(0), 0, atol=1e-5) and np.allclose(X.std(0), 1, atol=1e-4)
