@@ -56,7 +56,7 @@ def _execute(configs, args, experiments_for=(), extend=False):
     from .suite.experiments import run_experiments
     from .suite.runner import run_configs
     from .suite.store import ResultStore
-    from .suite.summary import select
+    from .suite.selection import select
 
     started = time.perf_counter()
     with ResultStore(args.out) as store:
@@ -94,7 +94,7 @@ def _extend_grids(configs, store, args):
     configurations added."""
     from .suite.config import MAX_GRID_EXTENSIONS, extend_grids
     from .suite.runner import run_configs
-    from .suite.summary import select
+    from .suite.selection import select
 
     added = []
     for _ in range(MAX_GRID_EXTENSIONS):

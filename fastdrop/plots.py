@@ -8,8 +8,8 @@ import numpy as np
 from .suite.store import ResultStore
 from ._benchreport import median_ci
 from .suite.stats import Interval, mean_interval
-from .suite.summary import (chosen_runs, epochs_to_converge, fits, select, sweep, targets,
-                            time_to_target)
+from .suite.selection import chosen_runs, epochs_to_converge, fits, select, sweep
+from .suite.summary import targets, time_to_target
 
 FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
                  "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
@@ -89,7 +89,8 @@ def rate_sweep(records, out, arch="default"):
         name = "" if arch == "default" else " (the article's 64-128-256-512-512 network)"
         fig.suptitle(f"Dropout rate sweep, {dataset}{name}: mean and 95% interval over n = {n} "
                      "repeats, each rate at its validation-chosen learning rate", fontsize=10)
-        paths += _save(fig, out, f"rate_sweep_{dataset}" + ("" if arch == "default" else f"_{arch}"))
+        suffix = "" if arch == "default" else f"_{arch}"
+        paths += _save(fig, out, f"rate_sweep_{dataset}{suffix}")
     return paths
 
 
@@ -285,7 +286,8 @@ def kernel_throughput(records, out):
     ax.set_ylabel("G elements / s")
     ax.grid(alpha=0.3, which="both")
     ax.legend()
-    ax.set_title(f"Dropout forward (p = {rec['p']}, out=) throughput vs size")
+    ax.set_title(f"Dropout forward (p = {rec['p']}, out=) throughput vs size\n(each point: the "
+                 "fastest of the calls made in 0.05 s, after a warm-up call)", fontsize=10)
     return _save(fig, out, "kernel_throughput")
 
 
@@ -297,8 +299,13 @@ def threads_scaling(records, out):
     fig, ax = plt.subplots(figsize=(6, 4))
     for rate, style in ((0.0, "o-"), (0.5, "s--")):
         rows = [r for r in rec["rows"] if r["dropout"] == rate]
-        ax.plot([r["n_threads"] for r in rows], [r["epoch_time"] for r in rows], style,
-                label=f"dropout {rate}")
+        mid = np.array([r["epoch_time"] for r in rows])
+        spread = np.array([[mid[i] - min(r.get("epoch_times", [m])),
+                            max(r.get("epoch_times", [m])) - mid[i]]
+                           for i, (r, m) in enumerate(zip(rows, mid))]).T
+        n = len(rows[0].get("epoch_times", [0])) if rows else 0
+        ax.errorbar([r["n_threads"] for r in rows], mid, yerr=spread, fmt=style, capsize=3,
+                    label=f"dropout {rate} (median and range of {n} epochs)")
     ax.set_xlabel("threads (BLAS)")
     ax.set_ylabel("seconds per epoch")
     ax.set_xticks(sorted({r["n_threads"] for r in rec["rows"]}))

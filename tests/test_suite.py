@@ -20,8 +20,9 @@ from fastdrop.suite.datasets import check_name, load_split
 from fastdrop.suite.runner import run_configs, run_one
 from fastdrop.suite.store import ResultStore, StoreBusy
 from fastdrop.suite import stats
-from fastdrop.suite.summary import (build_summary, claims, epochs_to_converge, select,
-                                    time_to_target)
+from fastdrop.suite.claims import claims
+from fastdrop.suite.selection import epochs_to_converge, select
+from fastdrop.suite.summary import build_summary, time_to_target
 
 TIMING = {"wall", "epoch_time", "time_to_converge", "history"}
 
@@ -609,7 +610,9 @@ def test_workers_exit_soon_after_their_sweep_is_killed(tmp_path):
     deadline = time.time() + 10
     while time.time() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), "orphaned workers still running"
+    alive = {p: Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")[:300]
+             for p in workers if _alive(p)}
+    assert not alive, f"orphaned workers still running: {alive}"
 
 
 def test_interleaved_rounds_rotate_the_order_and_drop_the_burn_in():
@@ -633,3 +636,38 @@ def test_the_benchmark_and_the_study_share_their_60000x784_set(monkeypatch):
     X, y = load_xy("synthetic-300x20x3")
     assert X.dtype == np.float32 and X.shape == (300, 20) and len(np.unique(y)) == 3
     assert np.allclose(X.mean(0), 0, atol=1e-5) and np.allclose(X.std(0), 1, atol=1e-4)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="the guard reads /proc (Linux)")
+@pytest.mark.parametrize("sweep_ends", ["killed", "done"])
+def test_the_guard_kills_a_killed_sweeps_children_and_only_then(tmp_path, sweep_ends):
+    """_guard.py: a child of a SIGKILLed sweep dies with it; a finished sweep's guard leaves
+    its children alone and exits at once."""
+    guard = Path(cfg.__file__).with_name("_guard.py")
+    sweep = tmp_path / "sweep.py"
+    sweep.write_text(
+        "import subprocess, sys, time\n"
+        f"g = subprocess.Popen([sys.executable, '-S', {str(guard)!r}, str(__import__('os')"
+        ".getpid())], stdin=subprocess.PIPE)\n"
+        "c = subprocess.Popen(['sleep', '30'])\n"
+        "print(c.pid, flush=True)\n"
+        "time.sleep(0.5)  # the guard records the child\n"
+        "if sys.argv[1] == 'done':\n"
+        "    g.communicate(b'done')\n"
+        "print(g.poll(), flush=True)\n"
+        "time.sleep(30)\n")
+    proc = subprocess.Popen([sys.executable, str(sweep), sweep_ends], stdout=subprocess.PIPE,
+                            text=True)
+    child = int(proc.stdout.readline())
+    guard_code = proc.stdout.readline().strip()  # the guard's exit code, None if running
+    assert guard_code == ("0" if sweep_ends == "done" else "None")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + (5 if sweep_ends == "killed" else 1)
+    while time.time() < deadline and _alive(child):
+        time.sleep(0.05)
+    try:
+        assert _alive(child) == (sweep_ends == "done")
+    finally:
+        if _alive(child):
+            os.kill(child, signal.SIGKILL)

@@ -142,11 +142,10 @@ class RunConfig:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         get_profile(self.profile)
-        for name in ("seed", "budget"):
+        for name, low, what in (("seed", 0, "non-negative"), ("budget", 1, "positive")):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (name == "budget"):
-                raise ValueError(f"{name} must be a {'positive' if name == 'budget' else 'non-negative'} "
-                                 f"int, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be a {what} int, got {value!r}")
         high = 1.0 if self.regularizer in DROPOUT_FAMILIES else float("inf")
         if not 0.0 <= self.strength < high:
             what = "a drop rate in [0, 1)" if high == 1.0 else "a penalty >= 0"
@@ -271,7 +270,7 @@ def default_suite(profile="quick"):
 
 def second_stage(selected, configs):
     """Dropout + L2: L2's grid added to the rate and learning rate validation chose for
-    dropout (``selected``: summary.select's entries), for the repeats ``configs`` ran."""
+    dropout (``selected``: selection.select's entries), for the repeats ``configs`` ran."""
     new = []
     for entry in selected:
         if entry["family"] != "dropout" or entry["arch"] != "default":
@@ -363,7 +362,7 @@ def _sweep_item(name, v, kind):
 
 def extend_grids(selected, configs):
     """Configurations one step past a grid's edge where validation chose that edge
-    (``selected``: summary.select's entries, whose ``edges`` name the parameters), the other
+    (``selected``: selection.select's entries, whose ``edges`` name the parameters), the other
     parameters at their chosen values, for the repeats ``configs`` ran; with what was added,
     for the record. Log-scale parameters step by their grid's outermost ratio, drop rates
     by 0.1."""

@@ -9,6 +9,7 @@
   whose epochs are long enough to time (the fits' own epoch times carry the load of the fits
   running beside them).
 """
+import functools
 import os
 import warnings
 
@@ -19,7 +20,7 @@ from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
 from .config import LEARNING_RATE, RunConfig, get_profile
 from .datasets import load_split
-from .runner import _exit_with_parent
+from .runner import _exit_with_parent, in_workers
 
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *,
@@ -122,7 +123,8 @@ def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 est.fit(split.X_train, split.y_train)
             rows.append({"n_threads": n_threads, "dropout": rate,
-                         "epoch_time": float(np.median(est.history_["time"][1:]))})
+                         "epoch_time": float(np.median(est.history_["time"][1:])),
+                         "epoch_times": [float(t) for t in est.history_["time"][1:]]})
     return {"kind": "threads", "key": f"threads|{dataset}|{profile}", "dataset": dataset,
             "profile": profile, "n_samples": int(split.X_train.shape[0]), "rows": rows}
 
@@ -185,18 +187,15 @@ def _in_workers(fn, calls, n_jobs=None):
     processes that share the cores; results as they finish."""
     if not calls:
         return iter(())
-    from joblib import Parallel, delayed
-
     cores = os.cpu_count() or 1
     n_jobs = max(1, min(n_jobs or cores, len(calls)))
-    return Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(fn)(*args, n_threads=max(1, cores // n_jobs), parent_pid=os.getpid())
-        for args in calls)
+    threads = max(1, cores // n_jobs)
+    return in_workers(functools.partial(fn, n_threads=threads), calls, n_jobs)
 
 
 def _chosen_learning_rates(records, dataset):
     """{drop rate: the learning rate validation prefers at that rate} from the stored fits."""
-    from .summary import sweep
+    from .selection import sweep
 
     return {rate: next(iter(runs.values()))["params"].get(LEARNING_RATE)
             for rate, runs in sweep(records, dataset, "dropout").items() if runs}

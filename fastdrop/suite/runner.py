@@ -118,10 +118,37 @@ def run_configs(configs, store, *, n_jobs=None, scheduler=None, progress=True):
 def _joblib_results(todo, n_jobs, threads):
     if n_jobs == 1:
         return (run_one(c, threads) for c in todo)
-    from joblib import Parallel, delayed
+    return in_workers(run_one, [(c, threads) for c in todo], n_jobs)
 
-    return Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
-        delayed(run_one)(c, threads, os.getpid()) for c in todo)
+
+def in_workers(fn, calls, n_jobs):
+    """fn(*args, parent_pid) for each args of ``calls`` in ``n_jobs`` worker processes,
+    results as they finish. Each worker watches this process from its start (the pool's
+    initializer), so one killed before its first task does not outlive the sweep either."""
+    from joblib import Parallel, delayed, parallel_config
+
+    me = os.getpid()
+    guard = _start_guard()
+    try:
+        with parallel_config(backend="loky", initializer=_exit_with_parent, initargs=(me,)):
+            yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered")(
+                delayed(fn)(*args, parent_pid=me) for args in calls)
+    finally:
+        if guard is not None:
+            guard.communicate(b"done")  # the pool is done: the guard exits
+
+
+def _start_guard():
+    """The process that kills this sweep's workers if the sweep is killed (_guard.py), where
+    /proc exists; None elsewhere."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_guard.py")
+    return subprocess.Popen([sys.executable, "-S", script, str(os.getpid())],
+                            stdin=subprocess.PIPE)
 
 
 def _dask_results(todo, scheduler):
