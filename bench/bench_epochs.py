@@ -29,9 +29,7 @@ DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
 }
 # Seconds of idle before each timed epoch: the previous implementation's thread pools stop
 # spinning (OpenBLAS's workers spin ~0.1 s after their last job) instead of time-sharing the
-# cores with the next epoch's threads. Measured on 2 cores: a GEMM-only epoch run on the
-# OpenMP pool right after one on OpenBLAS's own workers took 1.36-1.53x as long with no
-# pause, 1.53x with 0.05 s, 0.99-1.05x with 0.15-0.5 s.
+# cores with the next epoch's threads (docs/bench/README.md, "Why the code is as it is").
 SETTLE_S = float(os.environ.get("FASTDROP_BENCH_SETTLE", 0.0 if QUICK else 0.2))
 ALL = fastdrop.get_num_threads()
 THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(",")}
@@ -78,12 +76,11 @@ def test_epochs(benchmark, dataset, n_threads):
 
     benchmark.group = f"epochs {dataset} threads={n_threads}"
     build = fastdrop.build_info()
-    info = build["blas"]
     # one burn-in round (allocation, JIT compilation, caches), then timed rounds
     benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
     benchmark.extra_info.update(
         dataset=dataset, n_threads=n_threads, n_samples=len(y), batch_size=batch,
-        hidden=list(hidden), blas_kernel=info[0]["architecture"] if info else "none",
+        hidden=list(hidden), blas_kernel=build["blas_kernel"],
         simd=build["simd"], optimizer_simd=build["optimizer_simd"],
         cases=[[impl, p] for impl, p in cases],
         settle_s=SETTLE_S, blas_pool=build["blas_pool"],

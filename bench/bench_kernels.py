@@ -21,19 +21,15 @@ ALL = fastdrop.get_num_threads()
 THREADS = sorted({1, ALL})
 
 
-def _blas():
-    info = fastdrop.build_info()["blas"]
-    return info[0]["architecture"] if info else "none"
-
-
 def _array(shape):
     return np.random.default_rng(0).standard_normal(shape).astype(np.float32)
 
 
 def _record(benchmark, shape, impl, n_threads, op):
+    build = fastdrop.build_info()
     benchmark.extra_info.update(
         elements=int(np.prod(shape)), impl=impl, n_threads=n_threads, op=op,
-        simd=fastdrop.build_info()["simd"], blas_kernel=_blas(),
+        simd=build["simd"], blas_kernel=build["blas_kernel"],
     )
 
 

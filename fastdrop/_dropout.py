@@ -106,9 +106,7 @@ class DropoutMask:
     def to_bool(self):
         """The mask as a numpy bool array of ``shape`` (True = kept)."""
         _check_mask(self)
-        words = self.packed().astype("<u8", copy=False)
-        flat = np.unpackbits(words.view(np.uint8), count=self.size, bitorder="little")
-        return flat.view(np.bool_).reshape(self.shape)
+        return _unpack(self.packed(), self.size).reshape(self.shape)
 
     def __repr__(self):
         storage = f"{self.nbytes} bytes" if self.stored else "recomputed"
@@ -134,6 +132,23 @@ def _check_mask(mask):
     if bits.shape[0] != n_words:
         raise ValueError(f"mask.bits must hold {n_words} words for mask.shape {shape}, got "
                          f"{bits.shape[0]}")
+
+
+def _unpack(words, count):
+    """The first ``count`` decisions of packed words, as bools (bit j of word i is element
+    64 i + j)."""
+    flat = np.unpackbits(words.astype("<u8", copy=False).view(np.uint8), count=count,
+                         bitorder="little")
+    return flat.view(np.bool_)
+
+
+def _identity(x, out):
+    """``x`` itself, or copied into ``out``: a pass that changes nothing."""
+    if out is None:
+        return x
+    y = check_out(out, x.shape, x.dtype)
+    np.copyto(y, x)
+    return y
 
 
 def _packed_words(size, threshold, seed, step, offset, n_threads):
@@ -243,11 +258,7 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
         y.fill(0)
         return y, mask
     if threshold == _ONE and bias is None and not relu:  # p == 0: the identity
-        if out is None:
-            return x, mask
-        y = check_out(out, x.shape, x.dtype)
-        np.copyto(y, x)
-        return y, mask
+        return _identity(x, out), mask
     bias_flat = bias if bias is not None else _NO_BIAS[x.dtype]
     y, out = _output(out, x, bias_flat)
     store = store_mask and threshold < _ONE
@@ -311,11 +322,7 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     dy = as_float_array(dy, "dy")
     check_same_shape(dy, "dy", mask.shape, "mask")
     if mask.threshold == _ONE and mask.scale == 1.0:  # p == 0: identity
-        if out is None:
-            return dy
-        dx = check_out(out, dy.shape, dy.dtype)
-        np.copyto(dx, dy)
-        return dx
+        return _identity(dy, out)
     dx, out = _output(out, dy)
     if mask.threshold == 0:
         dx.fill(0)
@@ -342,11 +349,7 @@ def dropout_inference(x, p, *, mode="inverted", out=None):
     mode = check_mode(mode)
     x = as_float_array(x, "x")
     if mode == "inverted":
-        if out is None:
-            return x
-        y = check_out(out, x.shape, x.dtype)
-        np.copyto(y, x)
-        return y
+        return _identity(x, out)
     keep = keep_threshold(1.0 - p) / _ONE
     y = _numpy_output(out, x)
     np.multiply(x, x.dtype.type(keep), out=y)

@@ -21,6 +21,7 @@ def build_info():
     """A dict of build facts: version, OpenMP, threads, SIMD path, RNG, BLAS, CPU."""
     from . import __version__
 
+    blas = blas_info()
     return {
         "fastdrop": __version__,
         "openmp": _openmp_helpers.openmp_enabled(),
@@ -28,7 +29,10 @@ def build_info():
         "simd": _kernels.simd_name(),
         "optimizer_simd": _nn_kernels.optimizer_simd(),
         "rng": _kernels.RNG_NAME,
-        "blas": blas_info(),
+        "blas": blas,
+        # the kernel OpenBLAS chose for this CPU (e.g. Haswell, SkylakeX): what benchmark
+        # records name, since it sets the GEMMs' speed
+        "blas_kernel": blas[0]["architecture"] if blas else "none",
         # where multithreaded BLAS calls run inside fastdrop's fit/predict
         "blas_pool": ("OpenMP (shared with the kernels)" if openmp_blas_pool().available()
                       else "BLAS's own threads (kernels on one thread inside fit)"),

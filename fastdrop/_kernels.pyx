@@ -1,6 +1,6 @@
 """Fused dropout kernels over flat C-contiguous arrays.
 
-The Python wrappers in ``fastdrop.dropout`` validate and resolve everything; these functions
+The Python wrappers in ``fastdrop._dropout`` (``fastdrop.dropout`` and its kin) validate and resolve everything; these functions
 trust their arguments. Work is split into chunks of whole 64-element mask words, so a chunk's
 mask bits are written by exactly one thread, and every decision is a pure function of
 (seed, step, element index): the results do not depend on the thread count.
@@ -16,7 +16,6 @@ cdef extern from "_philox.h" nogil:
         uint32_t s0
         uint32_t s1
         uint32_t threshold
-    int FD_HAVE_AVX2_CODE
     void fd_philox4x32_10(const uint32_t *ctr, const uint32_t *key, uint32_t *out)
     void fd_words(uint64_t *out, uint64_t g0, int64_t n_words, const fd_draw *d)
     void fd_fwd_f32(const float *x, float *y, uint64_t *bits, int64_t n, uint64_t g0,

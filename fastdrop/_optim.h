@@ -4,8 +4,7 @@
  * sign(w) is branch-free (branches mispredict on random signs), and Nesterov's variant is a
  * pair of loop constants rather than a select in the loop:
  *     w += c1 * v_new - c2 * G   with (c1, c2) = (momentum, lr) for Nesterov, (1, 0) otherwise.
- * Measured on the development machine (float32, L2-resident): 0.6 ns/element for SGD, against
- * 2.9 with the select in the loop and 4-5 with branches.
+ * (Both choices were measured: docs/bench/README.md, "Why the code is as it is".)
  */
 #ifndef FASTDROP_OPTIM_H
 #define FASTDROP_OPTIM_H
@@ -122,11 +121,8 @@ FD_DEFINE_ADAM(fd_adam_f64_portable, double, sqrt, fabs, )
 /* The same loops compiled for AVX2 and for AVX-512, chosen at run time (the best the CPU
  * has; tests force each). No FMA in any of them (setup.py builds with -ffp-contract=off), so
  * every path rounds as the portable code does: the same bits whichever runs.
- * Why an AVX-512 path for a memory-bound loop: on a 16-core Sapphire Rapids VM the AVX2 (and
- * the scalar) build of this loop ran at ~6 ns per element, 12x slower than the same source
- * built with AVX-512 and 7x slower than numpy's three AVX-512 passes doing the same work
- * (cause not established there: an upper-register state that VEX/SSE code pays for and
- * EVEX code does not fits every reading). */
+ * An AVX-512 path for a memory-bound loop, because on a machine that has it the AVX2 and
+ * scalar builds ran an order of magnitude slower (docs/bench/README.md). */
 #if FD_OPTIM_X86
 FD_DEFINE_SGD(fd_sgd_f32_avx2, float, fabsf, FD_TARGET_AVX2)
 FD_DEFINE_SGD(fd_sgd_f64_avx2, double, fabs, FD_TARGET_AVX2)

@@ -88,11 +88,10 @@ class OpenMPBlasPool:
     """Runs numpy's OpenBLAS on fastdrop's OpenMP thread pool.
 
     OpenBLAS's pthreads workers spin on the cores between GEMMs, so OpenMP kernels that fan
-    out between two GEMMs fight them (measured on 2 cores, 20000x784: 8.5 s per epoch with
-    both pools at 2 threads, 0.66 s with the kernels on one thread). OpenBLAS 0.3.27+ can hand
-    its jobs to a callback instead; ours (``_blas_pool.h``) runs them on the OpenMP pool, so
-    both kinds of work take turns on one set of threads and the kernels can use the whole
-    budget. ``threadpool_limits`` still caps both: OpenBLAS splits a call into as many jobs
+    out between two GEMMs fight them (an epoch 13x slower, docs/bench/README.md). OpenBLAS
+    0.3.27+ can hand its jobs to a callback instead; ours (``_blas_pool.h``) runs them on the
+    OpenMP pool, so both kinds of work take turns on one set of threads and the kernels can
+    use the whole budget. ``threadpool_limits`` still caps both: OpenBLAS splits a call into as many jobs
     as its own thread limit.
 
     The first entry installs the callback and it stays for the life of the process (numpy

@@ -221,7 +221,6 @@ def _cmd_bench(args):
     import os
     import subprocess
     from importlib import resources
-    from pathlib import Path
 
     from ._benchreport import epoch_report, load_epochs, load_rates, ratio_table
 

@@ -8,7 +8,6 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import train_test_split
-from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -117,9 +116,11 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     init : {"glorot", "he"}, default="glorot"
     dtype : {"float32", "float64"}, default="float32"
     n_threads : int or None, default=None
-        Threads for the matrix products (BLAS), resolved once per fit (None: all usable
-        cores, honouring threadpoolctl limits). The element-wise kernels run on one thread
-        meanwhile, so BLAS and OpenMP never both fan out.
+        Threads for the fit or prediction (None: all usable cores, honouring threadpoolctl
+        limits), resolved once per call. OpenBLAS's jobs then run on fastdrop's OpenMP pool
+        beside the element-wise kernels, which use the same threads; where that pool cannot
+        be installed, BLAS gets the threads and the kernels run on one, so two pools never
+        fan out at once.
 
     Attributes
     ----------

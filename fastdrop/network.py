@@ -25,7 +25,8 @@ import time
 import numpy as np
 
 from . import _kernels, _nn_kernels
-from ._dropout import _EMPTY_BITS, _NO_BIAS, keep_threshold
+from ._dropout import (_EMPTY_BITS, _NO_BIAS, _packed_words, _train_scale, _unpack,
+                       keep_threshold)
 from .optim import SubmatrixCopy, SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
@@ -45,7 +46,6 @@ class Workspace:
 
     def __init__(self, net, batch_size):
         dt, sizes = net.dtype, net.sizes
-        self.batch_size = batch_size
         self.x = np.empty((batch_size, sizes[0]), dtype=dt)
         # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
@@ -135,7 +135,7 @@ class MLP:
         bound = np.sqrt(factor / (fan_in + fan_out))
         return rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)
 
-    # ------------------------------------------------------------------ dropout scales
+    # ------------------------------------------------------------------ shapes
     @property
     def coefs(self):
         """Per layer, the (fan_in, fan_out) weight matrix: a view on ``weights[l].T``."""
@@ -149,12 +149,12 @@ class MLP:
     def has_dropout(self):
         return any(t < _ONE for t in self.thresholds)
 
+    # ------------------------------------------------------------------ dropout scales
     def keep_prob(self, site):
         return self.thresholds[site] / _ONE
 
     def train_scale(self, site):
-        t = self.thresholds[site]
-        return _ONE / t if (self.dropout_scale == "inverted" and 0 < t < _ONE) else 1.0
+        return _train_scale(self.thresholds[site], self.dropout_scale)
 
     def test_scale(self, site):
         return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
@@ -239,10 +239,8 @@ class MLP:
             if t >= _ONE:
                 kept.append(np.arange(width, dtype=np.int64))
                 continue
-            words = np.empty((width + 63) // 64, dtype=np.uint64)
-            _kernels.mask_words(words, 0, self.seeds[site], step, t, 1)
-            bits = np.unpackbits(words.view(np.uint8), count=width, bitorder="little")
-            kept.append(np.flatnonzero(bits).astype(np.int64))
+            words = _packed_words(width, t, self.seeds[site], step, 0, 1)
+            kept.append(np.flatnonzero(_unpack(words, width)).astype(np.int64))
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 

@@ -2,7 +2,6 @@
 import numpy as np
 import pytest
 
-import fastdrop
 from fastdrop import _kernels, bernoulli_mask
 from fastdrop._dropout import keep_threshold
 

@@ -29,7 +29,9 @@ def _by_config(records, arch, budget=1):
 
 
 def _mean_val(runs):
-    return float(np.mean([r["val_score"] for r in runs.values()]))
+    """Mean validation score, summed in repeat order: the same bits in whatever order the
+    records arrived."""
+    return float(np.mean([runs[k]["val_score"] for k in sorted(runs)]))
 
 
 def _strength(family, params):
@@ -108,7 +110,7 @@ def select(records, arch="default"):
         edges = _edges(family, grids, params)
         tests = [runs[k]["test_accuracy"] for k in sorted(runs)]
         ci = mean_interval(tests)
-        clipped = [r["max_norm_clipped"] for r in runs.values()
+        clipped = [r["max_norm_clipped"] for _, r in sorted(runs.items())
                    if r.get("max_norm_clipped") is not None]
         out.append({
             "dataset": dataset, "family": family, "arch": arch, "params": params,
@@ -116,7 +118,7 @@ def select(records, arch="default"):
             "grids": grids, "edges": edges, "at_grid_edge": bool(edges),
             "val_score": _mean_val(runs),
             "best_val_accuracy": float(np.mean([r["best_val_accuracy"]
-                                                for r in runs.values()])),
+                                                for _, r in sorted(runs.items())])),
             "test_accuracy": ci.estimate, "test_accuracy_ci": ci.as_list(), "n": ci.n,
             **({"max_norm_clipped": float(np.mean(clipped))} if clipped else {}),
             "test_by_repeat": {int(k): runs[k]["test_accuracy"] for k in sorted(runs)},
