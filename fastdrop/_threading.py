@@ -78,7 +78,9 @@ class _OpenBLASThreading:
         return self._setter is not None and self._current is not None
 
     def get(self):
-        return self._current.value or 0
+        """The installed callback's address; 0 when none is, or this OpenBLAS (before
+        0.3.27, e.g. numpy 1.26's) has no callbacks at all."""
+        return (self._current.value or 0) if self._current is not None else 0
 
     def set(self, address):
         self._setter(address or None)

@@ -95,3 +95,49 @@ def check_same_shape(a, a_name, shape, shape_name):
     if a.shape != tuple(shape):
         raise ValueError(f"{a_name} must have the shape of {shape_name}, {tuple(shape)}, "
                          f"got {a.shape}")
+
+
+class Range:
+    """A number parameter's constraint: its kind (int or real), bounds (None: unbounded,
+    and then it must be finite), which ends are open, whether None and which strings are
+    allowed too. ``check(name, value)`` raises TypeError or ValueError naming it."""
+
+    def __init__(self, kind, low, high=None, *, low_open=False, high_open=False,
+                 none_ok=False, words=()):
+        self.kind, self.low, self.high = kind, low, high
+        self.low_open, self.high_open = low_open, high_open
+        self.none_ok, self.words = none_ok, words
+
+    def check(self, name, value):
+        if (value is None and self.none_ok) or (isinstance(value, str) and value in self.words):
+            return
+        kind = numbers.Integral if self.kind is int else numbers.Real
+        if isinstance(value, bool) or not isinstance(value, kind):
+            what = "an int" if self.kind is int else "a real number"
+            raise TypeError(f"{name} must be {what}{' or None' if self.none_ok else ''}, "
+                            f"got {value!r}")
+        bad_low = value <= self.low if self.low_open else value < self.low
+        if self.high is None:
+            bad_high = not math.isfinite(value)
+        else:
+            bad_high = value >= self.high if self.high_open else value > self.high
+        if bad_low or bad_high or value != value:
+            raise ValueError(f"{name} must be in {self}, got {value!r}")
+
+    def __str__(self):
+        high = "inf)" if self.high is None else f"{self.high}" + (")" if self.high_open else "]")
+        return ("(" if self.low_open else "[") + f"{self.low}, {high}"
+
+
+class Options(tuple):
+    """A parameter that must be one of these values."""
+
+    def check(self, name, value):
+        if value not in self:
+            raise ValueError(f"{name} must be one of {tuple(self)}, got {value!r}")
+
+
+def check_params(obj, constraints):
+    """Check every attribute of ``obj`` named in ``constraints`` ({name: Range | Options})."""
+    for name, constraint in constraints.items():
+        constraint.check(name, getattr(obj, name))

@@ -14,6 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import _nn_kernels
 from ._threading import resolve_n_threads, thread_budget
+from ._validation import Options, Range, check_params
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
@@ -24,6 +25,45 @@ _HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_ra
                  "time_update", "time_validation")
 
 
+class _EpochClock:
+    """Where an epoch's wall time goes, batch by batch: batch copies and forward halves
+    (``forward``), whole passes without the optimizer steps taken inside them (``passes``),
+    optimizer steps and max-norm (``update``)."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+        self.forward = self.passes = self.update = 0.0
+        self._t = self.start
+
+    def batch_start(self):
+        self._t = time.perf_counter()
+
+    def forward_done(self):
+        self.forward += time.perf_counter() - self._t
+
+    def pass_done(self, stepping):
+        """The pass is over; ``stepping`` seconds of it were optimizer steps."""
+        now = time.perf_counter()
+        self.passes += now - self._t - stepping
+        self.update += stepping
+        self._t = now
+
+    def update_done(self):
+        self.update += time.perf_counter() - self._t
+
+
+def _load_batch(X, target, order, start, m, x, batch_target, n_threads):
+    """Rows start .. start + m of the epoch's order (shuffled, or as stored) into the
+    workspace's batch buffers."""
+    if order is not None:
+        rows = order[start:start + m]
+        _nn_kernels.take_rows(X, rows, x[:m], n_threads)
+        np.take(target, rows, axis=0, out=batch_target[:m])
+    else:
+        np.copyto(x[:m], X[start:start + m])
+        np.copyto(batch_target[:m], target[start:start + m])
+
+
 class _LayerwiseStep:
     """The optimizer step of one batch, taken layer by layer during the backward pass.
 
@@ -31,7 +71,7 @@ class _LayerwiseStep:
     ``on_layer``), while its freshly computed gradient is still in cache: the same bits as a
     step after the whole pass, one trip through memory fewer. In batch mode the step also
     leaves the next step's kept submatrix of the weights where the next forward pass looks
-    for it (``Workspace.prefetch``), instead of that pass gathering it from memory again.
+    for it (``network.BatchPlan``), instead of that pass gathering it from memory again.
     Accumulates the batch's penalty loss and the time spent stepping.
     """
 
@@ -47,12 +87,12 @@ class _LayerwiseStep:
     def layer(self, l):
         t = time.perf_counter()
         net, ws = self.net, self.ws
-        copy_to = ws.copy_next[l] if ws.batch_mode else None
+        copy_to = ws.plan.copy_target(l) if ws.batch_mode else None
         self.penalty += self.opt.update_layer(
             l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
             ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads, copy_to)
         if copy_to is not None:  # the next step's forward pass finds its submatrix ready
-            ws.sub_weights_step[l] = ws.next_step
+            ws.plan.left(l)
         self.time += time.perf_counter() - t
 
 
@@ -191,38 +231,46 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.n_threads = n_threads
 
     # ------------------------------------------------------------------ validation
+    # Each parameter's constraint, the way scikit-learn's _parameter_constraints reads
+    # (hidden_layer_sizes and dropout depend on each other: _layer_sizes_and_rates).
+    _constraints = {
+        "alpha": Range(float, 0),
+        "l1": Range(float, 0),
+        "max_norm": Range(float, 0, low_open=True, none_ok=True),
+        "input_dropout": Range(float, 0, 1, high_open=True),
+        "dropout_mode": Options(("element", "batch")),
+        "dropout_scale": Options(("inverted", "classic")),
+        "output_activation": Options(("softmax", "sigmoid")),
+        "solver": Options(("adam", "sgd")),
+        "learning_rate": Options(("constant", "adaptive")),
+        "init": Options(("glorot", "he")),
+        "early_stopping_metric": Options(("accuracy", "loss")),
+        "dtype": Options(("float32", "float64", np.float32, np.float64)),
+        "batch_size": Range(int, 1, words=("auto",)),
+        "learning_rate_init": Range(float, 0, low_open=True),
+        "max_iter": Range(int, 1),
+        "tol": Range(float, 0),
+        "momentum": Range(float, 0, 1),
+        "validation_fraction": Range(float, 0, 1, low_open=True, high_open=True),
+        "beta_1": Range(float, 0, 1, high_open=True),
+        "beta_2": Range(float, 0, 1, high_open=True),
+        "epsilon": Range(float, 0, low_open=True),
+        "n_iter_no_change": Range(int, 1),
+    }
+
     def _check_params(self):
-        def number(name, low, high=None, *, integer=False, low_open=False, high_open=False,
-                   none_ok=False):
-            value = getattr(self, name)
-            if value is None and none_ok:
-                return
-            kind = numbers.Integral if integer else numbers.Real
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(f"{name} must be {'an int' if integer else 'a real number'}"
-                                f"{' or None' if none_ok else ''}, got {value!r}")
-            bad_low = value <= low if low_open else value < low
-            bad_high = (value >= high if high_open else value > high) if high is not None \
-                else not math.isfinite(value)
-            if bad_low or bad_high or value != value:
-                interval = ("(" if low_open else "[") + f"{low}, " + (
-                    "inf)" if high is None else f"{high}" + (")" if high_open else "]"))
-                raise ValueError(f"{name} must be in {interval}, got {value!r}")
+        """The hidden sizes and per-layer drop rates, after checking every parameter."""
+        sizes, rates = self._layer_sizes_and_rates()
+        check_params(self, self._constraints)
+        return sizes, rates
 
-        def choice(name, options):
-            if getattr(self, name) not in options:
-                raise ValueError(f"{name} must be one of {options}, got {getattr(self, name)!r}")
-
+    def _layer_sizes_and_rates(self):
         sizes = self.hidden_layer_sizes
         sizes = [sizes] if isinstance(sizes, numbers.Integral) else list(sizes)
         if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s > 0
                    for s in sizes):
             raise ValueError(f"hidden_layer_sizes must be positive ints, got "
                              f"{self.hidden_layer_sizes!r}")
-        number("alpha", 0)
-        number("l1", 0)
-        number("max_norm", 0, low_open=True, none_ok=True)
-        number("input_dropout", 0, 1, high_open=True)
         rates = self.dropout
         rates = ([rates] * len(sizes) if isinstance(rates, numbers.Real) else list(rates))
         if len(rates) != len(sizes):
@@ -231,25 +279,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         for r in rates:
             if isinstance(r, bool) or not isinstance(r, numbers.Real) or not 0 <= r < 1:
                 raise ValueError(f"dropout rates must be in [0, 1), got {self.dropout!r}")
-        choice("dropout_mode", ("element", "batch"))
-        choice("dropout_scale", ("inverted", "classic"))
-        choice("output_activation", ("softmax", "sigmoid"))
-        choice("solver", ("adam", "sgd"))
-        choice("learning_rate", ("constant", "adaptive"))
-        choice("init", ("glorot", "he"))
-        choice("early_stopping_metric", ("accuracy", "loss"))
-        choice("dtype", ("float32", "float64", np.float32, np.float64))
-        if self.batch_size != "auto":
-            number("batch_size", 1, integer=True)
-        number("learning_rate_init", 0, low_open=True)
-        number("max_iter", 1, integer=True)
-        number("tol", 0)
-        number("momentum", 0, 1)
-        number("validation_fraction", 0, 1, low_open=True, high_open=True)
-        number("beta_1", 0, 1, high_open=True)
-        number("beta_2", 0, 1, high_open=True)
-        number("epsilon", 0, low_open=True)
-        number("n_iter_no_change", 1, integer=True)
         return [int(s) for s in sizes], [float(r) for r in rates]
 
     # ------------------------------------------------------------------ fitting
@@ -374,74 +403,89 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _run_epochs(self, X, target, val, batch, rs, n_threads, max_iter, use_early_stopping,
                     incremental):
         """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
-        net, opt = self._net, self._optimizer
-        ws = Workspace(net, batch)
         # max-norm changes the weights after each step: the step cannot prefetch for the next
-        ws.prefetch = self.max_norm is None
-        stepper = _LayerwiseStep(net, opt, ws, self.alpha, self.l1, n_threads)
+        ws = Workspace(self._net, batch, prefetch=self.max_norm is None)
+        stepper = _LayerwiseStep(self._net, self._optimizer, ws, self.alpha, self.l1,
+                                 n_threads)
         batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
-        n = X.shape[0]
-        converged = False
         loss_limit = self._loss_limit
         if use_early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
             self.best_validation_score_ = -np.inf
             self._best_watched = -np.inf
+        converged = False
         for _ in range(max_iter):
-            t0 = time.perf_counter()
-            order = rs.permutation(n) if self.shuffle else None
-            total, t_fb, t_fwd, t_up = 0.0, 0.0, 0.0, 0.0
-            for start in range(0, n, batch):
-                m = min(batch, n - start)
-                rows = order[start:start + m] if order is not None else slice(start, start + m)
-                ta = time.perf_counter()
-                if order is not None:
-                    _nn_kernels.take_rows(X, rows, ws.x[:m], n_threads)
-                    np.take(target, rows, axis=0, out=batch_target[:m])
-                else:
-                    np.copyto(ws.x[:m], X[rows])
-                    np.copyto(batch_target[:m], target[rows])
-                stepper.begin(m)
-                tc = time.perf_counter()
-                loss = net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
-                                            stepper.layer) / m
-                tb = time.perf_counter()
-                loss += stepper.penalty
-                if self.max_norm is not None:
-                    self._apply_max_norm()
-                t_up += time.perf_counter() - tb + stepper.time
-                t_fb += tb - ta - stepper.time
-                t_fwd += ws.forward_seconds + (tc - ta)
-                if not loss < loss_limit:  # NaN too
-                    self._diverged(loss)
-                self._step += 1
-                total += loss * m
-            self.n_iter_ += 1
-            self.t_ += n
-            self.loss_ = total / n
-            self.loss_curve_.append(self.loss_)
-            tv = time.perf_counter()
-            val_loss = val_acc = np.nan
-            if val is not None:
-                val_loss, val_acc = self._evaluate(*val, n_threads)
-            t_val = time.perf_counter() - tv
-            self._record(self.loss_, val_loss, val_acc, time.perf_counter() - t0, t_fwd,
-                         t_fb - t_fwd, t_fb, t_up, t_val)
-            if self.verbose:
-                print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+            clock = _EpochClock()
+            self._train_epoch(X, target, batch_target, ws, stepper, rs, n_threads, loss_limit,
+                              clock)
+            val_loss, val_acc = self._end_epoch(val, n_threads, clock)
             if incremental:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
                 break
-            self._update_no_improvement_count(use_early_stopping, val_acc, val_loss)
-            if self._no_improvement_count > self.n_iter_no_change:
-                what = "Validation score" if use_early_stopping else "Training loss"
-                msg = (f"{what} did not improve more than tol={self.tol:f} for "
-                       f"{self.n_iter_no_change} consecutive epochs.")
-                if opt.trigger_stopping(msg, self.verbose):
-                    self.stopped_epoch_ = self.n_iter_
-                    converged = True
-                    break
-                self._no_improvement_count = 0
+            if self._should_stop(use_early_stopping, val_acc, val_loss):
+                converged = True
+                break
+        self._finish_training(use_early_stopping, incremental, converged)
+
+    def _train_epoch(self, X, target, batch_target, ws, stepper, rs, n_threads, loss_limit,
+                     clock):
+        """One pass over (X, target) in shuffled mini-batches, each stepped layer by layer;
+        sets loss_ (the epoch's mean training loss, penalties included)."""
+        n, batch = X.shape[0], batch_target.shape[0]
+        order = rs.permutation(n) if self.shuffle else None
+        total = 0.0
+        for start in range(0, n, batch):
+            m = min(batch, n - start)
+            clock.batch_start()
+            _load_batch(X, target, order, start, m, ws.x, batch_target, n_threads)
+            stepper.begin(m)
+            loss = self._net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
+                                              stepper.layer, clock.forward_done) / m
+            clock.pass_done(stepper.time)
+            loss += stepper.penalty
+            if self.max_norm is not None:
+                self._apply_max_norm()
+            clock.update_done()
+            if not loss < loss_limit:  # NaN too
+                self._diverged(loss)
+            self._step += 1
+            total += loss * m
+        self.n_iter_ += 1
+        self.t_ += n
+        self.loss_ = total / n
+        self.loss_curve_.append(self.loss_)
+
+    def _end_epoch(self, val, n_threads, clock):
+        """Validation loss and accuracy (NaN without a validation set), recorded in history_
+        with the epoch's times."""
+        tv = time.perf_counter()
+        val_loss = val_acc = np.nan
+        if val is not None:
+            val_loss, val_acc = self._evaluate(*val, n_threads)
+        t_val = time.perf_counter() - tv
+        self._record(self.loss_, val_loss, val_acc, time.perf_counter() - clock.start,
+                     clock.forward, clock.passes - clock.forward, clock.passes, clock.update,
+                     t_val)
+        if self.verbose:
+            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
+        return val_loss, val_acc
+
+    def _should_stop(self, use_early_stopping, val_acc, val_loss):
+        """The stopping rule, after an epoch (SGD's adaptive rate first divides its step)."""
+        self._update_no_improvement_count(use_early_stopping, val_acc, val_loss)
+        if self._no_improvement_count <= self.n_iter_no_change:
+            return False
+        what = "Validation score" if use_early_stopping else "Training loss"
+        msg = (f"{what} did not improve more than tol={self.tol:f} for "
+               f"{self.n_iter_no_change} consecutive epochs.")
+        if self._optimizer.trigger_stopping(msg, self.verbose):
+            self.stopped_epoch_ = self.n_iter_
+            return True
+        self._no_improvement_count = 0
+        return False
+
+    def _finish_training(self, use_early_stopping, incremental, converged):
+        net = self._net
         if use_early_stopping and getattr(self, "_best_params", None) is not None:
             for dst, src in zip(net.weights + net.intercepts, self._best_params):
                 np.copyto(dst, src)

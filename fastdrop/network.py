@@ -20,8 +20,6 @@ uses the optimizer's step counter as the draw's step, so a fit is reproducible f
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
 (:class:`Workspace`); everything element-wise is a fused Cython kernel.
 """
-import time
-
 import numpy as np
 
 from . import _kernels, _nn_kernels
@@ -41,10 +39,82 @@ def _view(flat, rows, cols):
     return flat[: rows * cols].reshape(rows, cols)
 
 
-class Workspace:
-    """Every buffer one training batch needs, allocated once for a maximum batch size."""
+class BatchPlan:
+    """Batch mode's kept units, step by step, and the one piece of state that crosses steps.
 
-    def __init__(self, net, batch_size):
+    With ``prefetch`` the training loop promises that nothing but the layer-wise optimizer
+    step changes the weights between two steps. Each step then draws the next step's masks
+    (:meth:`plan_next`) and names, per layer, where the optimizer leaves the next step's kept
+    submatrix while each updated row is in cache (:meth:`copy_target`, then :meth:`left`);
+    the next forward pass uses it instead of gathering it again (:meth:`gathered`)."""
+
+    def __init__(self, net, sub_weights, prefetch):
+        self.net, self.sub_weights, self.prefetch = net, sub_weights, prefetch
+        widths = net.sizes[1:]
+        # position of each layer's output unit among the kept ones (-1: dropped), for this
+        # step and for the next one
+        self.positions = [np.empty(w, dtype=np.int64) for w in widths]
+        self._next_positions = [np.empty(w, dtype=np.int64) for w in widths]
+        self._next_kept, self._next_step = None, -1
+        # the step whose kept submatrix sub_weights[l] holds, already in place (-1: none)
+        self._ready_step = [-1] * net.n_layers
+        self._copy_next = [None] * net.n_layers
+
+    def kept(self, step):
+        """Per site, the kept unit indices of ``step`` (drawn ahead by the previous step, or
+        now); ``positions`` is set to match."""
+        if self._next_step == step:
+            kept = self._next_kept
+            self.positions, self._next_positions = self._next_positions, self.positions
+        else:
+            kept = self.net.kept_units(step)
+            _fill_positions(self.positions, kept)
+        self._next_step = -1
+        return kept
+
+    def gathered(self, l, step):
+        """Whether layer ``l``'s kept submatrix for ``step`` is already in sub_weights[l]
+        (then it is used up: the next step needs its own)."""
+        ready = self._ready_step[l] == step
+        self._ready_step[l] = -1
+        return ready
+
+    def plan_next(self, step, stepping):
+        """Draw step + 1's masks and where each layer's update leaves its kept submatrix;
+        nothing when prefetching is off or no layer-wise step (``stepping``) follows."""
+        net = self.net
+        if not (self.prefetch and stepping):
+            self._copy_next = [None] * net.n_layers
+            return
+        nxt = net.kept_units(step + 1)
+        _fill_positions(self._next_positions, nxt)
+        self._next_kept, self._next_step = nxt, step + 1
+        self._copy_next = [SubmatrixCopy(self._next_positions[l], nxt[l],
+                                         _view(self.sub_weights[l], nxt[l + 1].size,
+                                               nxt[l].size))
+                           for l in range(net.n_layers)]
+
+    def copy_target(self, l):
+        """Where layer ``l``'s optimizer update copies the next step's kept submatrix (a
+        SubmatrixCopy), or None."""
+        return self._copy_next[l]
+
+    def left(self, l):
+        """The optimizer has left layer ``l``'s next kept submatrix in place."""
+        self._ready_step[l] = self._next_step
+
+
+def _fill_positions(positions, kept):
+    for pos, k in zip(positions, kept[1:]):
+        pos.fill(-1)
+        pos[k] = np.arange(k.size)
+
+
+class Workspace:
+    """Every buffer one training batch needs, allocated once for a maximum batch size.
+    ``prefetch``: see :class:`BatchPlan` (batch mode only)."""
+
+    def __init__(self, net, batch_size, prefetch=False):
         dt, sizes = net.dtype, net.sizes
         self.x = np.empty((batch_size, sizes[0]), dtype=dt)
         # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
@@ -63,20 +133,7 @@ class Workspace:
             self.sub_grads = [np.empty(w.size, dtype=dt) for w in net.weights]
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
-            # position of each layer's output unit among the kept ones (-1: dropped), for
-            # this step and for the next one (its masks are drawn ahead, see prefetch)
-            self.positions = [np.empty(w, dtype=np.int64) for w in sizes[1:]]
-            self.next_positions = [np.empty(w, dtype=np.int64) for w in sizes[1:]]
-            self.next_kept, self.next_step = None, -1
-            # the step whose kept submatrix sub_weights[l] holds, already gathered (-1: none)
-            self.sub_weights_step = [-1] * net.n_layers
-            # per layer, where this step's update leaves the next step's kept submatrix
-            self.copy_next = [None] * net.n_layers
-        self.forward_seconds = 0.0  # wall time of the last pass's forward half
-        # prefetch: the training loop promises that nothing but the layer-wise optimizer step
-        # changes the weights between two steps, so that step may gather the next step's
-        # submatrices while each updated row is in cache (batch mode)
-        self.prefetch = False
+            self.plan = BatchPlan(net, self.sub_weights, prefetch)
 
     def dense_grad_coefs(self):
         """The weight gradients of the last pass as full arrays in the ``coefs`` layout."""
@@ -160,21 +217,24 @@ class MLP:
         return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
 
     # ------------------------------------------------------------------ training pass
-    def forward_backward(self, ws, m, target, step, n_threads, on_layer=None):
+    def forward_backward(self, ws, m, target, step, n_threads, on_layer=None,
+                         on_forward=None):
         """Loss (summed over the batch's m rows in ws.x) and gradients of the mean loss.
 
         Gradients land in ``ws.grad_weights`` (arrays like ``weights``, or SubmatrixGradient
         in batch mode; ``ws.dense_grad_coefs()`` expands them) and ``ws.grad_intercepts``,
         with no penalty terms: the optimizer adds those. ``on_layer(l)``, when given, is called
         as soon as layer ``l``'s gradients are complete and its weights are no longer needed
-        by the pass, so the optimizer can step it while its gradient is still in cache.
+        by the pass, so the optimizer can step it while its gradient is still in cache;
+        ``on_forward()`` between the forward and the backward half (a timer's lap).
         ``target`` is the class index per row (softmax) or the 0/1 matrix (sigmoid).
         """
         if ws.batch_mode and self.has_dropout:
-            return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer)
-        t = time.perf_counter()
+            return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer,
+                                                on_forward)
         loss = self._forward_element(ws, m, target, step, n_threads)
-        ws.forward_seconds = time.perf_counter() - t
+        if on_forward is not None:
+            on_forward()
         self._backward_element(ws, m, n_threads, on_layer)
         return loss
 
@@ -244,21 +304,8 @@ class MLP:
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
-    @staticmethod
-    def _fill_positions(positions, kept):
-        for pos, k in zip(positions, kept[1:]):
-            pos.fill(-1)
-            pos[k] = np.arange(k.size)
-
-    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer):
-        t = time.perf_counter()
-        if ws.next_step == step:  # drawn by the previous step
-            kept = ws.next_kept
-            ws.positions, ws.next_positions = ws.next_positions, ws.positions
-        else:
-            kept = self.kept_units(step)
-            self._fill_positions(ws.positions, kept)
-        ws.next_step = -1
+    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer, on_forward):
+        kept = ws.plan.kept(step)
         k0 = kept[0].size
         if self.thresholds[0] >= _ONE:  # no input dropout: the batch itself, no copy
             a = ws.x[:m]
@@ -273,9 +320,8 @@ class MLP:
         for l in range(self.n_layers):
             k_in, k_out = kept[l].size, kept[l + 1].size
             w = _view(ws.sub_weights[l], k_out, k_in)  # kept units' rows, kept inputs' columns
-            if ws.sub_weights_step[l] != step:  # not left there by the previous step
+            if not ws.plan.gathered(l, step):  # not left there by the previous step
                 _nn_kernels.gather(self.weights[l], kept[l + 1], kept[l], w, n_threads)
-            ws.sub_weights_step[l] = -1
             b = ws.sub_bias[l][:k_out]
             np.take(self.intercepts[l], kept[l + 1], out=b)
             if l == self.n_layers - 1:
@@ -290,15 +336,16 @@ class MLP:
                                  self.train_scale(l + 1), b, True, n_threads)
                 inputs.append(z)
                 a = z
-        ws.forward_seconds = time.perf_counter() - t
-        self._plan_prefetch(ws, step, on_layer)
+        if on_forward is not None:
+            on_forward()
+        ws.plan.plan_next(step, on_layer is not None)
         dz = logits
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
             a = inputs[l]
             gw = _view(ws.sub_grads[l], k_out, k_in)
             np.matmul(dz.T, a, out=gw)
-            ws.grad_weights[l] = SubmatrixGradient(gw, ws.positions[l], kept[l])
+            ws.grad_weights[l] = SubmatrixGradient(gw, ws.plan.positions[l], kept[l])
             ws.grad_intercepts[l].fill(0)  # sub_dbias[l]: from the output loss or the gate
             ws.grad_intercepts[l][kept[l + 1]] = ws.sub_dbias[l][:k_out]
             da = (self._input_gradient(dz, _view(ws.sub_weights[l], k_out, k_in), a, l,
@@ -309,19 +356,6 @@ class MLP:
                 on_layer(l)
             dz = da
         return loss
-
-    def _plan_prefetch(self, ws, step, on_layer):
-        """Draw the next step's masks now and name, per layer, where the optimizer step
-        (``on_layer``) leaves the next step's kept submatrix (``ws.copy_next``)."""
-        if not (ws.prefetch and on_layer is not None):
-            ws.copy_next = [None] * self.n_layers
-            return
-        nxt = self.kept_units(step + 1)
-        self._fill_positions(ws.next_positions, nxt)
-        ws.next_kept, ws.next_step = nxt, step + 1
-        ws.copy_next = [SubmatrixCopy(ws.next_positions[l], nxt[l],
-                                      _view(ws.sub_weights[l], nxt[l + 1].size, nxt[l].size))
-                        for l in range(self.n_layers)]
 
     # ------------------------------------------------------------------ prediction
     def predict_output(self, X, n_threads, mc_step=None):

@@ -62,7 +62,8 @@ def test_batch_mode_prefetch_changes_no_bit(monkeypatch, solver, max_norm):
     from fastdrop.network import Workspace
 
     class NoPrefetch(Workspace):
-        prefetch = property(lambda self: False, lambda self, value: None)
+        def __init__(self, net, batch_size, prefetch=False):
+            super().__init__(net, batch_size, prefetch=False)
 
     X, y = make_classification(300, 20, n_informative=8, n_classes=3, random_state=0)
     gathers, gather = [], _nn_kernels.gather
