@@ -305,18 +305,20 @@ class MLP:
         return kept
 
     def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer, on_forward):
+        """Batch mode: the pass runs on the kept units' submatrices only."""
         kept = ws.plan.kept(step)
-        k0 = kept[0].size
-        if self.thresholds[0] >= _ONE:  # no input dropout: the batch itself, no copy
-            a = ws.x[:m]
-        else:
-            a = _view(ws.x_kept, m, k0)
-            np.take(ws.x[:m], kept[0], axis=1, out=a)
-        if self.train_scale(0) != 1.0:
-            _kernels.forward(a.reshape(-1), a.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
-                             self.train_scale(0), _NO_BIAS[self.dtype], False, n_threads)
+        loss, inputs = self._forward_batch(ws, m, target, step, kept, n_threads)
+        if on_forward is not None:
+            on_forward()
+        ws.plan.plan_next(step, on_layer is not None)
+        self._backward_batch(ws, m, kept, inputs, n_threads, on_layer)
+        return loss
+
+    def _forward_batch(self, ws, m, target, step, kept, n_threads):
+        """The loss, and each layer's input on the kept units (the backward half needs
+        them); the kept output gradient is left in ws.logits."""
+        a = self._kept_input(ws, m, kept[0], n_threads)
         inputs = [a]
-        logits = None
         for l in range(self.n_layers):
             k_in, k_out = kept[l].size, kept[l + 1].size
             w = _view(ws.sub_weights[l], k_out, k_in)  # kept units' rows, kept inputs' columns
@@ -327,19 +329,30 @@ class MLP:
             if l == self.n_layers - 1:
                 logits = ws.logits[:m]
                 np.matmul(a, w.T, out=logits)
-                loss = self._output_loss(logits, b, target, want_grad=True,
-                                         grad_bias=ws.sub_dbias[l][:k_out])
-            else:
-                z = _view(ws.acts[l], m, k_out)
-                np.matmul(a, w.T, out=z)
-                _kernels.forward(z.reshape(-1), z.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
-                                 self.train_scale(l + 1), b, True, n_threads)
-                inputs.append(z)
-                a = z
-        if on_forward is not None:
-            on_forward()
-        ws.plan.plan_next(step, on_layer is not None)
-        dz = logits
+                return self._output_loss(logits, b, target, want_grad=True,
+                                         grad_bias=ws.sub_dbias[l][:k_out]), inputs
+            z = _view(ws.acts[l], m, k_out)
+            np.matmul(a, w.T, out=z)
+            _kernels.forward(z.reshape(-1), z.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
+                             self.train_scale(l + 1), b, True, n_threads)
+            inputs.append(z)
+            a = z
+
+    def _kept_input(self, ws, m, kept_inputs, n_threads):
+        """The batch's kept input columns, scaled for training (the batch itself, uncopied,
+        without input dropout)."""
+        if self.thresholds[0] >= _ONE:
+            a = ws.x[:m]
+        else:
+            a = _view(ws.x_kept, m, kept_inputs.size)
+            np.take(ws.x[:m], kept_inputs, axis=1, out=a)
+        if self.train_scale(0) != 1.0:
+            _kernels.forward(a.reshape(-1), a.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
+                             self.train_scale(0), _NO_BIAS[self.dtype], False, n_threads)
+        return a
+
+    def _backward_batch(self, ws, m, kept, inputs, n_threads, on_layer):
+        dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
             a = inputs[l]
@@ -355,7 +368,6 @@ class MLP:
             if on_layer is not None:
                 on_layer(l)
             dz = da
-        return loss
 
     # ------------------------------------------------------------------ prediction
     def predict_output(self, X, n_threads, mc_step=None):

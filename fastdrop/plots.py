@@ -268,12 +268,20 @@ def _held(curves):
     return np.array([c + [c[-1]] * (n - len(c)) for c in values], dtype=float)
 
 
+def _latest_figure(records, kind, figsize):
+    """The last record of a side experiment and a figure for it; (None, None, None) when
+    there is none."""
+    rec = _latest(records, kind)
+    if rec is None:
+        return None, None, None
+    fig, ax = _plt().subplots(figsize=figsize)
+    return rec, fig, ax
+
+
 def kernel_throughput(records, out):
-    plt = _plt()
-    rec = _latest(records, "kernel")
+    rec, fig, ax = _latest_figure(records, "kernel", (7, 4.5))
     if rec is None:
         return []
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     styles = {"fastdrop": "o-", "numpy": "s-", "torch": "^-", "copy": "k--"}
     for impl in styles:
         rows = [r for r in rec["rows"] if r["impl"] == impl]
@@ -292,11 +300,9 @@ def kernel_throughput(records, out):
 
 
 def threads_scaling(records, out):
-    plt = _plt()
-    rec = _latest(records, "threads")
+    rec, fig, ax = _latest_figure(records, "threads", (6, 4))
     if rec is None:
         return []
-    fig, ax = plt.subplots(figsize=(6, 4))
     for rate, style in ((0.0, "o-"), (0.5, "s--")):
         rows = [r for r in rec["rows"] if r["dropout"] == rate]
         mid = np.array([r["epoch_time"] for r in rows])
