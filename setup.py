@@ -113,8 +113,10 @@ setup(
     ext_modules=cythonize(
         [
             extension("_openmp_helpers", depends=["fastdrop/_blas_pool.h"]),
-            extension("_kernels", depends=["fastdrop/_philox.h"]),
-            extension("_nn_kernels", depends=["fastdrop/_optim.h"]),
+            extension("_kernels", depends=["fastdrop/_philox.h", "fastdrop/_dropout_kernels.h",
+                                           "fastdrop/_simd.h", "fastdrop/_simd.pxi"]),
+            extension("_nn_kernels", depends=["fastdrop/_optim.h", "fastdrop/_simd.h",
+                                              "fastdrop/_simd.pxi"]),
         ],
         compiler_directives=DIRECTIVES,
     ),

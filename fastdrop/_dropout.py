@@ -263,8 +263,9 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
     y, out = _output(out, x, bias_flat)
     store = store_mask and threshold < _ONE
     bits = np.empty(_n_words(x.size), dtype=np.uint64) if store else _EMPTY_BITS
-    _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed, step, threshold, scale,
-                     bias_flat, relu, resolve_n_threads(n_threads))
+    _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed=seed, step=step,
+                     threshold=threshold, scale=scale, bias=bias_flat, relu=relu,
+                     n_threads=resolve_n_threads(n_threads))
     y = _deliver(y, out)
     if store:
         mask.bits = bits
@@ -330,9 +331,10 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
         _kernels.apply_bits(dy.reshape(-1), mask.bits, dx.reshape(-1), mask.scale,
                             resolve_n_threads(n_threads))
     elif mask.offset == 0:  # recompute: the forward of dy with the same draw
-        _kernels.forward(dy.reshape(-1), dx.reshape(-1), _EMPTY_BITS, mask.seed, mask.step,
-                         mask.threshold, mask.scale, _NO_BIAS[dy.dtype], False,
-                         resolve_n_threads(n_threads))
+        _kernels.forward(dy.reshape(-1), dx.reshape(-1), _EMPTY_BITS, seed=mask.seed,
+                         step=mask.step, threshold=mask.threshold, scale=mask.scale,
+                         bias=_NO_BIAS[dy.dtype], relu=False,
+                         n_threads=resolve_n_threads(n_threads))
     else:
         _kernels.apply_bits(dy.reshape(-1), mask.packed(n_threads), dx.reshape(-1), mask.scale,
                             resolve_n_threads(n_threads))

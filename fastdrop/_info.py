@@ -1,7 +1,8 @@
 """Facts about this build and machine, for `fastdrop info` and benchmark records."""
 import platform
 
-from . import _kernels, _nn_kernels, _openmp_helpers
+from . import _kernels, _openmp_helpers
+from ._simd import simd_paths
 from ._threading import get_num_threads, openmp_blas_pool
 
 
@@ -26,8 +27,8 @@ def build_info():
         "fastdrop": __version__,
         "openmp": _openmp_helpers.openmp_enabled(),
         "threads": get_num_threads(),
-        "simd": _kernels.simd_name(),
-        "optimizer_simd": _nn_kernels.optimizer_simd(),
+        "simd": simd_paths()["dropout"],
+        "optimizer_simd": simd_paths()["optimizer"],
         "rng": _kernels.RNG_NAME,
         "blas": blas,
         # the kernel OpenBLAS chose for this CPU (e.g. Haswell, SkylakeX): what benchmark

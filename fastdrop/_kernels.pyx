@@ -9,7 +9,7 @@ from cython cimport floating
 from cython.parallel cimport prange
 from libc.stdint cimport uint64_t, int64_t, uint32_t
 
-cdef extern from "_philox.h" nogil:
+cdef extern from "_dropout_kernels.h" nogil:
     ctypedef struct fd_draw:
         uint32_t k0
         uint32_t k1
@@ -33,8 +33,8 @@ cdef extern from "_philox.h" nogil:
     void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
                             int64_t m, int64_t ld, int64_t nb, double scale)
     int FD_COLSUM_BLOCK
-    int fd_simd()
-    int fd_set_simd(int on)
+
+include "_simd.pxi"
 
 # Elements per parallel chunk: 256 mask words (64 KiB of float32), large enough to amortize
 # scheduling, small enough that 2^16 elements still split across 2 threads.
@@ -72,17 +72,6 @@ def philox4x32_10(ctr, key):
     k[1] = key[1]
     fd_philox4x32_10(c, k, out)
     return tuple(out[i] for i in range(4))
-
-
-def simd_name():
-    """The code path in use: "avx2" or "portable"."""
-    return "avx2" if fd_simd() else "portable"
-
-
-def set_simd(bint on):
-    """Use AVX2 when available (True) or force the portable code (False); returns the name."""
-    fd_set_simd(on)
-    return simd_name()
 
 
 cdef inline void _words_chunk(uint64_t *out, uint64_t g0, int64_t n_words, int64_t c,

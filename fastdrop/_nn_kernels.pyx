@@ -21,8 +21,8 @@ cdef extern from "_optim.h" nogil:
                      float b1, float b2, float eps, float l2, float l1, double *sums)
     void fd_adam_f64(double *w, const double *g, double *m, double *s, int64_t n, double lr_t,
                      double b1, double b2, double eps, double l2, double l1, double *sums)
-    int fd_optim_simd()
-    int fd_optim_set_simd(int level)
+
+include "_simd.pxi"
 
 # Parameters per parallel chunk, and about how many a submatrix step takes per block of rows.
 cdef enum:
@@ -36,22 +36,6 @@ cdef enum:
     KIND_ADAM = 1   # hp = [lr_t, beta1, beta2, eps, l2, l1]
 
 SGD, ADAM = KIND_SGD, KIND_ADAM
-
-
-_SIMD_NAMES = ("portable", "avx2", "avx512")
-
-
-def optimizer_simd():
-    """The optimizer kernels' code path in use: "portable", "avx2" or "avx512"."""
-    return _SIMD_NAMES[fd_optim_simd()]
-
-
-def set_optimizer_simd(name):
-    """Force a code path ("portable", "avx2", "avx512"; capped at what the CPU has) or pick
-    the best with "best"; returns the name of the path now in use."""
-    if name != "best" and name not in _SIMD_NAMES:
-        raise ValueError(f"name must be one of {_SIMD_NAMES + ('best',)}, got {name!r}")
-    return _SIMD_NAMES[fd_optim_set_simd(-1 if name == "best" else _SIMD_NAMES.index(name))]
 
 
 cdef inline void _step_block(int kind, floating *w, const floating *g, floating *s1,

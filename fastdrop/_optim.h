@@ -15,13 +15,7 @@
 
 #define FD_SIGN(T, x) ((T)((x) > 0) - (T)((x) < 0))
 
-#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
-#define FD_OPTIM_X86 1
-#define FD_TARGET_AVX2 __attribute__((target("avx2")))
-#define FD_TARGET_AVX512 __attribute__((target("avx512f,avx512vl")))
-#else
-#define FD_OPTIM_X86 0
-#endif
+#include "_simd.h"
 
 /* The penalty sums sum(w^2) and sum|w| of the weights before the update are taken block by
  * block (FD_BLOCK elements, L1-resident) just ahead of the update, in FD_LANES independent
@@ -123,7 +117,7 @@ FD_DEFINE_ADAM(fd_adam_f64_portable, double, sqrt, fabs, )
  * every path rounds as the portable code does: the same bits whichever runs.
  * An AVX-512 path for a memory-bound loop, because on a machine that has it the AVX2 and
  * scalar builds ran an order of magnitude slower (docs/bench/README.md). */
-#if FD_OPTIM_X86
+#if FD_X86
 FD_DEFINE_SGD(fd_sgd_f32_avx2, float, fabsf, FD_TARGET_AVX2)
 FD_DEFINE_SGD(fd_sgd_f64_avx2, double, fabs, FD_TARGET_AVX2)
 FD_DEFINE_ADAM(fd_adam_f32_avx2, float, sqrtf, fabsf, FD_TARGET_AVX2)
@@ -133,58 +127,25 @@ FD_DEFINE_SGD(fd_sgd_f64_avx512, double, fabs, FD_TARGET_AVX512)
 FD_DEFINE_ADAM(fd_adam_f32_avx512, float, sqrtf, fabsf, FD_TARGET_AVX512)
 FD_DEFINE_ADAM(fd_adam_f64_avx512, double, sqrt, fabs, FD_TARGET_AVX512)
 
-static int fd_optim_best_level(void) {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
-    return __builtin_cpu_supports("avx2") ? 1 : 0;
-}
-#else
-static int fd_optim_best_level(void) { return 0; }
-#endif
-
-/* 0 portable, 1 AVX2, 2 AVX-512; -1 until first use. */
-static int fd_optim_level = -1;
-
-static inline int fd_optim_simd(void) {
-    if (fd_optim_level < 0) fd_optim_level = fd_optim_best_level();
-    return fd_optim_level;
-}
-
-/* Use the given level, capped at what the CPU has (a negative level: the best); returns it. */
-static int fd_optim_set_simd(int level) {
-    int best = fd_optim_best_level();
-    fd_optim_level = (level < 0 || level > best) ? best : level;
-    return fd_optim_level;
-}
-
-#if FD_OPTIM_X86
-#define FD_OPTIM_CALL(name, ...)                                                               \
-    switch (fd_optim_simd()) {                                                                 \
-        case 2: name##_avx512(__VA_ARGS__); break;                                             \
-        case 1: name##_avx2(__VA_ARGS__); break;                                               \
-        default: name##_portable(__VA_ARGS__);                                                 \
-    }
-#else
-#define FD_OPTIM_CALL(name, ...) name##_portable(__VA_ARGS__)
-#endif
+#endif  /* FD_X86 */
 
 /* sums[0] += sum(w^2), sums[1] += sum|w| over the block, before the update. */
 static void fd_sgd_f32(float *w, const float *g, float *v, int64_t n, float lr, float mom,
                        int nesterov, float l2, float l1, double *sums) {
-    FD_OPTIM_CALL(fd_sgd_f32, w, g, v, n, lr, mom, nesterov, l2, l1, sums);
+    FD_SIMD_CALL(fd_sgd_f32, w, g, v, n, lr, mom, nesterov, l2, l1, sums);
 }
 static void fd_sgd_f64(double *w, const double *g, double *v, int64_t n, double lr, double mom,
                        int nesterov, double l2, double l1, double *sums) {
-    FD_OPTIM_CALL(fd_sgd_f64, w, g, v, n, lr, mom, nesterov, l2, l1, sums);
+    FD_SIMD_CALL(fd_sgd_f64, w, g, v, n, lr, mom, nesterov, l2, l1, sums);
 }
 static void fd_adam_f32(float *w, const float *g, float *m, float *s, int64_t n, float lr_t,
                         float b1, float b2, float eps, float l2, float l1, double *sums) {
-    FD_OPTIM_CALL(fd_adam_f32, w, g, m, s, n, lr_t, b1, b2, eps, l2, l1, sums);
+    FD_SIMD_CALL(fd_adam_f32, w, g, m, s, n, lr_t, b1, b2, eps, l2, l1, sums);
 }
 static void fd_adam_f64(double *w, const double *g, double *m, double *s, int64_t n,
                         double lr_t, double b1, double b2, double eps, double l2, double l1,
                         double *sums) {
-    FD_OPTIM_CALL(fd_adam_f64, w, g, m, s, n, lr_t, b1, b2, eps, l2, l1, sums);
+    FD_SIMD_CALL(fd_adam_f64, w, g, m, s, n, lr_t, b1, b2, eps, l2, l1, sums);
 }
 
 #endif

@@ -255,10 +255,19 @@ class MLP:
 
     def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
         """dst = dropout_site((src + bias), relu), training scale; no mask is stored."""
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, self.seeds[site], step,
-                         self.thresholds[site], self.train_scale(site),
-                         bias if bias is not None else _NO_BIAS[self.dtype], relu, n_threads,
-                         first_word)
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=self.seeds[site],
+                         step=step, threshold=self.thresholds[site],
+                         scale=self.train_scale(site), bias=self._bias(bias), relu=relu,
+                         n_threads=n_threads, first_word=first_word)
+
+    def _bias(self, bias):
+        return bias if bias is not None else _NO_BIAS[self.dtype]
+
+    def _scale_bias_relu(self, src, dst, scale, bias, relu, n_threads):
+        """dst = relu(src (+ bias)) * scale: the kernel's pass with nothing dropped."""
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=0, step=0,
+                         threshold=_ONE, scale=scale, bias=self._bias(bias), relu=relu,
+                         n_threads=n_threads)
 
     def _backward_element(self, ws, m, n_threads, on_layer):
         # d(mean loss)/d(logits) is in ws.logits after _output_loss, and the output bias's
@@ -333,8 +342,7 @@ class MLP:
                                          grad_bias=ws.sub_dbias[l][:k_out]), inputs
             z = _view(ws.acts[l], m, k_out)
             np.matmul(a, w.T, out=z)
-            _kernels.forward(z.reshape(-1), z.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
-                             self.train_scale(l + 1), b, True, n_threads)
+            self._scale_bias_relu(z, z, self.train_scale(l + 1), b, True, n_threads)
             inputs.append(z)
             a = z
 
@@ -347,8 +355,7 @@ class MLP:
             a = _view(ws.x_kept, m, kept_inputs.size)
             np.take(ws.x[:m], kept_inputs, axis=1, out=a)
         if self.train_scale(0) != 1.0:
-            _kernels.forward(a.reshape(-1), a.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
-                             self.train_scale(0), _NO_BIAS[self.dtype], False, n_threads)
+            self._scale_bias_relu(a, a, self.train_scale(0), None, False, n_threads)
         return a
 
     def _backward_batch(self, ws, m, kept, inputs, n_threads, on_layer):
@@ -404,9 +411,7 @@ class MLP:
             self._drop(src, dst, site, _MC_STEP_BASE + mc_step, bias, relu, n_threads,
                        first_word)
         elif bias is not None or relu or self.test_scale(site) != 1.0:
-            _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, 0, 0, _ONE,
-                             self.test_scale(site),
-                             bias if bias is not None else _NO_BIAS[self.dtype], relu, n_threads)
+            self._scale_bias_relu(src, dst, self.test_scale(site), bias, relu, n_threads)
         return dst
 
     def __repr__(self):

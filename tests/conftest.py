@@ -1,18 +1,19 @@
 import numpy as np
 import pytest
 
-from fastdrop import _kernels
+from fastdrop._simd import set_simd, simd_paths
 
-_DEFAULT_SIMD = _kernels.simd_name()
+_DEFAULT_SIMD = simd_paths()["dropout"]
 SIMD_PATHS = ["portable"] + (["avx2"] if _DEFAULT_SIMD == "avx2" else [])
 
 
 @pytest.fixture(params=SIMD_PATHS)
 def simd(request):
-    """Run the test once per code path (AVX2 where the CPU has it, and the portable C)."""
-    _kernels.set_simd(request.param == "avx2")
+    """Run the test once per dropout-kernel code path (AVX2 where the CPU has it, and the
+    portable C)."""
+    set_simd(request.param)
     yield request.param
-    _kernels.set_simd(_DEFAULT_SIMD == "avx2")
+    set_simd("best")
 
 
 @pytest.fixture

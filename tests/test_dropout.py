@@ -5,6 +5,7 @@ import pytest
 import fastdrop
 from fastdrop import (Dropout, dropout, dropout_backward, dropout_inference, relu_dropout,
                       relu_dropout_backward)
+from fastdrop._simd import set_simd, simd_paths
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(0,), (1,), (63,), (64,), (65,), (1000,), (7, 13), (33, 70001), (2, 3, 129)]
@@ -245,27 +246,26 @@ def test_mask_repr_and_public_api():
         assert hasattr(fastdrop, name)
 
 
-@pytest.mark.skipif(fastdrop._kernels.simd_name() != "avx2", reason="needs the AVX2 path")
+@pytest.mark.skipif(simd_paths()["dropout"] != "avx2", reason="needs the AVX2 path")
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("p", [0.0, 0.5])
 def test_portable_and_avx2_paths_agree_bit_for_bit(rng, dtype, p):
     """Signed zeros, infinities and NaN included: the portable code's bit masks give exactly
     what the AVX2 and-masks and max give (NaN passes relu, dropped units are +0)."""
-    from fastdrop import _kernels
     x = rng.standard_normal((37, 129)).astype(dtype)
     x.flat[::7], x.flat[1::11], x.flat[2::13], x.flat[3::17] = np.nan, -0.0, np.inf, -np.inf
     bias = rng.standard_normal(129).astype(dtype)
     bias[::5] = -0.0
     outs = {}
     for avx2 in (True, False):
-        _kernels.set_simd(avx2)
+        set_simd("avx2" if avx2 else "portable")
         try:
             y1, m1 = relu_dropout(x, p, seed=3, step=2, bias=bias)
             y2, m2 = dropout(x, p, seed=3, step=2, out=np.empty_like(x))
             grads = relu_dropout_backward(x, y1, m1), dropout_backward(x, m2)
             outs[avx2] = [a.view(np.uint8).copy() for a in (y1, y2, *grads)]
         finally:
-            _kernels.set_simd(True)
+            set_simd("best")
     for a, b in zip(outs[True], outs[False]):
         np.testing.assert_array_equal(a, b)
 

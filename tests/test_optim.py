@@ -7,19 +7,20 @@ import numpy as np
 import pytest
 
 from fastdrop import _nn_kernels
+from fastdrop._simd import set_simd, simd_paths
 from fastdrop.optim import SGD, Adam, SubmatrixCopy, SubmatrixGradient
 
 DTYPES = [np.float32, np.float64]
-_BEST = _nn_kernels.optimizer_simd()
+_BEST = simd_paths()["optimizer"]
 PATHS = ["portable", "avx2", "avx512"][: ["portable", "avx2", "avx512"].index(_BEST) + 1]
 
 
 @pytest.fixture(params=PATHS)
 def optim_simd(request):
     """Run the test once per optimizer code path the CPU has (portable C at least)."""
-    assert _nn_kernels.set_optimizer_simd(request.param) == request.param
+    assert set_simd(request.param) == request.param
     yield request.param
-    _nn_kernels.set_optimizer_simd("best")
+    set_simd("best")
 
 
 def reference_step(cls, w, g, alpha, l1, m, steps=1, lr=0.05):
@@ -185,14 +186,14 @@ def test_every_code_path_gives_the_same_bits(cls, dtype):
     results = []
     try:
         for path in PATHS:
-            _nn_kernels.set_optimizer_simd(path)
+            set_simd(path)
             w, b = w0.copy(), np.zeros(1, dtype=dtype)
             opt = cls([w, b], 0.05)
             penalty = [opt.step([w], [b], [g], [np.ones(1, dtype)], 8, 0.3, 0.1, 2)
                        for _ in range(3)]
             results.append((w, penalty))
     finally:
-        _nn_kernels.set_optimizer_simd("best")
+        set_simd("best")
     for w, penalty in results[1:]:
         assert np.array_equal(w, results[0][0]) and penalty == results[0][1]
 
@@ -210,10 +211,15 @@ def test_step_traffic_matches_numpy(dtype, n_threads):
     np.testing.assert_array_equal(v, want_v)
 
 
-def test_set_optimizer_simd_names_the_choices():
+def test_one_setter_names_the_choices_and_sets_every_module():
     with pytest.raises(ValueError, match="name must be one of"):
-        _nn_kernels.set_optimizer_simd("sse9")
-    assert _nn_kernels.set_optimizer_simd("best") == _BEST
+        set_simd("sse9")
+    try:
+        assert set_simd("portable") == "portable"
+        assert simd_paths() == {"dropout": "portable", "optimizer": "portable"}
+    finally:
+        assert set_simd("best") == _BEST
+    assert simd_paths()["optimizer"] == _BEST
 
 
 def test_step_refuses_a_parameter_it_cannot_update_in_place():
