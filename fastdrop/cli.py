@@ -217,13 +217,22 @@ def _cmd_info(args):
     return 0
 
 
+BENCH_NEEDS = ("pytest", "pytest_benchmark")  # the `bench` extra
+
+
 def _cmd_bench(args):
+    import importlib.util
     import os
     import subprocess
     from importlib import resources
 
     from ._benchreport import epoch_report, load_epochs, load_rates, ratio_table
 
+    missing = [m for m in BENCH_NEEDS if importlib.util.find_spec(m) is None]
+    if missing:
+        print(f"fastdrop bench runs pytest-benchmark files and needs {', '.join(missing)}: "
+              "pip install 'fastdrop[bench]'", file=sys.stderr)
+        return 2
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     bench_dir = Path(str(resources.files("fastdrop._bench")))

@@ -141,3 +141,12 @@ def test_plot_of_an_empty_store_says_so(tmp_path, capsys):
 def test_bench_filter_matching_nothing_says_so(tmp_path, capsys):
     _one_line_error(capsys, ["bench", "--profile", "quick", "--out", str(tmp_path), "--quiet",
                              "-k", "no_such_benchmark"], "matches no benchmark")
+
+
+def test_bench_without_its_extra_names_what_to_install(tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "pytest_benchmark" else real(name, *a))
+    _one_line_error(capsys, ["bench", "--out", str(tmp_path)], "pip install 'fastdrop[bench]'")
