@@ -93,8 +93,8 @@ class OpenMPBlasPool:
     out between two GEMMs fight them (an epoch 13x slower, docs/bench/README.md). OpenBLAS
     0.3.27+ can hand its jobs to a callback instead; ours (``_blas_pool.h``) runs them on the
     OpenMP pool, so both kinds of work take turns on one set of threads and the kernels can
-    use the whole budget. ``threadpool_limits`` still caps both: OpenBLAS splits a call into as many jobs
-    as its own thread limit.
+    use the whole budget. ``threadpool_limits`` still caps both: OpenBLAS splits a call into
+    as many jobs as its own thread limit.
 
     The first entry installs the callback and it stays for the life of the process (numpy
     products outside fits then run on the same pool, with the same bits). OpenBLAS reads the

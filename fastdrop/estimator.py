@@ -1,4 +1,6 @@
-"""MLPClassifier: a scikit-learn estimator over :class:`fastdrop.network.MLP`."""
+"""MLPClassifier: a scikit-learn estimator over :class:`fastdrop.network.MLP`, on a base
+(_BaseMLP) that holds everything but what its targets are, so a regressor is another loss
+and target encoding on the same engine and loop."""
 import math
 import numbers
 import time
@@ -96,139 +98,12 @@ class _LayerwiseStep:
         self.time += time.perf_counter() - t
 
 
-class MLPClassifier(ClassifierMixin, BaseEstimator):
-    """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
-
-    Parameter names follow :class:`sklearn.neural_network.MLPClassifier` where they overlap
-    (ReLU hidden units; ``solver`` in {"sgd", "adam"}; ``learning_rate`` in {"constant",
-    "adaptive"}), with the same defaults, the same L2 scaling and the same stopping rule.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : tuple of int, default=(100,)
-    alpha : float, default=1e-4
-        L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / batch_size``).
-    l1 : float, default=0.0
-        L1 penalty (``l1 * |W|_1 / batch_size``). Biases are never penalized.
-    max_norm : float or None, default=None
-        Max-norm constraint (Srivastava et al. 2014): after each update, every unit's incoming
-        weight vector is projected onto the ball of this radius.
-    dropout : float or sequence of float, default=0.0
-        Drop probability of hidden units: one rate for all hidden layers or one per layer.
-        ``p`` is the *drop* probability (Keras/PyTorch convention).
-    input_dropout : float, default=0.0
-        Drop probability of the input features.
-    dropout_mode : {"element", "batch"}, default="element"
-        "element": a fresh mask per example and unit. "batch": one unit mask per mini-batch
-        (Graham et al. 2015), so the matrix products run on the kept units only.
-    dropout_scale : {"inverted", "classic"}, default="inverted"
-        "inverted" scales kept units by 1/keep at train time; "classic" trains unscaled and
-        scales by keep at prediction (weight scaling).
-    output_activation : {"softmax", "sigmoid"}, default="softmax"
-        Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
-        Keras experiment's configuration); probabilities are normalized to sum to 1.
-    solver : {"adam", "sgd"}, default="adam"
-    batch_size : int or "auto", default="auto"
-        "auto" is ``min(200, n_samples)``.
-    learning_rate : {"constant", "adaptive"}, default="constant"
-        SGD only: "adaptive" divides the rate by 5 each time the stopping rule fires.
-    learning_rate_init : float, default=0.001
-    max_iter : int, default=200
-        Maximum number of epochs.
-    shuffle : bool, default=True
-    random_state : int, RandomState instance or None, default=None
-        Initial weights, shuffling, the validation split and every dropout mask.
-    tol : float, default=1e-4
-    verbose : bool, default=False
-    warm_start : bool, default=False
-    momentum : float, default=0.9
-    nesterovs_momentum : bool, default=True
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` (stratified), or use ``fit``'s ``X_val``/``y_val``;
-        stop when ``early_stopping_metric`` on it stalls and restore the best epoch's weights.
-    early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
-        What early stopping watches: validation accuracy (scikit-learn's rule), or validation
-        log-loss, which still moves when the accuracy of a small validation set does not.
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : float
-        Adam's parameters.
-    n_iter_no_change : int, default=10
-    init : {"glorot", "he"}, default="glorot"
-    dtype : {"float32", "float64"}, default="float32"
-    n_threads : int or None, default=None
-        Threads for the fit or prediction (None: all usable cores, honouring threadpoolctl
-        limits), resolved once per call. OpenBLAS's jobs then run on fastdrop's OpenMP pool
-        beside the element-wise kernels, which use the same threads; where that pool cannot
-        be installed, BLAS gets the threads and the kernels run on one, so two pools never
-        fan out at once.
-
-    Attributes
-    ----------
-    classes_, n_features_in_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_
-    loss_ : float
-        The last epoch's training loss (with penalties, on dropped-out networks).
-    loss_curve_ : list of float
-        Training loss per epoch.
-    best_loss_ : float or None
-    validation_scores_ : list of float or None
-        Validation accuracy per epoch when a validation set is used.
-    best_validation_score_ : float or None
-    n_iter_ : int
-        Epochs run.
-    t_ : int
-        Training samples seen.
-    stopped_epoch_ : int or None
-        The epoch at which the stopping rule ended training (None: it never fired).
-    max_norm_clipped_ : float or None
-        With ``max_norm``: the fraction of (hidden unit, update) pairs the constraint clipped.
-    history_ : dict of lists
-        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy`` (NaN without a
-        validation set), ``learning_rate``, ``time`` (wall seconds of the epoch), and its
-        split: ``time_forward`` (batch copies included), ``time_backward`` (their sum
-        ``time_forward_backward``), ``time_update`` (optimizer step, max-norm),
-        ``time_validation``.
-        ``pandas.DataFrame(est.history_)`` makes a table.
-    """
-
-    def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
-                 dropout=0.0, input_dropout=0.0, dropout_mode="element",
-                 dropout_scale="inverted", output_activation="softmax", solver="adam",
-                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
-                 validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, init="glorot", dtype="float32", n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.alpha = alpha
-        self.l1 = l1
-        self.max_norm = max_norm
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.dropout_mode = dropout_mode
-        self.dropout_scale = dropout_scale
-        self.output_activation = output_activation
-        self.solver = solver
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.early_stopping_metric = early_stopping_metric
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.init = init
-        self.dtype = dtype
-        self.n_threads = n_threads
+class _BaseMLP(BaseEstimator):
+    """What every fastdrop MLP estimator shares: parameters and their checks, the network,
+    the optimizer and the training loop (epochs of layer-wise steps, validation, the
+    stopping rule). A subclass says what its targets are: ``_check_targets``,
+    ``_n_outputs``, ``_out_activation_name``, ``_encode_targets``, ``_stratify_by``,
+    ``_uniform_loss``, ``_evaluate`` (validation loss and score) and ``_multi_output``."""
 
     # ------------------------------------------------------------------ validation
     # Each parameter's constraint, the way scikit-learn's _parameter_constraints reads
@@ -287,37 +162,13 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         early stopping when ``early_stopping=True``, instead of a held-out split)."""
         return self._fit(X, y, X_val, y_val, incremental=False)
 
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y). ``classes`` is required on the first call; a first call
-        that fails leaves the estimator unfitted, so a corrected call starts afresh."""
-        first_call = not hasattr(self, "classes_")
-        if first_call:
-            if classes is None:
-                raise ValueError("classes must be passed on the first call to partial_fit")
-            self.classes_ = unique_labels(classes)
-        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
-            raise ValueError(f"classes={classes!r} is not the same as on the first call "
-                             f"to partial_fit, {self.classes_!r}")
-        try:
-            return self._fit(X, y, None, None, incremental=True)
-        except BaseException:
-            if first_call:
-                for name in ("classes_", "_net", "n_features_in_", "feature_names_in_"):
-                    self.__dict__.pop(name, None)
-            raise
-
     def _fit(self, X, y, X_val, y_val, incremental):
         hidden, rates = self._check_params()
         # a new network unless one exists and partial_fit or warm_start asks to continue it
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),
-                             order="C", multi_output=False)
-        check_classification_targets(y)
-        if first and not incremental:
-            self.classes_ = unique_labels(y)
-        elif not np.isin(unique_labels(y), self.classes_).all():
-            raise ValueError(f"y has classes {unique_labels(y)!r} not seen on the first call, "
-                             f"{self.classes_!r}")
+                             order="C", multi_output=self._multi_output)
+        self._check_targets(y, fresh=first and not incremental)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         rs = check_random_state(self.random_state)
@@ -326,7 +177,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         val = None
         if X_val is not None:
             Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
-                                   multi_output=False)
+                                   multi_output=self._multi_output)
             val = (Xv, yv)
         elif self.early_stopping and not incremental:
             X, val = self._hold_out(X, y, rs)
@@ -351,7 +202,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         try:
             X, Xv, y, yv = train_test_split(X, y, random_state=rs,
                                             test_size=self.validation_fraction,
-                                            stratify=y if _can_stratify(y) else None)
+                                            stratify=self._stratify_by(y))
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
@@ -361,9 +212,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         return np.ascontiguousarray(X), (np.ascontiguousarray(Xv), yv)
 
     def _initialize(self, n_features, hidden, rates, rs):
-        n_classes = len(self.classes_)
-        sigmoid = self.output_activation == "sigmoid"
-        n_out = 1 if (sigmoid and n_classes <= 2) else max(n_classes, 2)
+        n_out = self._n_outputs()
         self._net = MLP([n_features, *hidden, n_out], output=self.output_activation,
                         dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
@@ -377,7 +226,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                                    self.epsilon)
         self.n_outputs_ = n_out
         self.n_layers_ = len(hidden) + 2
-        self.out_activation_ = "softmax" if self.output_activation == "softmax" else "logistic"
+        self.out_activation_ = self._out_activation_name()
         self.n_iter_ = 0
         self.t_ = 0
         self._step = 0
@@ -389,16 +238,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         self.stopped_epoch_ = None
         self._max_norm_counts = [0, 0]
         self.history_ = {k: [] for k in _HISTORY_KEYS}
-
-    def _encode_targets(self, y):
-        idx = np.searchsorted(self.classes_, y).astype(np.int64)
-        if self.output_activation == "softmax":
-            return idx
-        if self.n_outputs_ == 1:
-            return (idx == 1).astype(self._net.dtype).reshape(-1, 1)
-        onehot = np.zeros((y.shape[0], self.n_outputs_), dtype=self._net.dtype)
-        onehot[np.arange(y.shape[0]), idx] = 1
-        return onehot
 
     def _run_epochs(self, X, target, val, batch, rs, n_threads, max_iter, use_early_stopping,
                     incremental):
@@ -509,9 +348,7 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
     def _loss_limit(self):
         """A loss no converging fit reaches: 1000 times that of a uniform guess (Adam's steps
         are bounded, so a too-large rate gives huge but finite losses, not NaN)."""
-        uniform = (math.log(max(len(self.classes_), 2)) if self.output_activation == "softmax"
-                   else self.n_outputs_ * math.log(2))
-        return 1000.0 * max(1.0, uniform)
+        return 1000.0 * max(1.0, self._uniform_loss())
 
     def _diverged(self, loss):
         raise FloatingPointError(
@@ -542,6 +379,220 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
                 self._no_improvement_count = 0
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
+    def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
+        h = self.history_
+        for key, value in zip(_HISTORY_KEYS, (self.n_iter_, loss, val_loss, val_acc,
+                                              self._optimizer.learning_rate, t, t_fwd, t_bwd,
+                                              t_fb, t_up, t_val)):
+            h[key].append(value)
+
+    @property
+    def coefs_(self):
+        check_is_fitted(self, "_net")
+        return self._net.coefs
+
+    @property
+    def intercepts_(self):
+        check_is_fitted(self, "_net")
+        return self._net.intercepts
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_net")
+
+
+class MLPClassifier(ClassifierMixin, _BaseMLP):
+    """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
+
+    Parameter names follow :class:`sklearn.neural_network.MLPClassifier` where they overlap
+    (ReLU hidden units; ``solver`` in {"sgd", "adam"}; ``learning_rate`` in {"constant",
+    "adaptive"}), with the same defaults, the same L2 scaling and the same stopping rule.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+    alpha : float, default=1e-4
+        L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / batch_size``).
+    l1 : float, default=0.0
+        L1 penalty (``l1 * |W|_1 / batch_size``). Biases are never penalized.
+    max_norm : float or None, default=None
+        Max-norm constraint (Srivastava et al. 2014): after each update, every unit's incoming
+        weight vector is projected onto the ball of this radius.
+    dropout : float or sequence of float, default=0.0
+        Drop probability of hidden units: one rate for all hidden layers or one per layer.
+        ``p`` is the *drop* probability (Keras/PyTorch convention).
+    input_dropout : float, default=0.0
+        Drop probability of the input features.
+    dropout_mode : {"element", "batch"}, default="element"
+        "element": a fresh mask per example and unit. "batch": one unit mask per mini-batch
+        (Graham et al. 2015), so the matrix products run on the kept units only.
+    dropout_scale : {"inverted", "classic"}, default="inverted"
+        "inverted" scales kept units by 1/keep at train time; "classic" trains unscaled and
+        scales by keep at prediction (weight scaling).
+    output_activation : {"softmax", "sigmoid"}, default="softmax"
+        Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
+        Keras experiment's configuration); probabilities are normalized to sum to 1.
+    solver : {"adam", "sgd"}, default="adam"
+    batch_size : int or "auto", default="auto"
+        "auto" is ``min(200, n_samples)``.
+    learning_rate : {"constant", "adaptive"}, default="constant"
+        SGD only: "adaptive" divides the rate by 5 each time the stopping rule fires.
+    learning_rate_init : float, default=0.001
+    max_iter : int, default=200
+        Maximum number of epochs.
+    shuffle : bool, default=True
+    random_state : int, RandomState instance or None, default=None
+        Initial weights, shuffling, the validation split and every dropout mask.
+    tol : float, default=1e-4
+    verbose : bool, default=False
+    warm_start : bool, default=False
+    momentum : float, default=0.9
+    nesterovs_momentum : bool, default=True
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` (stratified), or use ``fit``'s ``X_val``/``y_val``;
+        stop when ``early_stopping_metric`` on it stalls and restore the best epoch's weights.
+    early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
+        What early stopping watches: validation accuracy (scikit-learn's rule), or validation
+        log-loss, which still moves when the accuracy of a small validation set does not.
+    validation_fraction : float, default=0.1
+    beta_1, beta_2, epsilon : float
+        Adam's parameters.
+    n_iter_no_change : int, default=10
+    init : {"glorot", "he"}, default="glorot"
+    dtype : {"float32", "float64"}, default="float32"
+    n_threads : int or None, default=None
+        Threads for the fit or prediction (None: all usable cores, honouring threadpoolctl
+        limits), resolved once per call. OpenBLAS's jobs then run on fastdrop's OpenMP pool
+        beside the element-wise kernels, which use the same threads; where that pool cannot
+        be installed, BLAS gets the threads and the kernels run on one, so two pools never
+        fan out at once.
+
+    Attributes
+    ----------
+    classes_, n_features_in_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_
+    loss_ : float
+        The last epoch's training loss (with penalties, on dropped-out networks).
+    loss_curve_ : list of float
+        Training loss per epoch.
+    best_loss_ : float or None
+    validation_scores_ : list of float or None
+        Validation accuracy per epoch when a validation set is used.
+    best_validation_score_ : float or None
+    n_iter_ : int
+        Epochs run.
+    t_ : int
+        Training samples seen.
+    stopped_epoch_ : int or None
+        The epoch at which the stopping rule ended training (None: it never fired).
+    max_norm_clipped_ : float or None
+        With ``max_norm``: the fraction of (hidden unit, update) pairs the constraint clipped.
+    history_ : dict of lists
+        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy`` (NaN without a
+        validation set), ``learning_rate``, ``time`` (wall seconds of the epoch), and its
+        split: ``time_forward`` (batch copies included), ``time_backward`` (their sum
+        ``time_forward_backward``), ``time_update`` (optimizer step, max-norm),
+        ``time_validation``.
+        ``pandas.DataFrame(est.history_)`` makes a table.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
+                 dropout=0.0, input_dropout=0.0, dropout_mode="element",
+                 dropout_scale="inverted", output_activation="softmax", solver="adam",
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
+                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
+                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9,
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, init="glorot",
+                 dtype="float32", n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.l1 = l1
+        self.max_norm = max_norm
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.dropout_mode = dropout_mode
+        self.dropout_scale = dropout_scale
+        self.output_activation = output_activation
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.early_stopping_metric = early_stopping_metric
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.init = init
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over (X, y). ``classes`` is required on the first call; a first call
+        that fails leaves the estimator unfitted, so a corrected call starts afresh."""
+        first_call = not hasattr(self, "classes_")
+        if first_call:
+            if classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit")
+            self.classes_ = unique_labels(classes)
+        elif classes is not None and not np.array_equal(unique_labels(classes), self.classes_):
+            raise ValueError(f"classes={classes!r} is not the same as on the first call "
+                             f"to partial_fit, {self.classes_!r}")
+        try:
+            return self._fit(X, y, None, None, incremental=True)
+        except BaseException:
+            if first_call:
+                for name in ("classes_", "_net", "n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(name, None)
+            raise
+
+    # ------------------------------------------------------------------ what a classifier adds
+    _multi_output = False
+
+    def _check_targets(self, y, fresh):
+        """Class labels: learned on a fresh fit, else they must be among those seen."""
+        check_classification_targets(y)
+        if fresh:
+            self.classes_ = unique_labels(y)
+        elif not np.isin(unique_labels(y), self.classes_).all():
+            raise ValueError(f"y has classes {unique_labels(y)!r} not seen on the first call, "
+                             f"{self.classes_!r}")
+
+    def _n_outputs(self):
+        n_classes = len(self.classes_)
+        sigmoid = self.output_activation == "sigmoid"
+        return 1 if (sigmoid and n_classes <= 2) else max(n_classes, 2)
+
+    def _out_activation_name(self):
+        return "softmax" if self.output_activation == "softmax" else "logistic"
+
+    def _stratify_by(self, y):
+        """early_stopping's hold-out keeps the class proportions where it can."""
+        return y if _can_stratify(y) else None
+
+    def _encode_targets(self, y):
+        idx = np.searchsorted(self.classes_, y).astype(np.int64)
+        if self.output_activation == "softmax":
+            return idx
+        if self.n_outputs_ == 1:
+            return (idx == 1).astype(self._net.dtype).reshape(-1, 1)
+        onehot = np.zeros((y.shape[0], self.n_outputs_), dtype=self._net.dtype)
+        onehot[np.arange(y.shape[0]), idx] = 1
+        return onehot
+
+    def _uniform_loss(self):
+        """The loss of a uniform guess over the classes."""
+        return (math.log(max(len(self.classes_), 2)) if self.output_activation == "softmax"
+                else self.n_outputs_ * math.log(2))
+
     def _evaluate(self, Xv, yv, n_threads):
         """Validation log-loss and accuracy (deterministic pass; unseen labels count as p=0)."""
         if len(yv) == 0:
@@ -552,13 +603,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         loss = float(-np.mean(np.log(np.clip(p_true, 1e-15, None))))
         acc = float(np.mean(self.classes_[np.argmax(proba, axis=1)] == yv))
         return loss, acc
-
-    def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
-        h = self.history_
-        for key, value in zip(_HISTORY_KEYS, (self.n_iter_, loss, val_loss, val_acc,
-                                              self._optimizer.learning_rate, t, t_fwd, t_bwd,
-                                              t_fb, t_up, t_val)):
-            h[key].append(value)
 
     # ------------------------------------------------------------------ prediction
     def _proba(self, X, n_threads, mc_step=None):
@@ -605,19 +649,6 @@ class MLPClassifier(ClassifierMixin, BaseEstimator):
         """Most probable class (deterministic pass)."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
-
-    @property
-    def coefs_(self):
-        check_is_fitted(self, "_net")
-        return self._net.coefs
-
-    @property
-    def intercepts_(self):
-        check_is_fitted(self, "_net")
-        return self._net.intercepts
-
-    def __sklearn_is_fitted__(self):
-        return hasattr(self, "_net")
 
 
 def _can_stratify(y):
