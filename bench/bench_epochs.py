@@ -45,12 +45,14 @@ def load(name):
 
 
 CASES = [("fastdrop", 0.0), ("fastdrop", 0.5), ("fastdrop-batch", 0.5), ("sklearn", 0.0),
-         ("torch", 0.0), ("torch", 0.5), ("jax", 0.0), ("jax", 0.5), ("gemm-floor", 0.0),
+         ("torch", 0.0), ("torch", 0.5), ("torch+fastdrop", 0.5), ("jax", 0.0), ("jax", 0.5),
+         ("gemm-floor", 0.0),
          ("gemm+update-floor", 0.0)]
 
 
 def _available(impl, n_threads):
-    if impl in ("torch", "jax") and importlib.util.find_spec(impl) is None:
+    library = impl.split("+")[0]  # torch+fastdrop: torch's model with fastdrop's dropout
+    if library in ("torch", "jax") and importlib.util.find_spec(library) is None:
         return False  # not installed: skipped, never a dependency
     # XLA's CPU thread pool is fixed at start-up: JAX is measured at all threads only
     return not (impl == "jax" and n_threads != ALL)

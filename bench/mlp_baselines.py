@@ -98,6 +98,18 @@ class TorchEpoch:
             self.opt.step()
 
 
+class TorchFastdropEpoch(TorchEpoch):
+    """The same torch model with its ``nn.Dropout`` layers swapped for fastdrop's
+    (``fastdrop.torch.replace_dropout``): what a torch user gets from one import."""
+    name = "torch+fastdrop"
+
+    def __init__(self, X, y, hidden, dropout, batch_size, n_threads):
+        super().__init__(X, y, hidden, dropout, batch_size, n_threads)
+        from fastdrop.torch import replace_dropout
+
+        replace_dropout(self.model)
+
+
 class JaxEpoch:
     """A jitted epoch: ``lax.scan`` over the mini-batches (the fastest peer measured)."""
     name = "jax"
@@ -230,5 +242,5 @@ class GemmUpdateFloor(GemmFloor):
 
 
 EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropEpoch, FastdropBatchEpoch,
-                                                    SklearnEpoch, TorchEpoch, JaxEpoch, GemmFloor,
-                                                    GemmUpdateFloor)}
+                                                    SklearnEpoch, TorchEpoch, TorchFastdropEpoch,
+                                                    JaxEpoch, GemmFloor, GemmUpdateFloor)}

@@ -1,0 +1,142 @@
+"""fastdrop for PyTorch: a drop-in for ``torch.nn.functional.dropout`` and ``torch.nn.Dropout``.
+
+One registered operator, ``fastdrop::dropout`` (``torch.library.custom_op``), with its autograd
+formula and a fake implementation, so autograd and ``torch.compile`` see one op. The forward
+runs fastdrop's fused kernel on the tensor's own memory (no copy for contiguous CPU float32 /
+float64 tensors) and keeps the mask as 1 bit per element; the backward reads those bits.
+
+Seeds: with ``seed=None`` each call draws its seed from torch's default CPU generator, so
+``torch.manual_seed(s)`` makes a whole training run reproducible; unlike torch's own dropout
+the masks are the same for any ``torch.set_num_threads`` (counter-based Philox draws).
+
+Importing this module needs torch (``pip install 'fastdrop[torch]'`` or any CPU torch).
+"""
+import numpy as np
+import torch
+from torch import nn
+
+from . import _kernels
+from ._dropout import _train_scale, dropout as _np_dropout, keep_threshold
+
+__all__ = ["dropout", "Dropout", "replace_dropout"]
+
+_DTYPES = (torch.float32, torch.float64)
+_SEED_HIGH = 2**63 - 1
+
+
+@torch.library.custom_op("fastdrop::dropout", mutates_args=())
+def _dropout_op(x: torch.Tensor, p: float, seed: int, step: int) -> tuple[torch.Tensor,
+                                                                           torch.Tensor]:
+    """(y, bits): inverted dropout of a contiguous CPU float tensor, and its packed mask as
+    int64 words (bit j of word i keeps element 64 i + j)."""
+    y = torch.empty_like(x)
+    _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
+                          n_threads=torch.get_num_threads())
+    return y, torch.from_numpy(mask.bits.view(np.int64))
+
+
+@_dropout_op.register_fake
+def _(x, p, seed, step):
+    return torch.empty_like(x), x.new_empty(((x.numel() + 63) // 64,), dtype=torch.int64)
+
+
+@torch.library.custom_op("fastdrop::dropout_backward", mutates_args=())
+def _dropout_backward_op(grad: torch.Tensor, bits: torch.Tensor, scale: float) -> torch.Tensor:
+    """grad * scale where the mask kept the element, else +0."""
+    dx = torch.empty_like(grad)
+    _kernels.apply_bits(grad.detach().numpy().reshape(-1), bits.numpy().view(np.uint64),
+                        dx.numpy().reshape(-1), scale, torch.get_num_threads())
+    return dx
+
+
+@_dropout_backward_op.register_fake
+def _(grad, bits, scale):
+    return torch.empty_like(grad)
+
+
+def _setup_context(ctx, inputs, output):
+    _, p, _, _ = inputs
+    ctx.save_for_backward(output[1])
+    ctx.scale = _train_scale(keep_threshold(1.0 - p), "inverted")
+
+
+def _backward(ctx, grad_y, _grad_bits):
+    (bits,) = ctx.saved_tensors
+    return _dropout_backward_op(grad_y.contiguous(), bits, ctx.scale), None, None, None
+
+
+_dropout_op.register_autograd(_backward, setup_context=_setup_context)
+
+
+def _check_input(input, p):
+    if not isinstance(input, torch.Tensor):
+        raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
+    if input.dtype not in _DTYPES:
+        raise TypeError(f"fastdrop.torch.dropout takes float32 or float64 tensors, got "
+                        f"{input.dtype}; convert with input.float() (bfloat16 and float16 "
+                        "have no fastdrop kernel yet)")
+    if input.device.type != "cpu":
+        raise ValueError(f"fastdrop.torch.dropout runs on CPU tensors, got device "
+                         f"{input.device}; use torch.nn.functional.dropout there")
+    if isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+
+
+def _fresh_seed():
+    """A seed from torch's default CPU generator (so torch.manual_seed governs it)."""
+    return int(torch.randint(0, _SEED_HIGH, (1,), dtype=torch.int64).item())
+
+
+def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
+    """Like ``torch.nn.functional.dropout``: zeroes each element with probability ``p`` and
+    scales the others by ``1 / (1 - p)`` (by the realized keep probability, a multiple of
+    2^-16), in training; returns ``input`` unchanged otherwise.
+
+    ``seed`` (with ``step``) fixes the mask; ``None`` draws the seed from torch's default
+    generator. ``inplace=True`` writes the result into ``input``'s storage as torch's does,
+    where autograd allows it."""
+    _check_input(input, p)
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input.mul_(0) if inplace else input * 0
+    seed = _fresh_seed() if seed is None else int(seed)
+    y, _ = _dropout_op(input.contiguous(), float(p), seed, int(step))
+    return input.copy_(y) if inplace else y
+
+
+class Dropout(nn.Module):
+    """Like ``torch.nn.Dropout``: :func:`dropout` in training mode, the identity in eval mode.
+
+    With an integer ``seed`` the module draws from (seed, step) and advances ``step`` on each
+    training call; ``step`` is a buffer, so it survives ``state_dict`` and a resumed run
+    draws the masks it would have drawn. With ``seed=None`` each call takes a fresh seed
+    from torch's default generator."""
+
+    def __init__(self, p=0.5, inplace=False, *, seed=None):
+        super().__init__()
+        if isinstance(p, bool) or not 0.0 <= float(p) <= 1.0:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p, self.inplace, self.seed = float(p), inplace, seed
+        self.register_buffer("step", torch.zeros((), dtype=torch.int64))
+
+    def forward(self, input):
+        if not self.training or self.seed is None:
+            return dropout(input, self.p, self.training, self.inplace)
+        step = int(self.step)
+        self.step += 1
+        return dropout(input, self.p, True, self.inplace, seed=self.seed, step=step)
+
+    def extra_repr(self):
+        seed = "" if self.seed is None else f", seed={self.seed}"
+        return f"p={self.p}, inplace={self.inplace}{seed}"
+
+
+def replace_dropout(module):
+    """Swap every ``torch.nn.Dropout`` in ``module`` (itself included if it is one) for a
+    fastdrop :class:`Dropout` with the same ``p`` and ``inplace``; returns the module."""
+    if type(module) is nn.Dropout:
+        return Dropout(module.p, module.inplace)
+    for name, child in module.named_children():
+        setattr(module, name, replace_dropout(child))
+    return module

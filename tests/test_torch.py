@@ -1,0 +1,96 @@
+"""fastdrop.torch against the numpy API it wraps, torch's autograd and compiler, and torch's own
+dropout's interface. Skipped where torch is not installed (it is a baseline, not a dependency)."""
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", minversion="2.4")
+fd_torch = pytest.importorskip("fastdrop.torch")
+
+import fastdrop  # noqa: E402
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_forward_and_backward_are_fastdrops_bit_for_bit(dtype, p):
+    x = torch.randn(37, 129, dtype=dtype)
+    want, mask = fastdrop.dropout(x.numpy(), p, seed=5, step=2)
+    xr = x.clone().requires_grad_()
+    y = fd_torch.dropout(xr, p, seed=5, step=2)
+    assert torch.equal(y, torch.from_numpy(want))
+    g = torch.randn_like(x)
+    y.backward(g)
+    assert torch.equal(xr.grad, torch.from_numpy(fastdrop.dropout_backward(g.numpy(), mask)))
+
+
+def test_gradcheck_and_opcheck():
+    x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: fd_torch.dropout(t, 0.5, seed=1), (x,))
+    torch.library.opcheck(fd_torch._dropout_op, (torch.randn(70), 0.5, 3, 0))
+
+
+def test_compiles_without_a_graph_break():
+    x = torch.randn(64, 33)
+    f = torch.compile(lambda t: fd_torch.dropout(t, 0.5, seed=7) * 2, fullgraph=True,
+                      backend="aot_eager")
+    assert torch.equal(f(x), fd_torch.dropout(x, 0.5, seed=7) * 2)
+
+
+def test_seeds_follow_torch_manual_seed_and_not_the_thread_count():
+    x = torch.randn(1000, 65)
+    threads = torch.get_num_threads()
+    try:
+        torch.manual_seed(3)
+        torch.set_num_threads(1)
+        a, b = fd_torch.dropout(x, 0.5), fd_torch.dropout(x, 0.5)
+        torch.manual_seed(3)
+        torch.set_num_threads(max(2, threads))
+        c = fd_torch.dropout(x, 0.5)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(a, c) and not torch.equal(a, b)  # each call draws a new mask
+
+
+def test_module_train_eval_state_and_repr():
+    x = torch.randn(8, 10)
+    m = fd_torch.Dropout(0.5, seed=11)
+    first, second = m(x), m(x)
+    assert not torch.equal(first, second) and int(m.step) == 2
+    resumed = fd_torch.Dropout(0.5, seed=11)
+    resumed.load_state_dict({"step": torch.tensor(1)})
+    assert torch.equal(resumed(x), second)  # the step survives state_dict
+    assert torch.equal(m.eval()(x), x)
+    assert repr(m) == "Dropout(p=0.5, inplace=False, seed=11)"
+
+
+def test_edge_rates_inplace_and_eval():
+    x = torch.randn(4, 70)
+    assert fd_torch.dropout(x, 0.0) is x and fd_torch.dropout(x, 0.7, training=False) is x
+    assert torch.equal(fd_torch.dropout(x, 1.0), torch.zeros_like(x))
+    y = x.clone()
+    out = fd_torch.dropout(y, 0.5, inplace=True, seed=2)
+    assert out.data_ptr() == y.data_ptr() and torch.equal(y, fd_torch.dropout(x, 0.5, seed=2))
+    t = x.t()  # not contiguous: a copy goes to the kernel
+    assert torch.equal(fd_torch.dropout(t, 0.5, seed=4), fd_torch.dropout(t.contiguous(), 0.5,
+                                                                            seed=4))
+
+
+def test_replace_dropout_swaps_every_torch_dropout():
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Dropout(0.3),
+                              torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Dropout(0.6)))
+    assert fd_torch.replace_dropout(net) is net
+    swapped = [m for m in net.modules() if isinstance(m, fd_torch.Dropout)]
+    assert [m.p for m in swapped] == [0.3, 0.6]
+    assert not any(type(m) is torch.nn.Dropout for m in net.modules())
+    net(torch.randn(2, 4)).sum().backward()  # trains through it
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (lambda: fd_torch.dropout(torch.ones(3, dtype=torch.float16), 0.5), TypeError,
+     "float32 or float64 tensors, got torch.float16"),
+    (lambda: fd_torch.dropout(np.ones(3), 0.5), TypeError, "must be a torch.Tensor"),
+    (lambda: fd_torch.dropout(torch.ones(3), 1.5), ValueError, "between 0 and 1, but got 1.5"),
+    (lambda: fd_torch.Dropout(-0.1), ValueError, "between 0 and 1"),
+])
+def test_bad_input_is_a_clear_error(bad, error, match):
+    with pytest.raises(error, match=match):
+        bad()
