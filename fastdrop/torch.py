@@ -68,6 +68,28 @@ def _backward(ctx, grad_y, _grad_bits):
 _dropout_op.register_autograd(_backward, setup_context=_setup_context)
 
 
+class _EagerDropout(torch.autograd.Function):
+    """The same computation for eager mode, where a custom op's dispatch costs more than the
+    kernel (about 235 us against 65 us per forward and backward of 128x512 on the 2-core
+    VM); under torch.compile the registered op is used instead. Same bits either way."""
+
+    @staticmethod
+    def forward(ctx, x, p, seed, step):
+        y = torch.empty_like(x)
+        _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
+                              n_threads=torch.get_num_threads())
+        ctx.bits, ctx.scale = mask.bits, mask.scale
+        return y
+
+    @staticmethod
+    def backward(ctx, grad_y):
+        grad_y = grad_y.contiguous()
+        dx = torch.empty_like(grad_y)
+        _kernels.apply_bits(grad_y.numpy().reshape(-1), ctx.bits, dx.numpy().reshape(-1),
+                            ctx.scale, torch.get_num_threads())
+        return dx, None, None, None
+
+
 def _check_input(input, p):
     if not isinstance(input, torch.Tensor):
         raise TypeError(f"input must be a torch.Tensor, got {type(input).__name__}")
@@ -101,7 +123,11 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
     if p == 1:
         return input.mul_(0) if inplace else input * 0
     seed = _fresh_seed() if seed is None else int(seed)
-    y, _ = _dropout_op(input.contiguous(), float(p), seed, int(step))
+    x = input.contiguous()
+    if torch.compiler.is_compiling():
+        y, _ = _dropout_op(x, float(p), seed, int(step))
+    else:
+        y = _EagerDropout.apply(x, float(p), seed, int(step))
     return input.copy_(y) if inplace else y
 
 

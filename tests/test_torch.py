@@ -28,11 +28,19 @@ def test_gradcheck_and_opcheck():
     torch.library.opcheck(fd_torch._dropout_op, (torch.randn(70), 0.5, 3, 0))
 
 
-def test_compiles_without_a_graph_break():
+def test_compiles_without_a_graph_break_to_the_eager_bits():
+    """Compiled, the registered op runs; eager, an autograd.Function (less dispatch): the
+    same values and gradients."""
     x = torch.randn(64, 33)
     f = torch.compile(lambda t: fd_torch.dropout(t, 0.5, seed=7) * 2, fullgraph=True,
                       backend="aot_eager")
-    assert torch.equal(f(x), fd_torch.dropout(x, 0.5, seed=7) * 2)
+    grads = []
+    for fn in (f, lambda t: fd_torch.dropout(t, 0.5, seed=7) * 2):
+        xr = x.clone().requires_grad_()
+        y = fn(xr)
+        y.backward(torch.arange(y.numel(), dtype=y.dtype).reshape(y.shape))
+        grads.append((y.detach(), xr.grad))
+    assert torch.equal(grads[0][0], grads[1][0]) and torch.equal(grads[0][1], grads[1][1])
 
 
 def test_seeds_follow_torch_manual_seed_and_not_the_thread_count():
