@@ -32,7 +32,7 @@ def _dropout_op(x: torch.Tensor, p: float, seed: int, step: int) -> tuple[torch.
     y = torch.empty_like(x)
     _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
                           n_threads=torch.get_num_threads())
-    return y, torch.from_numpy(mask.bits.view(np.int64))
+    return y, torch.from_numpy(mask.packed().view(np.int64))  # p = 0 or 1: computed words
 
 
 @_dropout_op.register_fake
@@ -78,7 +78,7 @@ class _EagerDropout(torch.autograd.Function):
         y = torch.empty_like(x)
         _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
                               n_threads=torch.get_num_threads())
-        ctx.bits, ctx.scale = mask.bits, mask.scale
+        ctx.bits, ctx.scale = mask.packed(), mask.scale
         return y
 
     @staticmethod

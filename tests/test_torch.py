@@ -25,7 +25,12 @@ def test_forward_and_backward_are_fastdrops_bit_for_bit(dtype, p):
 def test_gradcheck_and_opcheck():
     x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: fd_torch.dropout(t, 0.5, seed=1), (x,))
-    torch.library.opcheck(fd_torch._dropout_op, (torch.randn(70), 0.5, 3, 0))
+    for p in (0.0, 0.5, 1.0):  # the wrapper never sends 0 or 1, but the op takes them
+        torch.library.opcheck(fd_torch._dropout_op, (torch.randn(70), p, 3, 0))
+        y, bits = fd_torch._dropout_op(torch.ones(70), p, 3, 0)
+        assert bits.numel() == 2
+        if p in (0.0, 1.0):
+            assert torch.equal(y, torch.full((70,), 1.0 - p))
 
 
 def test_compiles_without_a_graph_break_to_the_eager_bits():
