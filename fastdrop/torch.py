@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from . import _kernels
-from ._dropout import _train_scale, dropout as _np_dropout, keep_threshold
+from ._dropout import _train_scale, bernoulli_mask, dropout as _np_dropout, keep_threshold
 
-__all__ = ["dropout", "Dropout", "replace_dropout"]
+__all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "Dropout", "Dropout1d",
+           "Dropout2d", "Dropout3d", "replace_dropout"]
 
 _DTYPES = (torch.float32, torch.float64)
 _SEED_HIGH = 2**63 - 1
@@ -131,6 +132,44 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
     return input.copy_(y) if inplace else y
 
 
+def _channel_dropout(input, p, training, inplace, seed, step, nd):
+    """One decision per (sample, channel), broadcast over the ``nd`` spatial dimensions: the
+    mask costs a bit per channel, not per element. (Not a registered op yet: under
+    torch.compile it breaks the graph.)"""
+    _check_input(input, p)
+    if input.dim() not in (nd + 1, nd + 2):
+        raise ValueError(f"dropout{nd}d takes a {nd + 1}-D (C, ...) or {nd + 2}-D (N, C, ...) "
+                         f"input, got a {input.dim()}-D one of shape {tuple(input.shape)}")
+    if not training or p == 0:
+        return input
+    if p == 1:
+        return input.mul_(0) if inplace else input * 0
+    seed = _fresh_seed() if seed is None else int(seed)
+    channels = tuple(input.shape[:input.dim() - nd])
+    mask = bernoulli_mask(channels, 1.0 - p, seed=seed, step=int(step),
+                          n_threads=torch.get_num_threads())
+    scale = _train_scale(mask.threshold, "inverted")
+    keep = torch.from_numpy(mask.to_bool()).to(input.dtype) * scale
+    keep = keep.reshape(*channels, *([1] * nd))
+    return input.mul_(keep) if inplace else input * keep
+
+
+def dropout1d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
+    """Like ``torch.nn.functional.dropout1d``: whole channels of (N, C, L) or (C, L)."""
+    return _channel_dropout(input, p, training, inplace, seed, step, 1)
+
+
+def dropout2d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
+    """Like ``torch.nn.functional.dropout2d``: whole channels of (N, C, H, W) or (C, H, W)."""
+    return _channel_dropout(input, p, training, inplace, seed, step, 2)
+
+
+def dropout3d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0):
+    """Like ``torch.nn.functional.dropout3d``: whole channels of (N, C, D, H, W) or
+    (C, D, H, W)."""
+    return _channel_dropout(input, p, training, inplace, seed, step, 3)
+
+
 class Dropout(nn.Module):
     """Like ``torch.nn.Dropout``: :func:`dropout` in training mode, the identity in eval mode.
 
@@ -146,23 +185,44 @@ class Dropout(nn.Module):
         self.p, self.inplace, self.seed = float(p), inplace, seed
         self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
+    _function = staticmethod(dropout)
+
     def forward(self, input):
         if not self.training or self.seed is None:
-            return dropout(input, self.p, self.training, self.inplace)
+            return self._function(input, self.p, self.training, self.inplace)
         step = int(self.step)
         self.step += 1
-        return dropout(input, self.p, True, self.inplace, seed=self.seed, step=step)
+        return self._function(input, self.p, True, self.inplace, seed=self.seed, step=step)
 
     def extra_repr(self):
         seed = "" if self.seed is None else f", seed={self.seed}"
         return f"p={self.p}, inplace={self.inplace}{seed}"
 
 
+class Dropout1d(Dropout):
+    """Like ``torch.nn.Dropout1d`` (one decision per channel); seeds as :class:`Dropout`."""
+    _function = staticmethod(dropout1d)
+
+
+class Dropout2d(Dropout):
+    """Like ``torch.nn.Dropout2d`` (one decision per channel); seeds as :class:`Dropout`."""
+    _function = staticmethod(dropout2d)
+
+
+class Dropout3d(Dropout):
+    """Like ``torch.nn.Dropout3d`` (one decision per channel); seeds as :class:`Dropout`."""
+    _function = staticmethod(dropout3d)
+
+
+_REPLACEMENTS = {nn.Dropout: Dropout, nn.Dropout1d: Dropout1d, nn.Dropout2d: Dropout2d,
+                 nn.Dropout3d: Dropout3d}
+
+
 def replace_dropout(module):
-    """Swap every ``torch.nn.Dropout`` in ``module`` (itself included if it is one) for a
-    fastdrop :class:`Dropout` with the same ``p`` and ``inplace``; returns the module."""
-    if type(module) is nn.Dropout:
-        return Dropout(module.p, module.inplace)
+    """Swap every ``torch.nn.Dropout`` (and ``Dropout1d/2d/3d``) in ``module``, itself included
+    if it is one, for fastdrop's with the same ``p`` and ``inplace``; returns the module."""
+    if type(module) in _REPLACEMENTS:
+        return _REPLACEMENTS[type(module)](module.p, module.inplace)
     for name, child in module.named_children():
         setattr(module, name, replace_dropout(child))
     return module

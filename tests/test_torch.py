@@ -107,3 +107,34 @@ def test_replace_dropout_swaps_every_torch_dropout():
 def test_bad_input_is_a_clear_error(bad, error, match):
     with pytest.raises(error, match=match):
         bad()
+
+
+@pytest.mark.parametrize("nd, shape", [(1, (6, 8, 9)), (2, (4, 6, 5, 7)), (2, (6, 5, 7)),
+                                       (3, (3, 4, 2, 3, 5))])
+def test_channel_dropout_decides_once_per_channel(nd, shape):
+    fn = getattr(fd_torch, f"dropout{nd}d")
+    x = torch.rand(*shape, dtype=torch.float64) + 0.5  # no zeros of its own
+    xr = x.clone().requires_grad_()
+    y = fn(xr, 0.4, seed=9, step=1)
+    channels = shape[:len(shape) - nd]
+    mask = fastdrop.bernoulli_mask(channels, 0.6, seed=9, step=1)
+    keep = torch.from_numpy(mask.to_bool()).reshape(*channels, *([1] * nd))
+    scale = 1 / mask.keep_prob
+    assert torch.allclose(y, torch.where(keep, x * scale, torch.zeros_like(x)), rtol=1e-15)
+    y.sum().backward()
+    assert torch.allclose(xr.grad, torch.where(keep, scale, 0.0).expand_as(x).to(x.dtype))
+    assert torch.equal(fn(x, 0.4, seed=9, step=1), y.detach())  # (seed, step) fixes it
+
+
+def test_channel_dropout_modules_and_their_errors():
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Dropout2d(0.3),
+                              torch.nn.Dropout1d(0.2), torch.nn.Dropout3d(0.1))
+    fd_torch.replace_dropout(net)
+    assert [type(m).__name__ for m in net][1:] == ["Dropout2d", "Dropout1d", "Dropout3d"]
+    assert all(isinstance(m, fd_torch.Dropout) for m in list(net)[1:])
+    m = fd_torch.Dropout2d(0.5, seed=4)
+    x = torch.randn(2, 3, 4, 4)
+    assert torch.equal(m(x), fd_torch.dropout2d(x, 0.5, seed=4, step=0))
+    assert torch.equal(m.eval()(x), x)
+    with pytest.raises(ValueError, match="dropout2d takes a 3-D .* or 4-D .* got a 2-D"):
+        fd_torch.dropout2d(torch.ones(3, 4), 0.5)
