@@ -25,14 +25,29 @@ _DTYPES = (torch.float32, torch.float64)
 _SEED_HIGH = 2**63 - 1
 
 
+def _forward(x, p, seed, step):
+    """(y, mask) of inverted dropout on a contiguous CPU float tensor, on its memory."""
+    y = torch.empty_like(x)
+    _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
+                          n_threads=torch.get_num_threads())
+    return y, mask
+
+
+def _backward_from_bits(grad, bits, scale):
+    """grad * scale where the packed uint64 ``bits`` kept the element, else +0."""
+    grad = grad.contiguous()
+    dx = torch.empty_like(grad)
+    _kernels.apply_bits(grad.detach().numpy().reshape(-1), bits, dx.numpy().reshape(-1),
+                        scale, torch.get_num_threads())
+    return dx
+
+
 @torch.library.custom_op("fastdrop::dropout", mutates_args=())
 def _dropout_op(x: torch.Tensor, p: float, seed: int, step: int) -> tuple[torch.Tensor,
                                                                            torch.Tensor]:
     """(y, bits): inverted dropout of a contiguous CPU float tensor, and its packed mask as
     int64 words (bit j of word i keeps element 64 i + j)."""
-    y = torch.empty_like(x)
-    _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
-                          n_threads=torch.get_num_threads())
+    y, mask = _forward(x, p, seed, step)
     return y, torch.from_numpy(mask.packed().view(np.int64))  # p = 0 or 1: computed words
 
 
@@ -44,10 +59,7 @@ def _(x, p, seed, step):
 @torch.library.custom_op("fastdrop::dropout_backward", mutates_args=())
 def _dropout_backward_op(grad: torch.Tensor, bits: torch.Tensor, scale: float) -> torch.Tensor:
     """grad * scale where the mask kept the element, else +0."""
-    dx = torch.empty_like(grad)
-    _kernels.apply_bits(grad.detach().numpy().reshape(-1), bits.numpy().view(np.uint64),
-                        dx.numpy().reshape(-1), scale, torch.get_num_threads())
-    return dx
+    return _backward_from_bits(grad, bits.numpy().view(np.uint64), scale)
 
 
 @_dropout_backward_op.register_fake
@@ -63,7 +75,7 @@ def _setup_context(ctx, inputs, output):
 
 def _backward(ctx, grad_y, _grad_bits):
     (bits,) = ctx.saved_tensors
-    return _dropout_backward_op(grad_y.contiguous(), bits, ctx.scale), None, None, None
+    return _dropout_backward_op(grad_y, bits, ctx.scale), None, None, None
 
 
 _dropout_op.register_autograd(_backward, setup_context=_setup_context)
@@ -76,19 +88,13 @@ class _EagerDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, p, seed, step):
-        y = torch.empty_like(x)
-        _, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step, out=y.numpy(),
-                              n_threads=torch.get_num_threads())
+        y, mask = _forward(x, p, seed, step)
         ctx.bits, ctx.scale = mask.packed(), mask.scale
         return y
 
     @staticmethod
     def backward(ctx, grad_y):
-        grad_y = grad_y.contiguous()
-        dx = torch.empty_like(grad_y)
-        _kernels.apply_bits(grad_y.numpy().reshape(-1), ctx.bits, dx.numpy().reshape(-1),
-                            ctx.scale, torch.get_num_threads())
-        return dx, None, None, None
+        return _backward_from_bits(grad_y, ctx.bits, ctx.scale), None, None, None
 
 
 def _check_input(input, p):

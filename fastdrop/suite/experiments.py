@@ -20,7 +20,7 @@ from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
 from .config import LEARNING_RATE, RunConfig, get_profile
 from .datasets import load_split
-from .runner import _exit_with_parent, in_workers
+from .runner import _exit_with_parent, in_workers, share_cores
 
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *,
@@ -93,9 +93,10 @@ def epoch_cost(dataset=None, profile="quick", rounds=9):
     dataset = dataset or get_profile(profile).cost_dataset
     split = load_split(dataset, 0)
     classes = np.unique(split.y_train)
+    cases = cost_cases(profile)
     ests = {name: MLPClassifier(**RunConfig(dataset, reg, s, 0, profile=profile)
                                 .estimator_params(), n_threads=1)
-            for name, (reg, s) in cost_cases(profile).items()}
+            for name, (reg, s) in cases.items()}
     for est in ests.values():  # the first epoch sets the classes
         est.partial_fit(split.X_train, split.y_train, classes=classes)
     times = interleaved({name: (lambda e=est: e.partial_fit(split.X_train, split.y_train))
@@ -105,7 +106,7 @@ def epoch_cost(dataset=None, profile="quick", rounds=9):
     return {"kind": "epoch_cost", "key": f"epoch_cost|{dataset}|{profile}", "dataset": dataset,
             "fits_dataset": get_profile(profile).datasets[0], "profile": profile,
             "rounds": rounds, "n_samples": int(split.X_train.shape[0]),
-            "cases": {k: list(v) for k, v in cost_cases(profile).items()},
+            "cases": {k: list(v) for k, v in cases.items()},
             "epoch_times": times, "ratio_to_none": ratios}
 
 
@@ -187,9 +188,7 @@ def _in_workers(fn, calls, n_jobs=None):
     processes that share the cores; results as they finish."""
     if not calls:
         return iter(())
-    cores = os.cpu_count() or 1
-    n_jobs = max(1, min(n_jobs or cores, len(calls)))
-    threads = max(1, cores // n_jobs)
+    n_jobs, threads = share_cores(n_jobs, len(calls))
     return in_workers(functools.partial(fn, n_threads=threads), calls, n_jobs)
 
 

@@ -104,15 +104,21 @@ def run_configs(configs, store, *, n_jobs=None, scheduler=None, progress=True):
                 store.append(record)
                 bar.update()
         else:
-            cores = os.cpu_count() or 1
-            n_jobs = max(1, min(n_jobs or cores, len(todo)))
-            threads = max(1, cores // n_jobs)
+            n_jobs, threads = share_cores(n_jobs, len(todo))
             for record in _joblib_results(todo, n_jobs, threads):
                 store.append(record)
                 bar.update()
     finally:
         bar.close()
     return len(todo)
+
+
+def share_cores(n_jobs, n_calls):
+    """(worker processes, threads each): ``n_jobs`` (default: all cores), no more than there
+    are calls, each with an equal share of the cores so the machine is not oversubscribed."""
+    cores = os.cpu_count() or 1
+    n_jobs = max(1, min(n_jobs or cores, n_calls))
+    return n_jobs, max(1, cores // n_jobs)
 
 
 def _joblib_results(todo, n_jobs, threads):
