@@ -16,8 +16,13 @@ Conventions
   inference alone; ``mode="classic"`` keeps units unscaled at train time and multiplies by
   ``keep_prob`` at inference (:func:`dropout_inference`).
 * Dropped elements are exactly ``+0.0``, even where the input is inf or NaN.
+* ``noise_shape`` (Keras's name) shares decisions along axes: an entry of 1 where ``x`` has more
+  elements makes one decision for that whole axis (channel dropout, one mask per time series).
+  The mask then has the noise shape and costs 1 bit per decision; its element ``i`` is element
+  ``i`` of the draw, as for a mask of that shape drawn by :func:`bernoulli_mask`.
 """
 import math
+import operator
 
 import numpy as np
 
@@ -245,6 +250,71 @@ def _deliver(buffer, out):
     return out
 
 
+def _check_noise_shape(noise_shape, shape, name="noise_shape"):
+    """The noise shape as a tuple: one entry per axis of ``shape``, each that axis's length
+    (None stands for it) or 1 (one decision shared along the axis)."""
+    try:
+        entries = tuple(noise_shape)
+    except TypeError:
+        raise TypeError(f"{name} must be a tuple with one entry per axis, got "
+                        f"{noise_shape!r}") from None
+    if len(entries) != len(shape):
+        raise ValueError(f"{name} must have one entry per axis of the input, {len(shape)} for shape "
+                         f"{shape}, got {len(entries)}: {noise_shape!r}")
+    noise = tuple(n if e is None else _noise_entry(e, name) for e, n in zip(entries, shape))
+    if any(e not in (1, n) for e, n in zip(noise, shape)):
+        raise ValueError(f"{name} entries must be 1 or the length of that axis of the input (shape "
+                         f"{shape}), got {noise}")
+    return noise
+
+
+def _noise_entry(entry, name):
+    try:
+        return operator.index(entry)
+    except TypeError:
+        raise TypeError(f"{name} entries must be ints or None, got {entry!r}") from None
+
+
+def _shared_layout(shape, noise):
+    """``(cols, idx, per_row)`` for the shared-mask kernel: x as rows of ``cols`` elements
+    (its trailing axes that all vary, or all share a decision), and each row's first mask
+    element."""
+    axes = [(n, e == 1) for n, e in zip(shape, noise) if n != 1]  # (length, shared)
+    cols, k = 1, len(axes)
+    per_row = bool(axes) and axes[-1][1]
+    while k and axes[k - 1][1] == per_row:
+        k -= 1
+        cols *= axes[k][0]
+    outer = [n for n, _ in axes[:k]]
+    outer_noise = [1 if shared else n for n, shared in axes[:k]]
+    first = np.arange(math.prod(outer_noise), dtype=np.int64).reshape(outer_noise)
+    idx = np.ascontiguousarray(np.broadcast_to(first, outer).reshape(-1))
+    return cols, idx, per_row or not axes
+
+
+def _apply_shared(src, dst, mask, bits, n_threads):
+    """dst = keep ? src * mask.scale : 0 for a mask of src's noise shape."""
+    cols, idx, per_row = _shared_layout(src.shape, mask.shape)
+    _kernels.apply_shared(src.reshape(-1), dst.reshape(-1), cols, idx, bits, per_row,
+                          mask.scale, resolve_n_threads(n_threads))
+
+
+def _shared_forward(x, p, noise, *, seed, step, mode, out, n_threads, store_mask):
+    """Dropout with a mask of the noise shape, broadcast over x."""
+    threshold = keep_threshold(1.0 - p)
+    mask = DropoutMask(noise, threshold, _train_scale(threshold, mode), seed, step)
+    if threshold in (0, _ONE):  # p == 1 or 0: as for a full mask
+        return _fused_forward(x, p, seed=seed, step=step, mode=mode, out=out,
+                              n_threads=n_threads, store_mask=False, bias=None,
+                              relu=False)[0], mask
+    bits = mask.packed(n_threads)
+    y, out = _output(out, x)
+    _apply_shared(x, y, mask, bits, n_threads)
+    if store_mask:
+        mask.bits = bits
+    return _deliver(y, out), mask
+
+
 def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, relu):
     """Shared body of dropout and relu_dropout."""
     p = check_probability(p, "p")
@@ -272,7 +342,8 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
     return y, mask
 
 
-def dropout(x, p, *, seed, step=0, mode="inverted", out=None, n_threads=None, store_mask=True):
+def dropout(x, p, *, seed, step=0, mode="inverted", out=None, n_threads=None, store_mask=True,
+            noise_shape=None):
     """Fused dropout forward pass: one pass over memory, no temporaries.
 
     Parameters
@@ -300,14 +371,26 @@ def dropout(x, p, *, seed, step=0, mode="inverted", out=None, n_threads=None, st
     store_mask : bool, default True
         Store the mask (1 bit per element). With False the mask costs nothing and
         :func:`dropout_backward` recomputes it from ``(seed, step)``.
+    noise_shape : tuple, optional
+        One entry per axis of ``x``: 1 shares one decision along that axis, the axis's
+        length (or None) draws one per element. ``(n, c, 1, 1)`` on an (n, c, h, w) array drops
+        whole channels; ``(n, 1, f)`` on (n, t, f) drops the same features at every step.
 
     Returns
     -------
     y : ndarray
         ``keep ? x * scale : 0``; ``out`` when given.
     mask : DropoutMask
+        Of the noise shape when one is given.
     """
     x = as_float_array(x, "x")
+    if noise_shape is not None:
+        noise = _check_noise_shape(noise_shape, x.shape)
+        if noise != x.shape:
+            p, mode = check_probability(p, "p"), check_mode(mode)
+            seed, step = check_uint64(seed, "seed"), check_uint64(step, "step")
+            return _shared_forward(x, p, noise, seed=seed, step=step, mode=mode, out=out,
+                                   n_threads=n_threads, store_mask=store_mask)
     return _fused_forward(x, p, seed=seed, step=step, mode=mode, out=out, n_threads=n_threads,
                           store_mask=store_mask, bias=None, relu=False)
 
@@ -316,17 +399,21 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     """Gradient of :func:`dropout`: ``dx = keep ? dy * mask.scale : 0``.
 
     Reads the stored bits, or recomputes the decisions from ``(mask.seed, mask.step)`` when the
-    mask was not stored (``store_mask=False``). ``dy`` is converted like ``x`` in
-    :func:`dropout`; ``out`` may be ``dy`` itself.
+    mask was not stored (``store_mask=False``). A mask of a noise shape is broadcast over
+    ``dy``. ``dy`` is converted like ``x`` in :func:`dropout`; ``out`` may be ``dy`` itself.
     """
     _check_mask(mask)
     dy = as_float_array(dy, "dy")
-    check_same_shape(dy, "dy", mask.shape, "mask")
+    shared = mask.shape != dy.shape
+    if shared:
+        _check_noise_shape(mask.shape, dy.shape, "mask.shape")
     if mask.threshold == _ONE and mask.scale == 1.0:  # p == 0: identity
         return _identity(dy, out)
     dx, out = _output(out, dy)
     if mask.threshold == 0:
         dx.fill(0)
+    elif shared:
+        _apply_shared(dy, dx, mask, mask.packed(n_threads), n_threads)
     elif mask.bits is not None:
         _kernels.apply_bits(dy.reshape(-1), mask.bits, dx.reshape(-1), mask.scale,
                             resolve_n_threads(n_threads))
@@ -426,6 +513,8 @@ class Dropout:
     mode : {"inverted", "classic"}
     store_mask : bool, default True
         False recomputes the mask in :meth:`backward` instead of keeping 1 bit per element.
+    noise_shape : tuple, optional
+        Decisions shared along axes, as in :func:`dropout`.
 
     Examples
     --------
@@ -436,13 +525,14 @@ class Dropout:
     >>> y_test = layer.forward(x, training=False)
     """
 
-    def __init__(self, p, *, seed=None, mode="inverted", store_mask=True):
+    def __init__(self, p, *, seed=None, mode="inverted", store_mask=True, noise_shape=None):
         self.p = check_probability(p, "p")
         self.mode = check_mode(mode)
         if seed is None:
             seed = np.random.SeedSequence().entropy & (2**64 - 1)
         self.seed = check_uint64(seed, "seed")
         self.store_mask = bool(store_mask)
+        self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.step = 0
         self.mask = None
 
@@ -451,7 +541,8 @@ class Dropout:
         if not training:
             return dropout_inference(x, self.p, mode=self.mode, out=out)
         y, self.mask = dropout(x, self.p, seed=self.seed, step=self.step, mode=self.mode,
-                               out=out, n_threads=n_threads, store_mask=self.store_mask)
+                               out=out, n_threads=n_threads, store_mask=self.store_mask,
+                               noise_shape=self.noise_shape)
         self.step += 1
         return y
 

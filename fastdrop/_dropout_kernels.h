@@ -100,6 +100,45 @@ static void NAME(const T *dy, const T *y, T *dx, int64_t n, T scale) {          
 FD_DEFINE_GATE_PORTABLE(fd_gate_f32_portable, float, fd_gated_f32)
 FD_DEFINE_GATE_PORTABLE(fd_gate_f64_portable, double, fd_gated_f64)
 
+/* ---------------------------------------------------------------- shared masks
+ * Dropout with one decision shared along some axes (Keras's noise_shape, channel dropout):
+ * the array is seen as rows of `cols` elements, and row r reads its decisions from mask element
+ * idx[r] (one decision for the whole row: per_row) or idx[r] * cols + k (one per element).
+ * Only the portable loop, which compilers vectorize: every build gives the same bits. */
+static inline int fd_bit(const uint64_t *bits, int64_t i) {
+    return (int)((bits[i >> 6] >> (i & 63)) & 1u);
+}
+
+/* Bits i .. i + m - 1 (m <= 64) as the low bits of a word, reading no word past them. */
+static inline uint64_t fd_bits_at(const uint64_t *bits, int64_t i, int64_t m) {
+    int64_t w = i >> 6, s = i & 63;
+    uint64_t v = bits[w] >> s;
+    if (s && s + m > 64) v |= bits[w + 1] << (64 - s);
+    return v;
+}
+
+#define FD_DEFINE_APPLY_SHARED(NAME, T, KEEP)                                                    \
+static void NAME(const T *x, T *y, int64_t rows, int64_t cols, const int64_t *idx,            \
+                 const uint64_t *bits, int per_row, T scale) {                                 \
+    for (int64_t r = 0; r < rows; r++) {                                                       \
+        const T *xr = x + r * cols;                                                            \
+        T *yr = y + r * cols;                                                                  \
+        if (per_row) {                                                                         \
+            int keep = fd_bit(bits, idx[r]);                                                   \
+            for (int64_t k = 0; k < cols; k++) yr[k] = KEEP(xr[k] * scale, keep);             \
+        } else {                                                                               \
+            for (int64_t k = 0; k < cols; k += 64) {                                           \
+                int64_t m = cols - k < 64 ? cols - k : 64;                                     \
+                uint64_t keep = fd_bits_at(bits, idx[r] * cols + k, m);                        \
+                for (int64_t j = 0; j < m; j++, keep >>= 1)                                    \
+                    yr[k + j] = KEEP(xr[k + j] * scale, (int)(keep & 1));                      \
+            }                                                                                  \
+        }                                                                                      \
+    }                                                                                          \
+}
+FD_DEFINE_APPLY_SHARED(fd_apply_shared_f32, float, fd_keep_f32)
+FD_DEFINE_APPLY_SHARED(fd_apply_shared_f64, double, fd_keep_f64)
+
 /* ---------------------------------------------------------------- AVX2 */
 #if FD_X86
 /* Bias values for 8 columns starting at col, wrapping at ncols (rows shorter than 8). */

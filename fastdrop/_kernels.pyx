@@ -33,6 +33,10 @@ cdef extern from "_dropout_kernels.h" nogil:
     void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
                             int64_t m, int64_t ld, int64_t nb, double scale)
     int FD_COLSUM_BLOCK
+    void fd_apply_shared_f32(const float *x, float *y, int64_t rows, int64_t cols,
+                             const int64_t *idx, const uint64_t *bits, int per_row, float scale)
+    void fd_apply_shared_f64(const double *x, double *y, int64_t rows, int64_t cols,
+                             const int64_t *idx, const uint64_t *bits, int per_row, double scale)
 
 include "_simd.pxi"
 
@@ -158,6 +162,38 @@ def apply_bits(const floating[::1] dy,           # IN
     for c in prange(n_chunks, schedule='static', nogil=True,
                     num_threads=_threads_for(n_chunks, n_threads)):
         _apply_chunk(&dy[0], &bits[0], &dx[0], n, c, scale)
+
+
+cdef inline void _shared_chunk(const floating *x, floating *y, int64_t rows, int64_t cols,
+                               int64_t rows_per_chunk, int64_t c, const int64_t *idx,
+                               const uint64_t *bits, bint per_row, double scale) noexcept nogil:
+    cdef int64_t r0 = c * rows_per_chunk
+    cdef int64_t m = min(rows_per_chunk, rows - r0)
+    if floating is float:
+        fd_apply_shared_f32(x + r0 * cols, y + r0 * cols, m, cols, idx + r0, bits, per_row,
+                            <float>scale)
+    else:
+        fd_apply_shared_f64(x + r0 * cols, y + r0 * cols, m, cols, idx + r0, bits, per_row, scale)
+
+
+def apply_shared(const floating[::1] x,          # IN, rows * cols elements
+                 floating[::1] y,                # OUT (may be x itself)
+                 int64_t cols,
+                 const int64_t[::1] idx,         # IN (rows,): each row's first mask element
+                 const uint64_t[::1] bits,       # IN, the packed mask
+                 bint per_row, double scale, int n_threads):
+    """y = bit ? x * scale : 0 with decisions shared along axes: row r of x (cols elements)
+    reads bit idx[r] for all its elements (per_row) or bits idx[r] * cols + k."""
+    cdef int64_t rows = idx.shape[0]
+    if rows == 0 or cols == 0:
+        return
+    cdef int64_t rows_per_chunk = max(<int64_t>1, <int64_t>CHUNK // cols)
+    cdef int64_t n_chunks = (rows + rows_per_chunk - 1) // rows_per_chunk
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _shared_chunk(&x[0], &y[0], rows, cols, rows_per_chunk, c, &idx[0], &bits[0], per_row,
+                      scale)
 
 
 cdef inline void _gate_chunk(const floating *dy, const floating *y, floating *dx, int64_t n,

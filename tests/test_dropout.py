@@ -321,3 +321,92 @@ def test_a_mask_whose_bits_do_not_fit_its_shape_is_refused():
     wrong = fastdrop.DropoutMask((64,), 32768, 2.0, 0, 0, bits=np.zeros(2, np.int32))
     with pytest.raises(TypeError, match="uint64"):
         dropout_backward(np.ones(64, np.float32), wrong)
+
+
+def ref_shared_dropout(x, noise, p, seed, step, mode="inverted"):
+    """The reference for a noise shape: a mask of that shape, broadcast by numpy."""
+    mask = fastdrop.bernoulli_mask(noise, 1 - p, seed=seed, step=step)
+    scale = x.dtype.type(1 / mask.keep_prob if mode == "inverted" else 1)
+    return np.where(mask.to_bool(), x * scale, 0).astype(x.dtype)
+
+
+NOISE_SHAPES = [((4, 5, 6, 7), (4, 5, 1, 1)),      # channel dropout
+                ((4, 5, 6), (4, 1, 6)),            # the same features at every time step
+                ((3, 1, 5), (1, 1, 5)),            # shared along the batch
+                ((8, 9), (1, 1)),                  # one decision for everything
+                ((2, 3, 4, 5), (1, 3, 1, 5)),      # alternating axes
+                ((2, 3, 4, 5), (2, 1, 4, 1)),
+                ((3, 70, 200), (3, 1, 200)),       # rows of several chunks
+                ((2, 40000), (2, 1)),
+                ((0, 3), (0, 1)), ((3, 4), (None, 1))]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, noise", NOISE_SHAPES)
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("store_mask", [True, False])
+def test_noise_shape_matches_a_broadcast_mask(rng, dtype, shape, noise, n_threads, store_mask):
+    x = rng.standard_normal(shape).astype(dtype)
+    expected = ref_shared_dropout(x, tuple(n if e is None else e for e, n in zip(noise, shape)),
+                                  0.3, 7, 2)
+    y, mask = dropout(x, 0.3, seed=7, step=2, noise_shape=noise, n_threads=n_threads,
+                      store_mask=store_mask)
+    np.testing.assert_array_equal(y, expected)
+    assert mask.stored == store_mask and mask.size == np.prod(mask.shape)
+    np.testing.assert_array_equal(dropout_backward(x, mask, n_threads=n_threads), expected)
+
+
+def test_noise_shape_mask_costs_a_bit_per_decision(rng):
+    x = rng.standard_normal((32, 16, 8, 8)).astype(np.float32)
+    _, mask = dropout(x, 0.5, seed=1, noise_shape=(32, 16, 1, 1))
+    assert mask.shape == (32, 16, 1, 1) and mask.nbytes == 32 * 16 // 8
+    _, full = dropout(x, 0.5, seed=1, noise_shape=x.shape)  # nothing shared: the plain pass
+    assert full.nbytes == x.size // 8
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+@pytest.mark.parametrize("mode", ["inverted", "classic"])
+def test_noise_shape_with_p_zero_or_one(rng, p, mode):
+    x = rng.standard_normal((3, 4, 5))
+    y, mask = dropout(x, p, seed=0, mode=mode, noise_shape=(3, 1, 1))
+    np.testing.assert_array_equal(y, x if p == 0 else np.zeros_like(x))
+    np.testing.assert_array_equal(dropout_backward(x, mask), y)
+
+
+def test_noise_shape_in_place_and_layer(rng):
+    x = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    expected = ref_shared_dropout(x, (6, 1, 4), 0.5, 3, 0)
+    y, _ = dropout(x, 0.5, seed=3, noise_shape=(6, 1, 4), out=x)
+    assert y is x
+    np.testing.assert_array_equal(x, expected)
+    layer = Dropout(0.5, seed=3, noise_shape=(6, 1, 4))
+    z = rng.standard_normal((6, 5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(layer.forward(z), ref_shared_dropout(z, (6, 1, 4), 0.5, 3, 0))
+    assert layer.mask.shape == (6, 1, 4)
+
+
+def test_noise_shape_keep_rate_and_mean_are_right():
+    """Whole channels go: per channel all-or-nothing, kept share within 4.4 sigma of 1 - p."""
+    x = np.ones((400, 100, 64), np.float32)
+    y, _ = dropout(x, 0.25, seed=9, noise_shape=(400, 100, 1))
+    per_channel = y.reshape(40000, 64)
+    assert np.all((per_channel == 0).all(axis=1) | (per_channel != 0).all(axis=1))
+    kept = (per_channel[:, 0] != 0).mean()
+    assert abs(kept - 0.75) < 4.4 * np.sqrt(0.75 * 0.25 / 40000)
+
+
+@pytest.mark.parametrize("noise, message", [
+    ((4, 5), "one entry per axis of the input, 3"),
+    ((4, 2, 6), "entries must be 1 or the length"),
+    ((4, "a", 6), "entries must be ints or None"),
+    (5, "must be a tuple with one entry per axis")])
+def test_bad_noise_shape_is_refused(noise, message):
+    x = np.ones((4, 5, 6))
+    with pytest.raises((ValueError, TypeError), match=message):
+        dropout(x, 0.5, seed=0, noise_shape=noise)
+
+
+def test_backward_refuses_a_mask_that_does_not_broadcast():
+    _, mask = dropout(np.ones((4, 5)), 0.5, seed=0, noise_shape=(4, 1))
+    with pytest.raises(ValueError, match="mask.shape entries must be 1 or the length"):
+        dropout_backward(np.ones((3, 5)), mask)
