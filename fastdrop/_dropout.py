@@ -268,6 +268,10 @@ def _check_noise_shape(noise_shape, shape, name="noise_shape"):
     return noise
 
 
+def _broadcasts_to(noise, shape):
+    return len(noise) == len(shape) and all(e in (1, n) for e, n in zip(noise, shape))
+
+
 def _noise_entry(entry, name):
     try:
         return operator.index(entry)
@@ -405,8 +409,9 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     _check_mask(mask)
     dy = as_float_array(dy, "dy")
     shared = mask.shape != dy.shape
-    if shared:
-        _check_noise_shape(mask.shape, dy.shape, "mask.shape")
+    if shared and not _broadcasts_to(mask.shape, dy.shape):
+        raise ValueError(f"dy must have the shape of mask, {mask.shape}, or a shape that mask "
+                         f"broadcasts to along its axes of length 1, got {dy.shape}")
     if mask.threshold == _ONE and mask.scale == 1.0:  # p == 0: identity
         return _identity(dy, out)
     dx, out = _output(out, dy)

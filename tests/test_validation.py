@@ -80,7 +80,7 @@ def test_read_only_out():
 
 def test_shape_mismatches():
     _, mask = dropout(X, 0.5, seed=0)
-    with pytest.raises(ValueError, match=r"dy must have the shape of mask, \(4, 5\), got \(5, 4\)"):
+    with pytest.raises(ValueError, match=r"dy must have the shape of mask, \(4, 5\), or .* got \(5, 4\)"):
         dropout_backward(np.ones((5, 4), np.float32), mask)
     y, rmask = relu_dropout(X, 0.5, seed=0)
     with pytest.raises(ValueError, match=r"y must have the shape of mask"):
