@@ -102,12 +102,26 @@ class TorchFastdropEpoch(TorchEpoch):
     """The same torch model with its ``nn.Dropout`` layers swapped for fastdrop's
     (``fastdrop.torch.replace_dropout``): what a torch user gets from one import."""
     name = "torch+fastdrop"
+    options = {}
 
     def __init__(self, X, y, hidden, dropout, batch_size, n_threads):
         super().__init__(X, y, hidden, dropout, batch_size, n_threads)
         from fastdrop.torch import replace_dropout
 
-        replace_dropout(self.model)
+        replace_dropout(self.model, **self.options)
+
+
+class TorchFastdropRecomputeEpoch(TorchFastdropEpoch):
+    """fastdrop's dropout recomputing its mask in the backward pass instead of storing it."""
+    name = "torch+fastdrop-recompute"
+    options = {"store_mask": False}
+
+
+class TorchFastdropOneThreadEpoch(TorchFastdropEpoch):
+    """fastdrop's dropout kernels on one thread, torch's own operations on all: whether the
+    two OpenMP pools fight."""
+    name = "torch+fastdrop-1thread"
+    options = {"n_threads": 1}
 
 
 class JaxEpoch:
@@ -241,6 +255,7 @@ class GemmUpdateFloor(GemmFloor):
                                  self.V[l].reshape(-1), self.kernel_threads)
 
 
-EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropEpoch, FastdropBatchEpoch,
-                                                    SklearnEpoch, TorchEpoch, TorchFastdropEpoch,
-                                                    JaxEpoch, GemmFloor, GemmUpdateFloor)}
+EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (
+    FastdropEpoch, FastdropBatchEpoch, SklearnEpoch, TorchEpoch, TorchFastdropEpoch,
+    TorchFastdropRecomputeEpoch, TorchFastdropOneThreadEpoch, JaxEpoch, GemmFloor,
+    GemmUpdateFloor)}

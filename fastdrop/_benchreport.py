@@ -162,3 +162,80 @@ def epoch_table(table):
                      *(f"{r:.2f}" if r is not None else "" for r in ratios)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# The PyTorch issue's acceptance lines: (part, label, case, reference case, target), cases as
+# (name, dtype) in the op part and (name, p) in the loop part; measured at every thread count.
+TORCH_ACCEPTANCE = [
+    ("op", "fwd+bwd x torch's (target: 20x faster)", ("fastdrop", "float32"),
+     ("torch", "float32"), 0.05),
+    ("op", "bfloat16 fwd+bwd x torch's", ("fastdrop", "bfloat16"), ("torch", "bfloat16"), None),
+    ("op", "recomputed mask x stored", ("fastdrop-recompute", "float32"),
+     ("fastdrop", "float32"), None),
+    ("loop", "replace_dropout 0.5 x no dropout", ("torch+fastdrop", 0.5), ("torch", 0.0), 1.05),
+    ("loop", "nn.Dropout 0.5 x no dropout", ("torch", 0.5), ("torch", 0.0), None),
+    ("loop", "replace_dropout x nn.Dropout", ("torch+fastdrop", 0.5), ("torch", 0.5), None),
+    ("loop", "kernel at torch's threads x at 1 thread", ("torch+fastdrop", 0.5),
+     ("torch+fastdrop-1thread", 0.5), 1.0),
+    ("loop", "recomputed mask x stored", ("torch+fastdrop-recompute", 0.5),
+     ("torch+fastdrop", 0.5), None),
+]
+ACCURACY_TOLERANCE = 0.01  # same semantics: mean test accuracy within 1 point of nn.Dropout's
+
+
+def load_torch(path):
+    """{(part, n_threads): {case: per-round seconds}} and the accuracy record (or None)."""
+    with open(path) as f:
+        data = json.load(f)
+    table, accuracy = defaultdict(dict), None
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        if info["part"] == "accuracy":
+            accuracy = info
+            continue
+        for case, times in zip(info["cases"], info["times"]):
+            table[(info["part"], info["n_threads"])][tuple(case)] = [float(t) for t in times]
+    return table, accuracy
+
+
+def torch_report(table, accuracy, level=0.95):
+    """The whole torch.md: median times, the acceptance lines (paired ratios, the interval of
+    their median, verdicts as in acceptance_table) and the digits accuracy."""
+    lines = ["| part | threads | case | median s | x first case |", "|---|---|---|---:|---:|"]
+    for (part, threads), row in sorted(table.items()):
+        first = next(iter(row.values()))
+        for case, times in row.items():
+            lines.append(f"| {part} | {threads} | {case[0]} {case[1]} | {np.median(times):.4f} "
+                         f"| {paired_ratio(times, first):.2f} |")
+    lines += ["", "## Acceptance lines", "",
+              "| part | threads | line | target | paired median | CI of the median | coverage "
+              "| rounds | verdict |", "|---|---|---|---:|---:|---|---:|---:|---|"]
+    for (part, threads), row in sorted(table.items()):
+        for line_part, label, case, ref, target in TORCH_ACCEPTANCE:
+            if line_part != part or case not in row or ref not in row:
+                continue
+            ratios = round_ratios(row[case], row[ref])
+            lo, hi, coverage = median_ci(ratios, level)
+            lines.append("| " + " | ".join([
+                part, str(threads), label, "" if target is None else f"<= {target:g}",
+                f"{np.median(ratios):.3f}", f"{lo:.3f} - {hi:.3f}", f"{coverage:.3f}",
+                str(ratios.size), verdict(lo, hi, target)]) + " |")
+    if accuracy:
+        lines += ["", accuracy_table(accuracy)]
+    return "\n".join(lines)
+
+
+def accuracy_table(accuracy):
+    """Markdown: digits test accuracy per seed with nn.Dropout and with fastdrop's, the mean
+    difference and whether it is within ACCURACY_TOLERANCE."""
+    torch_acc, fd_acc = (np.asarray(accuracy["accuracy"][k]) for k in ("torch",
+                                                                       "torch+fastdrop"))
+    diff = float(fd_acc.mean() - torch_acc.mean())
+    seeds = ", ".join(f"{s}: {a:.4f} / {b:.4f}" for s, a, b in zip(accuracy["seeds"],
+                                                                    torch_acc, fd_acc))
+    ok = "met" if abs(diff) <= ACCURACY_TOLERANCE else "missed"
+    return ("| digits, dropout 0.5, {e} epochs | nn.Dropout | fastdrop | difference | target "
+            "| verdict |\n|---|---:|---:|---:|---:|---|\n"
+            "| mean of seeds ({s}) | {a:.4f} | {b:.4f} | {d:+.4f} | within {t} | {ok} |"
+            ).format(e=accuracy["epochs"], s=seeds, a=torch_acc.mean(), b=fd_acc.mean(), d=diff,
+                     t=ACCURACY_TOLERANCE, ok=ok)

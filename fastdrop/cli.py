@@ -226,7 +226,8 @@ def _cmd_bench(args):
     import subprocess
     from importlib import resources
 
-    from ._benchreport import epoch_report, load_epochs, load_rates, ratio_table
+    from ._benchreport import (epoch_report, load_epochs, load_rates, load_torch, ratio_table,
+                               torch_report)
 
     missing = [m for m in BENCH_NEEDS if importlib.util.find_spec(m) is None]
     if missing:
@@ -237,7 +238,13 @@ def _cmd_bench(args):
     out.mkdir(parents=True, exist_ok=True)
     bench_dir = Path(str(resources.files("fastdrop._bench")))
     env = dict(os.environ, FASTDROP_BENCH_PROFILE=args.profile)
-    suites = ["kernels", "epochs"] if args.only is None else [args.only]
+    has_torch = importlib.util.find_spec("torch") is not None
+    if args.only == "torch" and not has_torch:
+        print("fastdrop bench --only torch compares with PyTorch, which is not installed: "
+              "pip install 'fastdrop[torch]'", file=sys.stderr)
+        return 2
+    suites = ([args.only] if args.only else
+              ["kernels", "epochs"] + (["torch"] if has_torch else []))
     ran = []
     for suite in suites:
         json_path = out / f"{suite}.json"
@@ -260,6 +267,8 @@ def _cmd_bench(args):
             return code
         if suite == "kernels":
             table = ratio_table(load_rates(json_path)[0])
+        elif suite == "torch":
+            table = torch_report(*load_torch(json_path))
         else:
             table = epoch_report(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
@@ -355,8 +364,9 @@ def _bench_parser(sub):
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
                        help="quick: small arrays and data (a smoke run); full: kernels at "
                             "2^16 .. 2^24, epochs on 60000x784 and digits")
-    bench.add_argument("--only", choices=["kernels", "epochs"],
-                       help="run one of the two benchmark files")
+    bench.add_argument("--only", choices=["kernels", "epochs", "torch"],
+                       help="run one of the benchmark files (torch: fastdrop.torch against "
+                            "torch's dropout; part of the default run when torch is installed)")
     bench.add_argument("--max-time", type=float, default=0.5,
                        help="seconds of timing per case (default 0.5)")
     bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")

@@ -423,7 +423,49 @@ def bench_figures(out):
         fig.suptitle("Time per training epoch, one `fastdrop bench` run")
         fig.tight_layout()
         paths += _save(fig, out, "epochs")
+    if (out / "torch.json").exists():
+        paths += _torch_figure(plt, out)
     return paths
+
+
+def _torch_figure(plt, out):
+    """The torch part: per thread count, each dropout's epoch over the no-dropout epoch (paired
+    median and its interval), and the op's forward + backward time per case."""
+    from ._benchreport import load_torch, median_ci, round_ratios
+
+    table, _ = load_torch(out / "torch.json")
+    loops = sorted((t, row) for (part, t), row in table.items() if part == "loop")
+    ops = sorted((t, row) for (part, t), row in table.items() if part == "op")
+    fig, axes = plt.subplots(1, len(loops) + 1, figsize=(4.2 * (len(loops) + 1), 3.6),
+                             squeeze=False)
+    for ax, (threads, row) in zip(axes[0], loops):
+        ref = row[("torch", 0.0)]
+        cases = [c for c in row if c != ("torch", 0.0)]
+        stats = [median_ci(round_ratios(row[c], ref)) for c in cases]
+        mids = [float(np.median(round_ratios(row[c], ref))) for c in cases]
+        ax.barh([("nn.Dropout" if c[0] == "torch" else c[0].replace("torch+", ""))
+                 for c in cases], mids,
+                xerr=[[m - lo for m, (lo, _, _) in zip(mids, stats)],
+                      [hi - m for m, (_, hi, _) in zip(mids, stats)]],
+                color=["tab:gray" if c[0] == "torch" else "tab:blue" for c in cases])
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.axvline(1.05, color="k", ls="--", lw=0.8)
+        ax.set_xlim(left=0.9)
+        ax.set_xlabel("epoch / epoch without dropout")
+        ax.set_title(f"torch MLP epoch, p = 0.5, {threads} thread(s)", fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+    ax = axes[0][-1]
+    for k, (threads, row) in enumerate(ops):
+        labels = [f"{name} {dtype}" for name, dtype in row]
+        ax.barh(np.arange(len(labels)) + 0.4 * k, [1e3 * np.median(t) for t in row.values()],
+                height=0.4, label=f"{threads} thread(s)")
+    if ops:
+        ax.set_yticks(np.arange(len(labels)) + 0.2, labels, fontsize=7)
+    ax.set_xlabel("ms per forward + backward of the op's tensor")
+    ax.legend(fontsize=7)
+    fig.suptitle("fastdrop.torch against torch's dropout, one `fastdrop bench` run")
+    fig.tight_layout()
+    return _save(fig, out, "torch")
 
 
 def _bench_size(label):

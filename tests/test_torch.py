@@ -25,12 +25,17 @@ def test_forward_and_backward_are_fastdrops_bit_for_bit(dtype, p):
 def test_gradcheck_and_opcheck():
     x = torch.randn(5, 7, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(lambda t: fd_torch.dropout(t, 0.5, seed=1), (x,))
-    for p in (0.0, 0.5, 1.0):  # the wrapper never sends 0 or 1, but the op takes them
-        torch.library.opcheck(fd_torch._dropout_op, (torch.randn(70), p, 3, 0))
-        y, bits = fd_torch._dropout_op(torch.ones(70), p, 3, 0)
-        assert bits.numel() == 2
-        if p in (0.0, 1.0):
-            assert torch.equal(y, torch.full((70,), 1.0 - p))
+    assert torch.autograd.gradcheck(
+        lambda t: fd_torch.dropout(t, 0.5, seed=1, noise_shape=(5, 1), store_mask=False), (x,))
+    seed, step = torch.tensor(3), torch.tensor(0)
+    for p, noise, store in [(0.0, [], True), (0.5, [], True), (1.0, [], True),
+                            (0.5, [], False), (0.5, [10, 1, 1], True)]:
+        args = (torch.randn(10, 3, 7), p, seed, step, noise, store, 1)
+        torch.library.opcheck(fd_torch._dropout_op, args)
+        y, bits = fd_torch._dropout_op(*args)
+        assert bits.numel() == (0 if not store else 1 if noise else 4)
+        if p in (0.0, 1.0):  # the wrapper never sends them, but the op takes them
+            assert torch.equal(y, args[0] * (1.0 - p))
 
 
 def test_compiles_without_a_graph_break_to_the_eager_bits():
@@ -98,8 +103,12 @@ def test_replace_dropout_swaps_every_torch_dropout():
 
 
 @pytest.mark.parametrize("bad, error, match", [
-    (lambda: fd_torch.dropout(torch.ones(3, dtype=torch.float16), 0.5), TypeError,
-     "float32 or float64 tensors, got torch.float16"),
+    (lambda: fd_torch.dropout(torch.ones(3, dtype=torch.int32), 0.5), TypeError,
+     "float32, float64, bfloat16 or float16 tensors, got torch.int32"),
+    (lambda: fd_torch.dropout(torch.ones(3).to_sparse(), 0.5), ValueError,
+     "dense .* got layout torch.sparse_coo"),
+    (lambda: fd_torch.dropout(torch.ones(3, 4), 0.5, noise_shape=(3, 2)), ValueError,
+     "noise_shape entries must be 1 or the length"),
     (lambda: fd_torch.dropout(np.ones(3), 0.5), TypeError, "must be a torch.Tensor"),
     (lambda: fd_torch.dropout(torch.ones(3), 1.5), ValueError, "between 0 and 1, but got 1.5"),
     (lambda: fd_torch.Dropout(-0.1), ValueError, "between 0 and 1"),
@@ -138,3 +147,82 @@ def test_channel_dropout_modules_and_their_errors():
     assert torch.equal(m.eval()(x), x)
     with pytest.raises(ValueError, match="dropout2d takes a 3-D .* or 4-D .* got a 2-D"):
         fd_torch.dropout2d(torch.ones(3, 4), 0.5)
+
+
+@pytest.mark.parametrize("noise", [(6, 1, 9), (1, 5, 1), (None, 1, 9)])
+@pytest.mark.parametrize("store_mask", [True, False])
+def test_noise_shape_and_recomputed_masks_are_fastdrops(noise, store_mask):
+    x = torch.randn(6, 5, 9, dtype=torch.float64)
+    want, mask = fastdrop.dropout(x.numpy(), 0.3, seed=8, step=4, noise_shape=noise)
+    xr = x.clone().requires_grad_()
+    y = fd_torch.dropout(xr, 0.3, seed=8, step=4, noise_shape=noise, store_mask=store_mask)
+    assert torch.equal(y, torch.from_numpy(want))
+    g = torch.randn_like(x)
+    y.backward(g)
+    assert torch.equal(xr.grad, torch.from_numpy(fastdrop.dropout_backward(g.numpy(), mask)))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_goes_through_float32(dtype):
+    x = torch.randn(33, 70).to(dtype)
+    xr = x.clone().requires_grad_()
+    y = fd_torch.dropout(xr, 0.3, seed=2)
+    assert y.dtype == dtype
+    assert torch.equal(y, fd_torch.dropout(x.float(), 0.3, seed=2).to(dtype))
+    y.backward(torch.ones_like(y))
+    assert xr.grad.dtype == dtype and torch.equal(xr.grad != 0, y != 0)
+    z = x.clone()
+    assert fd_torch.dropout(z, 0.3, seed=2, inplace=True) is z and torch.equal(z, y.detach())
+
+
+def _net(cls):
+    return torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), cls(0.5),
+                               torch.nn.Linear(16, 3))
+
+
+@pytest.mark.parametrize("seed", [None, 21])
+def test_compiled_module_draws_like_eager_without_graph_breaks(seed):
+    """The registered op inside a compiled model: one graph, a new mask each call, and the
+    eager masks for the same torch seed (or module seed and step)."""
+    torch.manual_seed(0)
+    eager = _net(lambda p: fd_torch.Dropout(p, seed=seed))
+    compiled_net = _net(lambda p: fd_torch.Dropout(p, seed=seed))
+    compiled_net.load_state_dict(eager.state_dict())
+    compiled = torch.compile(compiled_net, fullgraph=True, backend="aot_eager")
+    x = torch.randn(8, 12)
+    outputs = []
+    for net in (eager, compiled):
+        torch.manual_seed(5)
+        outputs.append([net(x), net(x)])
+    assert not torch.equal(outputs[0][0], outputs[0][1])
+    assert torch.equal(outputs[0][0], outputs[1][0]) and torch.equal(outputs[0][1],
+                                                                     outputs[1][1])
+
+
+def test_compiled_channel_dropout_is_one_graph():
+    f = torch.compile(lambda t: fd_torch.dropout2d(t, 0.5, seed=3) + 1, fullgraph=True,
+                      backend="aot_eager")
+    x = torch.randn(2, 4, 3, 3)
+    assert torch.equal(f(x), fd_torch.dropout2d(x, 0.5, seed=3) + 1)
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace:DeprecationWarning")
+def test_traced_module_keeps_the_op_and_draws_new_masks():
+    net = _net(fd_torch.Dropout)
+    x = torch.randn(8, 12)
+    traced = torch.jit.trace(net, x, check_trace=False)
+    assert "fastdrop::dropout" in str(traced.inlined_graph)
+    torch.manual_seed(1)
+    a, b = traced(x), traced(x)
+    torch.manual_seed(1)
+    assert not torch.equal(a, b) and torch.equal(a, net(x))
+    seeded = torch.jit.trace(_net(lambda p: fd_torch.Dropout(p, seed=4)), x, check_trace=False)
+    assert not torch.equal(seeded(x), seeded(x))  # the step buffer advances in the trace
+
+
+def test_seeds_past_int64_survive_the_graph_op():
+    f = torch.compile(lambda t: fd_torch.dropout(t, 0.5, seed=2**64 - 5, step=2**63 + 1),
+                      fullgraph=True, backend="aot_eager")
+    x = torch.randn(300)
+    want, _ = fastdrop.dropout(x.numpy(), 0.5, seed=2**64 - 5, step=2**63 + 1)
+    assert torch.equal(f(x), torch.from_numpy(want))
