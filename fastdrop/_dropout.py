@@ -419,18 +419,37 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
         dx.fill(0)
     elif shared:
         _apply_shared(dy, dx, mask, mask.packed(n_threads), n_threads)
-    elif mask.bits is not None:
-        _kernels.apply_bits(dy.reshape(-1), mask.bits, dx.reshape(-1), mask.scale,
-                            resolve_n_threads(n_threads))
+    else:
+        _backward_kernel(dy, dx, mask, resolve_n_threads(n_threads))
+    return _deliver(dx, out)
+
+
+def _backward_kernel(dy, dx, mask, n_threads):
+    """dx = keep ? dy * mask.scale : 0 for a checked mask of dy's shape with 0 < keep < 1."""
+    if mask.bits is not None:
+        _kernels.apply_bits(dy.reshape(-1), mask.bits, dx.reshape(-1), mask.scale, n_threads)
     elif mask.offset == 0:  # recompute: the forward of dy with the same draw
         _kernels.forward(dy.reshape(-1), dx.reshape(-1), _EMPTY_BITS, seed=mask.seed,
                          step=mask.step, threshold=mask.threshold, scale=mask.scale,
-                         bias=_NO_BIAS[dy.dtype], relu=False,
-                         n_threads=resolve_n_threads(n_threads))
+                         bias=_NO_BIAS[dy.dtype], relu=False, n_threads=n_threads)
     else:
         _kernels.apply_bits(dy.reshape(-1), mask.packed(n_threads), dx.reshape(-1), mask.scale,
-                            resolve_n_threads(n_threads))
-    return _deliver(dx, out)
+                            n_threads)
+
+
+def _dropout_checked(x, threshold, seed, step, store_mask, n_threads):
+    """(y, mask) of inverted dropout of a C-contiguous float32/float64 array, for callers that
+    have checked every argument and hold 0 < threshold < 65536 (fastdrop.torch's hot path:
+    no validation, no ``out``)."""
+    mask = DropoutMask(x.shape, threshold, _ONE / threshold, seed, step)
+    y = np.empty_like(x)
+    bits = np.empty(_n_words(x.size), dtype=np.uint64) if store_mask else _EMPTY_BITS
+    _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed=seed, step=step,
+                     threshold=threshold, scale=mask.scale, bias=_NO_BIAS[x.dtype], relu=False,
+                     n_threads=n_threads)
+    if store_mask:
+        mask.bits = bits
+    return y, mask
 
 
 def dropout_inference(x, p, *, mode="inverted", out=None):

@@ -17,8 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._dropout import DropoutMask, _train_scale, dropout as _np_dropout
-from ._dropout import dropout_backward as _np_dropout_backward, keep_threshold
+from ._dropout import (_ONE, DropoutMask, _backward_kernel, _check_mask, _dropout_checked,
+                       _train_scale, keep_threshold)
+from ._dropout import dropout as _np_dropout, dropout_backward as _np_dropout_backward
+from ._validation import check_uint64
 
 __all__ = ["dropout", "dropout1d", "dropout2d", "dropout3d", "Dropout", "Dropout1d",
            "Dropout2d", "Dropout3d", "replace_dropout"]
@@ -35,17 +37,26 @@ def _threads(n_threads):
 
 def _forward(x, p, seed, step, noise, store_mask, n_threads):
     """(y, mask) of inverted dropout on a contiguous CPU float tensor: the kernel reads the
-    tensor's memory and writes a fresh array that becomes the result tensor (no copies)."""
-    y, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step,
-                          n_threads=_threads(n_threads), store_mask=store_mask,
-                          noise_shape=noise or None)
+    tensor's memory and writes a fresh array that becomes the result tensor (no copies).
+    A plain mask at 0 < p < 1 skips the numpy API's checks: they were made here."""
+    threshold = keep_threshold(1.0 - p)
+    if noise or threshold in (0, _ONE):
+        y, mask = _np_dropout(x.detach().numpy(), p, seed=seed, step=step,
+                              n_threads=_threads(n_threads), store_mask=store_mask,
+                              noise_shape=noise or None)
+    else:
+        y, mask = _dropout_checked(x.detach().numpy(), threshold, check_uint64(seed, "seed"),
+                                   check_uint64(step, "step"), store_mask, _threads(n_threads))
     return torch.from_numpy(y), mask
 
 
 def _backward(grad, mask, n_threads):
     """grad * scale where the mask kept the element (broadcast from a noise shape), else +0."""
-    dx = _np_dropout_backward(grad.detach().contiguous().numpy(), mask,
-                              n_threads=_threads(n_threads))
+    dy = grad.detach().contiguous().numpy()
+    if mask.shape != dy.shape or mask.threshold in (0, _ONE):
+        return torch.from_numpy(_np_dropout_backward(dy, mask, n_threads=_threads(n_threads)))
+    dx = np.empty_like(dy)
+    _backward_kernel(dy, dx, mask, _threads(n_threads))
     return torch.from_numpy(dx)
 
 
@@ -95,6 +106,7 @@ def _dropout_backward_op(grad: torch.Tensor, bits: torch.Tensor, p: float, seed:
     or recomputed from (seed, step) when ``bits`` is empty."""
     mask = _mask(tuple(noise_shape) or tuple(grad.shape), p, _as_uint64(seed), _as_uint64(step),
                  bits)
+    _check_mask(mask)  # the op may be called with any bits: the kernels trust their mask
     return _backward(grad, mask, n_threads)
 
 

@@ -226,3 +226,9 @@ def test_seeds_past_int64_survive_the_graph_op():
     x = torch.randn(300)
     want, _ = fastdrop.dropout(x.numpy(), 0.5, seed=2**64 - 5, step=2**63 + 1)
     assert torch.equal(f(x), torch.from_numpy(want))
+
+
+def test_the_backward_op_refuses_bits_that_do_not_fit():
+    with pytest.raises(ValueError, match="mask.bits must hold 2 words"):
+        fd_torch._dropout_backward_op(torch.ones(100), torch.zeros(1, dtype=torch.int64), 0.5,
+                                      torch.tensor(0), torch.tensor(0), [], 1)
