@@ -231,8 +231,8 @@ def accuracy_table(accuracy):
     torch_acc, fd_acc = (np.asarray(accuracy["accuracy"][k]) for k in ("torch",
                                                                        "torch+fastdrop"))
     diff = float(fd_acc.mean() - torch_acc.mean())
-    seeds = ", ".join(f"{s}: {a:.4f} / {b:.4f}" for s, a, b in zip(accuracy["seeds"],
-                                                                    torch_acc, fd_acc))
+    seeds = ", ".join(f"{s}: {a:.4f} / {b:.4f}"
+                      for s, a, b in zip(accuracy["seeds"], torch_acc, fd_acc))
     ok = "met" if abs(diff) <= ACCURACY_TOLERANCE else "missed"
     return ("| digits, dropout 0.5, {e} epochs | nn.Dropout | fastdrop | difference | target "
             "| verdict |\n|---|---:|---:|---:|---:|---|\n"

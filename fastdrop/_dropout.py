@@ -259,8 +259,8 @@ def _check_noise_shape(noise_shape, shape, name="noise_shape"):
         raise TypeError(f"{name} must be a tuple with one entry per axis, got "
                         f"{noise_shape!r}") from None
     if len(entries) != len(shape):
-        raise ValueError(f"{name} must have one entry per axis of the input, {len(shape)} for shape "
-                         f"{shape}, got {len(entries)}: {noise_shape!r}")
+        raise ValueError(f"{name} must have one entry per axis of the input, {len(shape)} for "
+                         f"shape {shape}, got {len(entries)}: {noise_shape!r}")
     noise = tuple(n if e is None else _noise_entry(e, name) for e, n in zip(entries, shape))
     if any(e not in (1, n) for e, n in zip(noise, shape)):
         raise ValueError(f"{name} entries must be 1 or the length of that axis of the input (shape "
