@@ -1,8 +1,9 @@
 """The implementations fastdrop is measured against, one small class per library.
 
-Each exposes the same five operations on a flat or 2-D float32 array, with the buffers allocated
+Each exposes the same six operations on a flat or 2-D float32 array, with the buffers allocated
 in ``__init__`` so that only the operation itself is timed. ``bias`` (added before the ReLU) is
-None for flat arrays and of shape (n_columns,) for 2-D ones.
+None for flat arrays and of shape (n_columns,) for 2-D ones. ``channel_dropout`` sees the array
+as channels of CHANNEL elements (rows of 2-D arrays wider than that) and drops whole channels.
 """
 import numpy as np
 
@@ -10,6 +11,12 @@ import fastdrop
 
 P = 0.5          # drop probability used throughout the kernel benchmarks
 SEED = 1234
+CHANNEL = 1024   # elements per channel in channel_dropout (a 32x32 feature map)
+
+
+def channels(x):
+    """x as (channels, elements per channel), a view."""
+    return x.reshape(-1, max(CHANNEL, x.shape[-1]) if x.ndim > 1 else CHANNEL)
 
 
 class FastdropKernels:
@@ -40,6 +47,11 @@ class FastdropKernels:
     def relu_backward(self):
         return fastdrop.relu_dropout_backward(self.dy, self.relu_y, self.relu_mask, out=self.dx,
                                               n_threads=self.n_threads)
+
+    def channel_dropout(self):
+        x = channels(self.x)
+        return fastdrop.dropout(x, P, seed=SEED, noise_shape=(x.shape[0], 1),
+                                out=self.y.reshape(x.shape), n_threads=self.n_threads)
 
 
 class NumpyKernels:
@@ -80,6 +92,11 @@ class NumpyKernels:
         np.multiply(self.dy, self.y > 0, out=self.dx)
         return np.multiply(self.dx, self.scale, out=self.dx)
 
+    def channel_dropout(self):
+        x = channels(self.x)
+        keep = self.rng.integers(0, 65536, size=(x.shape[0], 1), dtype=np.uint16) < self.threshold
+        return np.multiply(x, keep * self.scale, out=self.y.reshape(x.shape))
+
 
 class TorchKernels:
     """torch.nn.functional.dropout and the ATen backward autograd calls (CPU)."""
@@ -111,6 +128,10 @@ class TorchKernels:
 
     def relu_backward(self):
         return self.torch.where(self.y > 0, self.dy * self.scale, 0.0)
+
+    def channel_dropout(self):
+        return self.torch.nn.functional.dropout1d(self.torch.from_numpy(channels(self.x.numpy())),
+                                                  P, training=True)
 
 
 IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropKernels, NumpyKernels, TorchKernels)}

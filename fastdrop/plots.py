@@ -436,8 +436,8 @@ def _torch_figure(plt, out):
     table, _ = load_torch(out / "torch.json")
     loops = sorted((t, row) for (part, t), row in table.items() if part == "loop")
     ops = sorted((t, row) for (part, t), row in table.items() if part == "op")
-    fig, axes = plt.subplots(1, len(loops) + 1, figsize=(4.2 * (len(loops) + 1), 3.6),
-                             squeeze=False)
+    n_panels = len(loops) + bool(ops)
+    fig, axes = plt.subplots(1, n_panels, figsize=(4.2 * n_panels, 3.6), squeeze=False)
     for ax, (threads, row) in zip(axes[0], loops):
         ref = row[("torch", 0.0)]
         cases = [c for c in row if c != ("torch", 0.0)]
@@ -454,15 +454,15 @@ def _torch_figure(plt, out):
         ax.set_xlabel("epoch / epoch without dropout")
         ax.set_title(f"torch MLP epoch, p = 0.5, {threads} thread(s)", fontsize=9)
         ax.tick_params(axis="y", labelsize=7)
-    ax = axes[0][-1]
-    for k, (threads, row) in enumerate(ops):
-        labels = [f"{name} {dtype}" for name, dtype in row]
-        ax.barh(np.arange(len(labels)) + 0.4 * k, [1e3 * np.median(t) for t in row.values()],
-                height=0.4, label=f"{threads} thread(s)")
     if ops:
+        ax = axes[0][-1]
+        for k, (threads, row) in enumerate(ops):
+            labels = [f"{name} {dtype}" for name, dtype in row]
+            ax.barh(np.arange(len(labels)) + 0.4 * k, [1e3 * np.median(t) for t in row.values()],
+                    height=0.4, label=f"{threads} thread(s)")
         ax.set_yticks(np.arange(len(labels)) + 0.2, labels, fontsize=7)
-    ax.set_xlabel("ms per forward + backward of the op's tensor")
-    ax.legend(fontsize=7)
+        ax.set_xlabel("ms per forward + backward of the op's tensor")
+        ax.legend(fontsize=7)
     fig.suptitle("fastdrop.torch against torch's dropout, one `fastdrop bench` run")
     fig.tight_layout()
     return _save(fig, out, "torch")
