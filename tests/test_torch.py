@@ -56,16 +56,29 @@ def test_compiles_without_a_graph_break_to_the_eager_bits():
 def test_seeds_follow_torch_manual_seed_and_not_the_thread_count():
     x = torch.randn(1000, 65)
     threads = torch.get_num_threads()
+    masks = []
     try:
-        torch.manual_seed(3)
-        torch.set_num_threads(1)
-        a, b = fd_torch.dropout(x, 0.5), fd_torch.dropout(x, 0.5)
-        torch.manual_seed(3)
-        torch.set_num_threads(max(2, threads))
-        c = fd_torch.dropout(x, 0.5)
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            torch.manual_seed(3)
+            masks.append((fd_torch.dropout(x, 0.5), fd_torch.dropout(x, 0.5)))
     finally:
         torch.set_num_threads(threads)
-    assert torch.equal(a, c) and not torch.equal(a, b)  # each call draws a new mask
+    assert all(torch.equal(a, masks[0][0]) and torch.equal(b, masks[0][1]) for a, b in masks)
+    assert not torch.equal(masks[0][0], masks[0][1])  # each call draws a new mask
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_keep_rate_and_scale(p):
+    """Kept share within 5 sigma of 1 - p over 2^20 elements; kept values scaled by exactly
+    1 / keep_prob (the realized keep probability, a multiple of 2^-16)."""
+    x = torch.ones(2**20, dtype=torch.float64)
+    y = fd_torch.dropout(x, p, seed=12)
+    kept = (y != 0).double().mean().item()
+    assert abs(kept - (1 - p)) < 5 * np.sqrt(p * (1 - p) / x.numel())
+    keep_prob = fastdrop.bernoulli_mask(1, 1 - p, seed=0).keep_prob
+    assert torch.all(y[y != 0] == 1 / keep_prob)
+    assert abs(y.mean().item() - 1) < 5 * np.sqrt(p / (1 - p) / x.numel())
 
 
 def test_module_train_eval_state_and_repr():
