@@ -6,19 +6,19 @@ Public API (everything else is private):
 * fused passes: :func:`dropout`, :func:`dropout_backward`, :func:`dropout_inference`,
   :func:`relu_dropout`, :func:`relu_dropout_backward`
 * layer: :class:`Dropout`
-* network and estimator: :class:`MLP`, :class:`MLPClassifier`
+* network and estimators: :class:`MLP`, :class:`MLPClassifier`, :class:`MLPRegressor`
 * threads: :func:`get_num_threads`, :func:`set_num_threads`
 * build facts: :func:`build_info`
 """
 from ._info import build_info
 from ._threading import get_num_threads, set_num_threads
-from .estimator import MLPClassifier
+from .estimator import MLPClassifier, MLPRegressor
 from .network import MLP
 from ._dropout import (Dropout, DropoutMask, bernoulli_mask, dropout, dropout_backward,
                       dropout_inference, relu_dropout, relu_dropout_backward)
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "MLPClassifier", "Dropout", "DropoutMask", "bernoulli_mask", "build_info", "dropout",
-           "dropout_backward", "dropout_inference", "get_num_threads", "relu_dropout",
+__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Dropout", "DropoutMask", "bernoulli_mask",
+           "build_info", "dropout", "dropout_backward", "dropout_inference", "get_num_threads", "relu_dropout",
            "relu_dropout_backward", "set_num_threads", "__version__"]

@@ -295,6 +295,40 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
     return loss
 
 
+def squared_error(floating[:, ::1] z,            # IN outputs without bias; OUT gradient or output
+                  const floating[::1] bias,      # IN (n_outputs,)
+                  const floating[:, ::1] t,      # IN targets (n, n_outputs), or empty
+                  bint want_grad,
+                  floating[::1] grad_bias=None):  # OUT (n_outputs,) column sums of the gradient
+    """Identity output + squared error, as scikit-learn's MLPRegressor has them.
+
+    z becomes (z + bias - t) / n when want_grad, else z + bias; grad_bias as in softmax_xent.
+    Returns the summed loss, half each row's sum of squared errors: the loss whose gradient
+    that is. scikit-learn steps along the same gradient but reports the mean over outputs,
+    ``((t - y) ** 2).mean() / 2``: the same number for one output, n_outputs times less for
+    several.
+    """
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
+    cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, v
+    cdef bint labelled = t.shape[0] > 0
+    cdef bint sum_cols = want_grad and grad_bias is not None
+    with nogil:
+        if sum_cols:
+            for j in range(k):
+                grad_bias[j] = 0
+        for i in range(n):
+            for j in range(k):
+                v = z[i, j] + bias[j]
+                if labelled:
+                    loss += (v - t[i, j]) * (v - t[i, j])
+                if want_grad:
+                    v = (v - t[i, j]) * inv_n
+                z[i, j] = <floating>v
+                if sum_cols:
+                    grad_bias[j] += z[i, j]
+    return loss / 2
+
+
 def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)
               const int64_t[::1] rows,            # IN row indices, each in [0, n)
               floating[:, ::1] dst,               # OUT (len(rows), n_cols)

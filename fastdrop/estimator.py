@@ -1,14 +1,15 @@
-"""MLPClassifier: a scikit-learn estimator over :class:`fastdrop.network.MLP`, on a base
-(_BaseMLP) that holds everything but what its targets are, so a regressor is another loss
-and target encoding on the same engine and loop."""
+"""MLPClassifier and MLPRegressor: scikit-learn estimators over :class:`fastdrop.network.MLP`,
+on a base (_BaseMLP) that holds everything but what their targets are: the regressor is
+another loss and target encoding on the same engine and loop."""
 import math
 import numbers
 import time
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
@@ -20,11 +21,13 @@ from ._validation import Options, Range, check_params
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
-__all__ = ["MLPClassifier"]
+__all__ = ["MLPClassifier", "MLPRegressor"]
 
-_HISTORY_KEYS = ("epoch", "train_loss", "val_loss", "val_accuracy", "learning_rate",
-                 "time", "time_forward", "time_backward", "time_forward_backward",
-                 "time_update", "time_validation")
+def _history_keys(score_key):
+    """history_'s columns; ``score_key`` names the validation score (val_accuracy, val_r2)."""
+    return ("epoch", "train_loss", "val_loss", score_key, "learning_rate", "time",
+            "time_forward", "time_backward", "time_forward_backward", "time_update",
+            "time_validation")
 
 
 class _EpochClock:
@@ -102,8 +105,9 @@ class _BaseMLP(BaseEstimator):
     """What every fastdrop MLP estimator shares: parameters and their checks, the network,
     the optimizer and the training loop (epochs of layer-wise steps, validation, the
     stopping rule). A subclass says what its targets are: ``_check_targets``,
-    ``_n_outputs``, ``_out_activation_name``, ``_encode_targets``, ``_stratify_by``,
-    ``_uniform_loss``, ``_evaluate`` (validation loss and score) and ``_multi_output``."""
+    ``_n_outputs``, ``_network_output``, ``_out_activation_name``, ``_encode_targets``,
+    ``_stratify_by``, ``_uniform_loss``, ``_evaluate`` (validation loss and score),
+    ``_score_key`` (the score's history_ column) and ``_multi_output``."""
 
     # ------------------------------------------------------------------ validation
     # Each parameter's constraint, the way scikit-learn's _parameter_constraints reads
@@ -115,11 +119,9 @@ class _BaseMLP(BaseEstimator):
         "input_dropout": Range(float, 0, 1, high_open=True),
         "dropout_mode": Options(("element", "batch")),
         "dropout_scale": Options(("inverted", "classic")),
-        "output_activation": Options(("softmax", "sigmoid")),
         "solver": Options(("adam", "sgd")),
         "learning_rate": Options(("constant", "adaptive")),
         "init": Options(("glorot", "he")),
-        "early_stopping_metric": Options(("accuracy", "loss")),
         "dtype": Options(("float32", "float64", np.float32, np.float64)),
         "batch_size": Range(int, 1, words=("auto",)),
         "learning_rate_init": Range(float, 0, low_open=True),
@@ -167,7 +169,8 @@ class _BaseMLP(BaseEstimator):
         # a new network unless one exists and partial_fit or warm_start asks to continue it
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),
-                             order="C", multi_output=self._multi_output)
+                             order="C", multi_output=self._multi_output,
+                             y_numeric=self._y_numeric)
         self._check_targets(y, fresh=first and not incremental)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
@@ -180,7 +183,7 @@ class _BaseMLP(BaseEstimator):
                                    multi_output=self._multi_output)
             val = (Xv, yv)
         elif self.early_stopping and not incremental:
-            X, val = self._hold_out(X, y, rs)
+            X, y, val = self._hold_out(X, y, rs)
         use_early_stopping = self.early_stopping and val is not None and not incremental
         target = self._encode_targets(y)
         n = X.shape[0]
@@ -198,7 +201,8 @@ class _BaseMLP(BaseEstimator):
         return self
 
     def _hold_out(self, X, y, rs):
-        """early_stopping's validation split, or an error that says how to get one."""
+        """early_stopping's split: (X, y) to train on and (X_val, y_val), or an error that
+        says how to get one."""
         try:
             X, Xv, y, yv = train_test_split(X, y, random_state=rs,
                                             test_size=self.validation_fraction,
@@ -209,11 +213,11 @@ class _BaseMLP(BaseEstimator):
                 f"of the {X.shape[0]} training samples, which is not possible here ({exc}). "
                 "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
                 "set early_stopping=False.") from None
-        return np.ascontiguousarray(X), (np.ascontiguousarray(Xv), yv)
+        return np.ascontiguousarray(X), y, (np.ascontiguousarray(Xv), yv)
 
     def _initialize(self, n_features, hidden, rates, rs):
         n_out = self._n_outputs()
-        self._net = MLP([n_features, *hidden, n_out], output=self.output_activation,
+        self._net = MLP([n_features, *hidden, n_out], output=self._network_output(),
                         dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
                         init=self.init, random_state=rs)
@@ -237,7 +241,7 @@ class _BaseMLP(BaseEstimator):
         self.best_validation_score_ = None
         self.stopped_epoch_ = None
         self._max_norm_counts = [0, 0]
-        self.history_ = {k: [] for k in _HISTORY_KEYS}
+        self.history_ = {k: [] for k in _history_keys(self._score_key)}
 
     def _run_epochs(self, X, target, val, batch, rs, n_threads, max_iter, use_early_stopping,
                     incremental):
@@ -362,7 +366,7 @@ class _BaseMLP(BaseEstimator):
         if use_early_stopping:
             self.validation_scores_.append(val_acc)
             # watch a score to maximize: accuracy, or minus the log-loss
-            score = val_acc if self.early_stopping_metric == "accuracy" else -val_loss
+            score = -val_loss if self.early_stopping_metric == "loss" else val_acc
             if score < self._best_watched + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -380,11 +384,34 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
     def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
-        h = self.history_
-        for key, value in zip(_HISTORY_KEYS, (self.n_iter_, loss, val_loss, val_acc,
-                                              self._optimizer.learning_rate, t, t_fwd, t_bwd,
-                                              t_fb, t_up, t_val)):
-            h[key].append(value)
+        values = (self.n_iter_, loss, val_loss, val_acc, self._optimizer.learning_rate, t,
+                  t_fwd, t_bwd, t_fb, t_up, t_val)
+        for key, value in zip(_history_keys(self._score_key), values):
+            self.history_[key].append(value)
+
+    def _predict_moments(self, X, compute, mc_samples, return_std):
+        """``compute(X, n_threads, mc_step)`` on checked X: one deterministic pass (weight
+        scaling) without ``mc_samples``; with it, the mean over that many stochastic passes
+        with fresh dropout masks (Monte-Carlo dropout, Gal & Ghahramani 2016) and, with
+        ``return_std``, their standard deviation."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+        if mc_samples is None and return_std:
+            raise ValueError("return_std=True needs mc_samples (a positive int)")
+        if mc_samples is not None and (isinstance(mc_samples, bool) or mc_samples < 1 or
+                                       not isinstance(mc_samples, numbers.Integral)):
+            raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
+        with thread_budget(resolve_n_threads(self.n_threads)) as kernel_threads:
+            if mc_samples is None:
+                return compute(X, kernel_threads, None)
+            mean = sq = 0.0
+            for t in range(mc_samples):
+                p = compute(X, kernel_threads, t)
+                mean, sq = mean + p, sq + p * p
+        mean /= mc_samples
+        if not return_std:
+            return mean
+        return mean, np.sqrt(np.maximum(sq / mc_samples - mean * mean, 0))
 
     @property
     def coefs_(self):
@@ -555,7 +582,15 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise
 
     # ------------------------------------------------------------------ what a classifier adds
+    _constraints = {**_BaseMLP._constraints,
+                    "output_activation": Options(("softmax", "sigmoid")),
+                    "early_stopping_metric": Options(("accuracy", "loss"))}
     _multi_output = False
+    _y_numeric = False
+    _score_key = "val_accuracy"
+
+    def _network_output(self):
+        return self.output_activation
 
     def _check_targets(self, y, fresh):
         """Class labels: learned on a fresh fit, else they must be among those seen."""
@@ -623,27 +658,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         stochastic forward passes with fresh dropout masks (Monte-Carlo dropout, Gal &
         Ghahramani 2016); ``return_std=True`` also returns their per-class standard deviation.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
-        n_threads = resolve_n_threads(self.n_threads)
-        with thread_budget(n_threads) as kernel_threads:
-            if mc_samples is None:
-                if return_std:
-                    raise ValueError("return_std=True needs mc_samples (a positive int)")
-                return self._proba(X, kernel_threads)
-            if isinstance(mc_samples, bool) or not isinstance(mc_samples, numbers.Integral) \
-                    or mc_samples < 1:
-                raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
-            mean = np.zeros((X.shape[0], len(self.classes_)))
-            sq = np.zeros_like(mean)
-            for t in range(mc_samples):
-                p = self._proba(X, kernel_threads, mc_step=t)
-                mean += p
-                sq += p * p
-        mean /= mc_samples
-        if not return_std:
-            return mean
-        return mean, np.sqrt(np.maximum(sq / mc_samples - mean * mean, 0))
+        return self._predict_moments(X, self._proba, mc_samples, return_std)
 
     def predict(self, X):
         """Most probable class (deterministic pass)."""
@@ -654,3 +669,138 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 def _can_stratify(y):
     _, counts = np.unique(y, return_counts=True)
     return counts.min() >= 2
+
+
+class MLPRegressor(RegressorMixin, _BaseMLP):
+    """Multilayer perceptron regressor with dropout, L1, L2 and max-norm regularization.
+
+    scikit-learn's :class:`~sklearn.neural_network.MLPRegressor` with fastdrop's
+    regularizers: the same engine, parameters and attributes as :class:`MLPClassifier`
+    (see there), with an identity output layer, the squared error and one or several
+    targets. ``loss_`` is half the squared error summed over targets, averaged over samples:
+    the loss whose gradient both libraries follow; scikit-learn reports it divided by the
+    number of targets (the same for one target).
+    Validation, early stopping included, scores R^2 (``history_["val_r2"]``), or the squared
+    error with ``early_stopping_metric="loss"``. ``predict`` takes ``mc_samples`` and
+    ``return_std`` for Monte-Carlo dropout: the predictive mean and standard deviation.
+    """
+
+    def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
+                 dropout=0.0, input_dropout=0.0, dropout_mode="element",
+                 dropout_scale="inverted", solver="adam", batch_size="auto",
+                 learning_rate="constant", learning_rate_init=0.001, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 early_stopping_metric="r2", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
+                 n_iter_no_change=10, init="glorot", dtype="float32", n_threads=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.alpha = alpha
+        self.l1 = l1
+        self.max_norm = max_norm
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.dropout_mode = dropout_mode
+        self.dropout_scale = dropout_scale
+        self.solver = solver
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.early_stopping_metric = early_stopping_metric
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.init = init
+        self.dtype = dtype
+        self.n_threads = n_threads
+
+    def partial_fit(self, X, y):
+        """One epoch over (X, y); the first call sets the number of targets."""
+        first_call = not hasattr(self, "_net")
+        try:
+            return self._fit(X, y, None, None, incremental=True)
+        except BaseException:
+            if first_call:
+                for name in ("_net", "n_features_in_", "feature_names_in_"):
+                    self.__dict__.pop(name, None)
+            raise
+
+    # ------------------------------------------------------------------ what a regressor adds
+    _constraints = {**_BaseMLP._constraints,
+                    "early_stopping_metric": Options(("r2", "loss"))}
+    _multi_output = True
+    _y_numeric = True
+    _score_key = "val_r2"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _check_targets(self, y, fresh):
+        """Real targets, one column each: their count is fixed by the first fit."""
+        y = np.asarray(y)
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"y must be real numbers, got dtype {y.dtype}")
+        n_targets = 1 if y.ndim == 1 else y.shape[1]
+        if fresh or not hasattr(self, "_n_targets"):
+            self._n_targets = n_targets
+            # the loss of predicting 0 everywhere: the scale against which divergence shows
+            self._zero_loss = float(np.mean(np.square(y, dtype=np.float64))) / 2
+        elif n_targets != self._n_targets:
+            raise ValueError(f"y has {n_targets} targets, the network was fitted with "
+                             f"{self._n_targets}")
+
+    def _n_outputs(self):
+        return self._n_targets
+
+    def _network_output(self):
+        return "identity"
+
+    def _out_activation_name(self):
+        return "identity"
+
+    def _stratify_by(self, y):
+        return None
+
+    def _encode_targets(self, y):
+        return np.ascontiguousarray(np.reshape(y, (len(y), -1)), dtype=self._net.dtype)
+
+    def _uniform_loss(self):
+        return self._zero_loss
+
+    def _evaluate(self, Xv, yv, n_threads):
+        """Validation loss (as loss_) and R^2."""
+        if len(yv) < 2:
+            return np.nan, np.nan
+        pred = self._outputs(Xv, n_threads)
+        yv = np.reshape(yv, pred.shape)
+        return (float(np.sum((yv - pred) ** 2) / (2 * len(yv))),
+                float(r2_score(yv, pred)))
+
+    # ------------------------------------------------------------------ prediction
+    def _outputs(self, X, n_threads, mc_step=None):
+        return self._net.predict_output(X, n_threads, mc_step).astype(np.float64)
+
+    def predict(self, X, *, mc_samples=None, return_std=False):
+        """Predicted targets: (n_samples, n_targets), or 1-D for one target (as scikit-learn).
+
+        Deterministic weight scaling by default. With ``mc_samples=T``, the mean over T
+        stochastic passes with fresh dropout masks (Monte-Carlo dropout); ``return_std=True``
+        also returns their standard deviation, the model's predictive uncertainty (Gal &
+        Ghahramani 2016; without dropout every pass is the same and it is 0).
+        """
+        result = self._predict_moments(X, self._outputs, mc_samples, return_std)
+        if self.n_outputs_ > 1:
+            return result
+        return tuple(r.ravel() for r in result) if return_std else result.ravel()

@@ -32,6 +32,10 @@ __all__ = ["MLP", "Workspace"]
 _ONE = _kernels.THRESHOLD_ONE
 _MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
 _PREDICT_CHUNK = 4096  # rows per prediction pass; a multiple of 64 keeps mask words aligned
+# output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
+# (rows, outputs) float matrix otherwise)
+_OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.sigmoid_xent,
+                  "identity": _nn_kernels.squared_error}
 
 
 def _view(flat, rows, cols):
@@ -148,7 +152,9 @@ class MLP:
     ----------
     sizes : sequence of int
         ``[n_features, hidden..., n_outputs]``.
-    output : {"softmax", "sigmoid"}
+    output : {"softmax", "sigmoid", "identity"}
+        The output layer and its loss: softmax + cross-entropy, independent sigmoids +
+        binary cross-entropy, or identity + squared error (regression).
     dropout : sequence of float
         Drop probability per site: ``[input, hidden_1, ..., hidden_H]``.
     dropout_mode : {"element", "batch"}
@@ -295,9 +301,7 @@ class MLP:
         return out
 
     def _output_loss(self, logits, bias, target, want_grad, grad_bias=None):
-        if self.output == "softmax":
-            return _nn_kernels.softmax_xent(logits, bias, target, want_grad, grad_bias)
-        return _nn_kernels.sigmoid_xent(logits, bias, target, want_grad, grad_bias)
+        return _OUTPUT_LOSSES[self.output](logits, bias, target, want_grad, grad_bias)
 
     # ------------------------------------------------------------------ batch mode
     def kept_units(self, step):
@@ -401,7 +405,7 @@ class MLP:
             logits = out[start:start + rows]
             np.matmul(a, self.weights[-1].T, out=logits)
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
-                         else np.empty((0, 0), dtype=self.dtype))
+                         else np.empty((0, self.sizes[-1]), dtype=self.dtype))
             self._output_loss(logits, self.intercepts[-1], no_target, want_grad=False)
         return out
 

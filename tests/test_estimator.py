@@ -11,7 +11,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from threadpoolctl import threadpool_info
 
-from fastdrop import MLPClassifier
+from fastdrop import MLPClassifier, MLPRegressor
 
 
 FLOAT32_ROUNDING = (
@@ -31,7 +31,12 @@ def expected_failures(estimator):
                           MLPClassifier(max_iter=50, dropout=0.3, dropout_mode="batch",
                                         solver="sgd", learning_rate_init=0.005),
                           MLPClassifier(max_iter=50, dropout=0.3, input_dropout=0.1,
-                                        dtype="float64", dropout_scale="classic")],
+                                        dtype="float64", dropout_scale="classic"),
+                          MLPRegressor(max_iter=50),
+                          MLPRegressor(max_iter=50, dropout=0.3, dropout_mode="batch",
+                                       dtype="float64"),
+                          MLPRegressor(max_iter=50, dropout=0.3, input_dropout=0.1,
+                                       dtype="float64", dropout_scale="classic")],
                          expected_failed_checks=expected_failures)
 def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():
@@ -296,3 +301,13 @@ def test_early_stopping_on_too_little_data_names_its_parameters():
     X, y = np.arange(12.0).reshape(6, 2), [0, 1, 2, 0, 1, 2]
     with pytest.raises(ValueError, match="early_stopping=True .*validation_fraction=0.1"):
         MLPClassifier(early_stopping=True, max_iter=2).fit(X, y)
+
+
+def test_early_stopping_trains_on_the_labels_of_its_own_rows():
+    """The held-out split must split y with X: training on the remaining rows with the
+    labels of the rows before the split gave chance accuracy (0.10 on digits)."""
+    from sklearn.datasets import load_digits
+    X, y = load_digits(return_X_y=True)
+    X_tr, X_te, y_tr, y_te = train_test_split(X / 16, y, random_state=0)
+    est = fit_quiet(MLPClassifier((100,), early_stopping=True, random_state=0), X_tr, y_tr)
+    assert est.score(X_te, y_te) > 0.9 and est.best_validation_score_ > 0.9

@@ -24,7 +24,7 @@ def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
     return loss + penalty, ws
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
 @pytest.mark.parametrize("mode", ["element", "batch"])
 def test_gradients_match_central_differences(output, mode):
     """Whole network, L1 + L2, a fixed dropout draw: analytic vs numerical gradients."""
@@ -248,6 +248,21 @@ def test_output_losses_match_reference_and_survive_extreme_logits(dtype):
     assert np.isfinite(loss) and loss == pytest.approx(ref, rel=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_squared_error_matches_reference(dtype):
+    from fastdrop._nn_kernels import squared_error
+    rng = np.random.default_rng(4)
+    z, t = rng.standard_normal((9, 3)).astype(dtype), rng.standard_normal((9, 3)).astype(dtype)
+    b = rng.standard_normal(3).astype(dtype)
+    g = z.copy()
+    loss = squared_error(g, b, t, True)
+    assert loss == pytest.approx(np.sum((z + b - t).astype(np.float64) ** 2) / 2, rel=1e-6)
+    np.testing.assert_allclose(g, (z + b - t) / 9, rtol=1e-6)
+    out = z.copy()
+    assert squared_error(out, b, np.empty((0, 3), dtype), False) == 0
+    np.testing.assert_allclose(out, z + b, rtol=1e-6)
+
+
 def assert_row_sum(got, values):
     """got is values' column sums within recursive summation's bound (m - 1) u sum|x|."""
     m = values.shape[0]
@@ -257,16 +272,16 @@ def assert_row_sum(got, values):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("output", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
 def test_output_kernels_sum_the_gradient_columns(dtype, output):
     """grad_bias is the column sum of the gradient the kernel leaves in z (row by row)."""
-    from fastdrop._nn_kernels import sigmoid_xent, softmax_xent
+    from fastdrop.network import _OUTPUT_LOSSES
     rng = np.random.default_rng(3)
     z = rng.standard_normal((37, 5)).astype(dtype)
     b = rng.standard_normal(5).astype(dtype)
     y = rng.integers(0, 5, 37)
     target = y if output == "softmax" else np.eye(5, dtype=dtype)[y]
-    kernel = softmax_xent if output == "softmax" else sigmoid_xent
+    kernel = _OUTPUT_LOSSES[output]
     plain, fused = z.copy(), z.copy()
     grad_bias = np.full(5, np.nan, dtype=dtype)
     assert kernel(fused, b, target, True, grad_bias) == kernel(plain, b, target, True)
