@@ -329,6 +329,39 @@ def squared_error(floating[:, ::1] z,            # IN outputs without bias; OUT 
     return loss / 2
 
 
+def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT gradient or mean
+                     const floating[::1] bias,   # IN (n_outputs,)
+                     const floating[:, ::1] t,   # IN targets >= 0 (n, n_outputs), or empty
+                     bint want_grad,
+                     floating[::1] grad_bias=None):  # OUT (n_outputs,) gradient column sums
+    """Exponential output + half Poisson deviance, scikit-learn's ``loss="poisson"``.
+
+    The mean is mu = exp(z + bias); z becomes (mu - t) / n when want_grad, else mu. Returns
+    the summed loss, sum over rows and outputs of t log(t / mu) - t + mu (scikit-learn's
+    ``poisson_loss`` summed over outputs), whose gradient that is.
+    """
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
+    cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, v, mu
+    cdef bint labelled = t.shape[0] > 0
+    cdef bint sum_cols = want_grad and grad_bias is not None
+    with nogil:
+        if sum_cols:
+            for j in range(k):
+                grad_bias[j] = 0
+        for i in range(n):
+            for j in range(k):
+                v = z[i, j] + bias[j]
+                mu = exp(v)
+                if labelled:
+                    loss += mu - t[i, j] + (t[i, j] * (log(t[i, j]) - v) if t[i, j] > 0 else 0)
+                if want_grad:
+                    mu = (mu - t[i, j]) * inv_n
+                z[i, j] = <floating>mu
+                if sum_cols:
+                    grad_bias[j] += z[i, j]
+    return loss
+
+
 def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)
               const int64_t[::1] rows,            # IN row indices, each in [0, n)
               floating[:, ::1] dst,               # OUT (len(rows), n_cols)

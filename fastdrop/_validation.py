@@ -99,18 +99,20 @@ def check_same_shape(a, a_name, shape, shape_name):
 
 class Range:
     """A number parameter's constraint: its kind (int or real), bounds (None: unbounded,
-    and then it must be finite), which ends are open, whether None and which strings are
-    allowed too. ``check(name, value)`` raises TypeError or ValueError naming it."""
+    and then it must be finite), which ends are open, whether None, +inf and which strings
+    are allowed too. ``check(name, value)`` raises TypeError or ValueError naming it."""
 
     def __init__(self, kind, low, high=None, *, low_open=False, high_open=False,
-                 none_ok=False, words=()):
+                 none_ok=False, words=(), inf_ok=False):
         self.kind, self.low, self.high = kind, low, high
         self.low_open, self.high_open = low_open, high_open
-        self.none_ok, self.words = none_ok, words
+        self.none_ok, self.words, self.inf_ok = none_ok, words, inf_ok
 
     def check(self, name, value):
         if (value is None and self.none_ok) or (isinstance(value, str) and value in self.words):
             return
+        if self.inf_ok and isinstance(value, numbers.Real) and value == math.inf:
+            return  # e.g. n_iter_no_change=np.inf: "never", as scikit-learn takes it
         kind = numbers.Integral if self.kind is int else numbers.Real
         if isinstance(value, bool) or not isinstance(value, kind):
             what = "an int" if self.kind is int else "a real number"

@@ -5,6 +5,7 @@ import math
 import numbers
 import time
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -21,7 +22,22 @@ from ._validation import Options, Range, check_params
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
-__all__ = ["MLPClassifier", "MLPRegressor"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty"]
+
+
+class Uncertainty(NamedTuple):
+    """What :meth:`MLPClassifier.predict_uncertainty` returns, one value per sample."""
+
+    proba: np.ndarray                # (n_samples, n_classes) mean over the passes
+    predictive_entropy: np.ndarray   # H[mean_t p_t]: total
+    expected_entropy: np.ndarray     # mean_t H[p_t]: aleatoric
+    mutual_information: np.ndarray   # their difference: epistemic (BALD)
+
+
+def _entropy(p):
+    """Row-wise entropy in nats, 0 log 0 = 0."""
+    return -np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)
+
 
 def _history_keys(score_key):
     """history_'s columns; ``score_key`` names the validation score (val_accuracy, val_r2)."""
@@ -120,7 +136,8 @@ class _BaseMLP(BaseEstimator):
         "dropout_mode": Options(("element", "batch")),
         "dropout_scale": Options(("inverted", "classic")),
         "solver": Options(("adam", "sgd")),
-        "learning_rate": Options(("constant", "adaptive")),
+        "learning_rate": Options(("constant", "invscaling", "adaptive")),
+        "power_t": Range(float, 0),
         "init": Options(("glorot", "he")),
         "dtype": Options(("float32", "float64", np.float32, np.float64)),
         "batch_size": Range(int, 1, words=("auto",)),
@@ -132,7 +149,7 @@ class _BaseMLP(BaseEstimator):
         "beta_1": Range(float, 0, 1, high_open=True),
         "beta_2": Range(float, 0, 1, high_open=True),
         "epsilon": Range(float, 0, low_open=True),
-        "n_iter_no_change": Range(int, 1),
+        "n_iter_no_change": Range(int, 1, inf_ok=True),
     }
 
     def _check_params(self):
@@ -224,7 +241,7 @@ class _BaseMLP(BaseEstimator):
         params = self._net.weights + self._net.intercepts
         if self.solver == "sgd":
             self._optimizer = SGD(params, self.learning_rate_init, self.momentum,
-                                  self.nesterovs_momentum, self.learning_rate)
+                                  self.nesterovs_momentum, self.learning_rate, self.power_t)
         else:
             self._optimizer = Adam(params, self.learning_rate_init, self.beta_1, self.beta_2,
                                    self.epsilon)
@@ -257,11 +274,13 @@ class _BaseMLP(BaseEstimator):
             self.best_validation_score_ = -np.inf
             self._best_watched = -np.inf
         converged = False
+        self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them (not cumulative)
         for _ in range(max_iter):
             clock = _EpochClock()
             self._train_epoch(X, target, batch_target, ws, stepper, rs, n_threads, loss_limit,
                               clock)
             val_loss, val_acc = self._end_epoch(val, n_threads, clock)
+            self._optimizer.iteration_ends(self.t_)
             if incremental:
                 self.best_loss_ = min(self.best_loss_, self.loss_)
                 break
@@ -384,8 +403,8 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
     def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
-        values = (self.n_iter_, loss, val_loss, val_acc, self._optimizer.learning_rate, t,
-                  t_fwd, t_bwd, t_fb, t_up, t_val)
+        values = (len(self.loss_curve_), loss, val_loss, val_acc,
+                  self._optimizer.learning_rate, t, t_fwd, t_bwd, t_fb, t_up, t_val)
         for key, value in zip(_history_keys(self._score_key), values):
             self.history_[key].append(value)
 
@@ -394,24 +413,29 @@ class _BaseMLP(BaseEstimator):
         scaling) without ``mc_samples``; with it, the mean over that many stochastic passes
         with fresh dropout masks (Monte-Carlo dropout, Gal & Ghahramani 2016) and, with
         ``return_std``, their standard deviation."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
-        if mc_samples is None and return_std:
-            raise ValueError("return_std=True needs mc_samples (a positive int)")
-        if mc_samples is not None and (isinstance(mc_samples, bool) or mc_samples < 1 or
-                                       not isinstance(mc_samples, numbers.Integral)):
-            raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
-        with thread_budget(resolve_n_threads(self.n_threads)) as kernel_threads:
-            if mc_samples is None:
-                return compute(X, kernel_threads, None)
-            mean = sq = 0.0
-            for t in range(mc_samples):
-                p = compute(X, kernel_threads, t)
-                mean, sq = mean + p, sq + p * p
+        if mc_samples is None:
+            if return_std:
+                raise ValueError("return_std=True needs mc_samples (a positive int)")
+            return next(self._mc_passes(X, compute, None))
+        mean = sq = 0.0
+        for p in self._mc_passes(X, compute, mc_samples):
+            mean, sq = mean + p, sq + p * p
         mean /= mc_samples
         if not return_std:
             return mean
         return mean, np.sqrt(np.maximum(sq / mc_samples - mean * mean, 0))
+
+    def _mc_passes(self, X, compute, mc_samples):
+        """Yield ``compute(X, n_threads, mc_step)`` for checked X: the deterministic pass
+        once (``mc_samples=None``), else each of ``mc_samples`` stochastic ones."""
+        check_is_fitted(self)
+        if mc_samples is not None and (isinstance(mc_samples, bool) or not isinstance(
+                mc_samples, numbers.Integral) or mc_samples < 1):
+            raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
+        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+        with thread_budget(resolve_n_threads(self.n_threads)) as kernel_threads:
+            for step in [None] if mc_samples is None else range(mc_samples):
+                yield compute(X, kernel_threads, step)
 
     @property
     def coefs_(self):
@@ -461,9 +485,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     solver : {"adam", "sgd"}, default="adam"
     batch_size : int or "auto", default="auto"
         "auto" is ``min(200, n_samples)``.
-    learning_rate : {"constant", "adaptive"}, default="constant"
-        SGD only: "adaptive" divides the rate by 5 each time the stopping rule fires.
+    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
+        SGD only: "invscaling" sets the rate to ``learning_rate_init / (t_ + 1) ** power_t``
+        after each epoch; "adaptive" divides it by 5 each time the stopping rule fires.
     learning_rate_init : float, default=0.001
+    power_t : float, default=0.5
+        The exponent of "invscaling".
     max_iter : int, default=200
         Maximum number of epochs.
     shuffle : bool, default=True
@@ -483,7 +510,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     validation_fraction : float, default=0.1
     beta_1, beta_2, epsilon : float
         Adam's parameters.
-    n_iter_no_change : int, default=10
+    n_iter_no_change : int or np.inf, default=10
+        Epochs without improvement before the stopping rule fires; ``np.inf`` never.
     init : {"glorot", "he"}, default="glorot"
     dtype : {"float32", "float64"}, default="float32"
     n_threads : int or None, default=None
@@ -505,7 +533,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Validation accuracy per epoch when a validation set is used.
     best_validation_score_ : float or None
     n_iter_ : int
-        Epochs run.
+        Epochs run by the last ``fit`` (1 after ``partial_fit``), as in scikit-learn: a
+        ``warm_start`` fit starts counting again; ``loss_curve_`` and ``history_`` go on.
     t_ : int
         Training samples seen.
     stopped_epoch_ : int or None
@@ -525,8 +554,9 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  dropout=0.0, input_dropout=0.0, dropout_mode="element",
                  dropout_scale="inverted", output_activation="softmax", solver="adam",
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
-                 max_iter=200, shuffle=True, random_state=None, tol=1e-4, verbose=False,
-                 warm_start=False, momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
+                 verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
+                 early_stopping=False,
                  validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, init="glorot",
                  dtype="float32", n_threads=None):
@@ -543,6 +573,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -610,8 +641,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "softmax" if self.output_activation == "softmax" else "logistic"
 
     def _stratify_by(self, y):
-        """early_stopping's hold-out keeps the class proportions where it can."""
-        return y if _can_stratify(y) else None
+        """early_stopping's hold-out keeps the class proportions. Two classes: always, as
+        scikit-learn does (a class too small to split is an error); more: where every class
+        can be split (scikit-learn never stratifies them)."""
+        if len(self.classes_) <= 2:
+            return y
+        _, counts = np.unique(y, return_counts=True)
+        return y if counts.min() >= 2 else None
 
     def _encode_targets(self, y):
         idx = np.searchsorted(self.classes_, y).astype(np.int64)
@@ -660,15 +696,34 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         """
         return self._predict_moments(X, self._proba, mc_samples, return_std)
 
+    def predict_log_proba(self, X, *, mc_samples=None):
+        """The log of :meth:`predict_proba` (with ``mc_samples``, of the Monte-Carlo mean)."""
+        proba = self.predict_proba(X, mc_samples=mc_samples)
+        with np.errstate(divide="ignore"):
+            return np.log(proba, out=proba)
+
+    def predict_uncertainty(self, X, mc_samples=100):
+        """Per-sample uncertainty of Monte-Carlo dropout over ``mc_samples`` stochastic passes.
+
+        Returns an :class:`Uncertainty` of arrays of shape (n_samples,): ``predictive_entropy``
+        H[mean_t p_t] (total uncertainty), ``expected_entropy`` mean_t H[p_t] (the noise each
+        network sees, aleatoric) and ``mutual_information``, their difference (the networks'
+        disagreement, epistemic: BALD, Houlsby et al. 2011), plus ``proba``, the mean
+        probabilities. Entropies in nats. Without dropout every pass is the same network and
+        the mutual information is 0.
+        """
+        mean, expected = 0.0, 0.0
+        for p in self._mc_passes(X, self._proba, mc_samples):
+            mean, expected = mean + p, expected + _entropy(p)
+        mean, expected = mean / mc_samples, expected / mc_samples
+        predictive = _entropy(mean)
+        return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
+
     def predict(self, X):
         """Most probable class (deterministic pass)."""
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
-
-def _can_stratify(y):
-    _, counts = np.unique(y, return_counts=True)
-    return counts.min() >= 2
 
 
 class MLPRegressor(RegressorMixin, _BaseMLP):
@@ -676,24 +731,27 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     scikit-learn's :class:`~sklearn.neural_network.MLPRegressor` with fastdrop's
     regularizers: the same engine, parameters and attributes as :class:`MLPClassifier`
-    (see there), with an identity output layer, the squared error and one or several
-    targets. ``loss_`` is half the squared error summed over targets, averaged over samples:
-    the loss whose gradient both libraries follow; scikit-learn reports it divided by the
-    number of targets (the same for one target).
+    (see there), and one or several targets. ``loss="squared_error"`` (an identity output)
+    or ``"poisson"`` (an exponential output and the half Poisson deviance, for counts and
+    rates; y must be >= 0). ``loss_`` sums the loss over targets and averages it over
+    samples: the loss whose gradient both libraries follow; for the squared error
+    scikit-learn reports it divided by the number of targets (the same for one target).
     Validation, early stopping included, scores R^2 (``history_["val_r2"]``), or the squared
     error with ``early_stopping_metric="loss"``. ``predict`` takes ``mc_samples`` and
     ``return_std`` for Monte-Carlo dropout: the predictive mean and standard deviation.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
-                 dropout=0.0, input_dropout=0.0, dropout_mode="element",
+    def __init__(self, hidden_layer_sizes=(100,), *, loss="squared_error", alpha=1e-4, l1=0.0,
+                 max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
                  dropout_scale="inverted", solver="adam", batch_size="auto",
-                 learning_rate="constant", learning_rate_init=0.001, max_iter=200, shuffle=True,
-                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
-                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 early_stopping_metric="r2", beta_1=0.9, beta_2=0.999, epsilon=1e-8,
-                 n_iter_no_change=10, init="glorot", dtype="float32", n_threads=None):
+                 learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
+                 momentum=0.9, nesterovs_momentum=True, early_stopping=False,
+                 validation_fraction=0.1, early_stopping_metric="r2", beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, init="glorot", dtype="float32",
+                 n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.loss = loss
         self.alpha = alpha
         self.l1 = l1
         self.max_norm = max_norm
@@ -705,6 +763,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.batch_size = batch_size
         self.learning_rate = learning_rate
         self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.random_state = random_state
@@ -737,7 +796,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # ------------------------------------------------------------------ what a regressor adds
     _constraints = {**_BaseMLP._constraints,
+                    "loss": Options(("squared_error", "poisson")),
                     "early_stopping_metric": Options(("r2", "loss"))}
+    _OUTPUT = {"squared_error": "identity", "poisson": "exp"}
     _multi_output = True
     _y_numeric = True
     _score_key = "val_r2"
@@ -752,23 +813,34 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         y = np.asarray(y)
         if y.dtype.kind not in "biuf":
             raise ValueError(f"y must be real numbers, got dtype {y.dtype}")
+        if self.loss == "poisson" and np.any(y < 0):
+            raise ValueError("loss='poisson' needs y >= 0 (counts or rates); y has negative "
+                             "values")
         n_targets = 1 if y.ndim == 1 else y.shape[1]
         if fresh or not hasattr(self, "_n_targets"):
             self._n_targets = n_targets
-            # the loss of predicting 0 everywhere: the scale against which divergence shows
-            self._zero_loss = float(np.mean(np.square(y, dtype=np.float64))) / 2
+            self._reference_loss = self._loss_of_a_zero_output(np.reshape(y, (len(y), -1)))
         elif n_targets != self._n_targets:
             raise ValueError(f"y has {n_targets} targets, the network was fitted with "
                              f"{self._n_targets}")
+
+    def _loss_of_a_zero_output(self, y):
+        """The loss when the last layer outputs 0 (prediction 0, or 1 for poisson): the scale
+        against which divergence shows."""
+        y = y.astype(np.float64)
+        if self.loss == "poisson":
+            return float(np.mean(np.sum(1 - y + np.where(y > 0, y * np.log(np.where(
+                y > 0, y, 1)), 0), axis=1)))
+        return float(np.mean(np.sum(y * y, axis=1))) / 2
 
     def _n_outputs(self):
         return self._n_targets
 
     def _network_output(self):
-        return "identity"
+        return self._OUTPUT[self.loss]
 
     def _out_activation_name(self):
-        return "identity"
+        return self._OUTPUT[self.loss]
 
     def _stratify_by(self, y):
         return None
@@ -777,16 +849,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return np.ascontiguousarray(np.reshape(y, (len(y), -1)), dtype=self._net.dtype)
 
     def _uniform_loss(self):
-        return self._zero_loss
+        return self._reference_loss
 
     def _evaluate(self, Xv, yv, n_threads):
         """Validation loss (as loss_) and R^2."""
         if len(yv) < 2:
             return np.nan, np.nan
         pred = self._outputs(Xv, n_threads)
-        yv = np.reshape(yv, pred.shape)
-        return (float(np.sum((yv - pred) ** 2) / (2 * len(yv))),
-                float(r2_score(yv, pred)))
+        yv = np.reshape(yv, pred.shape).astype(np.float64)
+        if self.loss == "poisson":
+            loss = np.sum(pred - yv + yv * np.log(np.where(yv > 0, yv, 1) /
+                                                  np.where(yv > 0, pred, 1)))
+        else:
+            loss = np.sum((yv - pred) ** 2) / 2
+        return float(loss / len(yv)), float(r2_score(yv, pred))
 
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X, n_threads, mc_step=None):

@@ -5,7 +5,8 @@ Layout: ``sizes = [n_features, h_1, ..., h_H, n_outputs]``; layer ``l`` maps ``s
 ``weights[l]`` is C-contiguous (fan_out, fan_in), one row per unit, so a batch-mode unit mask
 keeps whole rows (row copies, and row-contiguous optimizer steps). ``coefs[l]`` is its
 transpose, the (fan_in, fan_out) view scikit-learn users know. Hidden units are ReLU; the
-output is softmax or independent sigmoids, fused with the cross-entropy.
+output layer is fused with its loss: softmax or independent sigmoids with the cross-entropy,
+identity with the squared error, exp with the Poisson deviance.
 
 Dropout sites are the inputs of every layer: site 0 is the network input (``input_dropout``),
 site ``l`` the output of hidden layer ``l``. Each site has its own seed, and a training batch
@@ -35,7 +36,7 @@ _PREDICT_CHUNK = 4096  # rows per prediction pass; a multiple of 64 keeps mask w
 # output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
 # (rows, outputs) float matrix otherwise)
 _OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.sigmoid_xent,
-                  "identity": _nn_kernels.squared_error}
+                  "identity": _nn_kernels.squared_error, "exp": _nn_kernels.poisson_deviance}
 
 
 def _view(flat, rows, cols):
@@ -152,9 +153,9 @@ class MLP:
     ----------
     sizes : sequence of int
         ``[n_features, hidden..., n_outputs]``.
-    output : {"softmax", "sigmoid", "identity"}
+    output : {"softmax", "sigmoid", "identity", "exp"}
         The output layer and its loss: softmax + cross-entropy, independent sigmoids +
-        binary cross-entropy, or identity + squared error (regression).
+        binary cross-entropy, identity + squared error, or exp + half Poisson deviance.
     dropout : sequence of float
         Drop probability per site: ``[input, hidden_1, ..., hidden_H]``.
     dropout_mode : {"element", "batch"}

@@ -113,6 +113,9 @@ class _Optimizer:
                    for l, (w, b, gw, gb) in enumerate(zip(weights, intercepts, grad_weights,
                                                           grad_intercepts)))
 
+    def iteration_ends(self, time_step):
+        """After each epoch, ``time_step`` training samples seen in all (scikit-learn's t_)."""
+
     def trigger_stopping(self, message, verbose):
         """scikit-learn's rule: stop (True), or for an adaptive rate divide it by 5 first."""
         if verbose:
@@ -124,14 +127,22 @@ class _Optimizer:
 
 
 class SGD(_Optimizer):
-    """SGD with momentum (``v = mu v - lr g; w += v``) or Nesterov's variant."""
+    """SGD with momentum (``v = mu v - lr g; w += v``) or Nesterov's variant, and
+    scikit-learn's schedules: "constant", "adaptive" (divided by 5 when the stopping rule
+    fires) and "invscaling" (``lr_init / (t + 1) ** power_t`` after each epoch, t the samples
+    seen)."""
 
     kind = _nn_kernels.SGD
 
     def __init__(self, params, learning_rate=0.1, momentum=0.9, nesterov=True,
-                 schedule="constant"):
+                 schedule="constant", power_t=0.5):
         super().__init__(params, learning_rate)
         self.momentum, self.nesterov, self.schedule = float(momentum), bool(nesterov), schedule
+        self.power_t = float(power_t)
+
+    def iteration_ends(self, time_step):
+        if self.schedule == "invscaling":
+            self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
 
     def _hyper(self, l2, l1):
         self._hp[:5] = (self.learning_rate, self.momentum, self.nesterov, l2, l1)

@@ -184,7 +184,7 @@ def test_partial_fit(blobs):
         est.partial_fit(X, y)
     for _ in range(20):
         est.partial_fit(X, y, classes=np.unique(y))
-    assert est.n_iter_ == 20 and est.score(X, y) > 0.8
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 20 and est.score(X, y) > 0.8
 
 
 def test_monte_carlo_dropout(blobs):
@@ -311,3 +311,76 @@ def test_early_stopping_trains_on_the_labels_of_its_own_rows():
     X_tr, X_te, y_tr, y_te = train_test_split(X / 16, y, random_state=0)
     est = fit_quiet(MLPClassifier((100,), early_stopping=True, random_state=0), X_tr, y_tr)
     assert est.score(X_te, y_te) > 0.9 and est.best_validation_score_ > 0.9
+
+
+def test_predict_log_proba_is_the_log_of_predict_proba(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((16,), max_iter=20, random_state=0), X, y)
+    np.testing.assert_allclose(est.predict_log_proba(X), np.log(est.predict_proba(X)))
+    assert est.predict_log_proba(X, mc_samples=3).shape == (len(y), 3)
+
+
+def test_n_iter_no_change_inf_never_stops(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((8,), max_iter=15, tol=10.0, n_iter_no_change=np.inf,
+                                  random_state=0), X, y)
+    assert est.n_iter_ == 15 and est.stopped_epoch_ is None
+    with pytest.raises(TypeError, match="n_iter_no_change must be an int, got -inf"):
+        MLPClassifier(n_iter_no_change=-np.inf).fit(X, y)
+
+
+def test_warm_start_and_partial_fit_count_iterations_as_scikit_learn(blobs):
+    """scikit-learn (1.6 to 1.9) counts n_iter_ per call: 3 after two warm-started fits of
+    max_iter=3, 1 after any partial_fit; the loss curve goes on (6 entries)."""
+    X, y = blobs
+    ours, ref = (cls((8,), max_iter=3, warm_start=True, random_state=0)
+                 for cls in (MLPClassifier, SklearnMLP))
+    for est in (ours, ref, ours, ref):
+        fit_quiet(est, X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 3
+    assert len(ours.loss_curve_) == len(ref.loss_curve_) == 6
+    assert ours.history_["epoch"] == [1, 2, 3, 4, 5, 6]
+    ours.partial_fit(X, y)
+    ref.partial_fit(X, y)
+    assert ours.n_iter_ == ref.n_iter_ == 1
+
+
+def test_early_stopping_with_a_class_too_small_to_split(blobs):
+    """Two classes: an error, as scikit-learn's; more classes: an unstratified split, where
+    scikit-learn never stratifies."""
+    X, y = blobs
+    binary = np.ones_like(y)
+    binary[0] = 0  # one sample of class 0
+    with pytest.raises(ValueError, match="least populated class"):
+        SklearnMLP((4,), early_stopping=True, max_iter=2).fit(X, binary)
+    with pytest.raises(ValueError, match="early_stopping=True holds out .*least populated"):
+        MLPClassifier((4,), early_stopping=True, max_iter=2).fit(X, binary)
+    multi = y.copy()
+    multi[0] = 7
+    fit_quiet(MLPClassifier((4,), early_stopping=True, max_iter=2), X, multi)
+
+
+def test_invscaling_follows_scikit_learns_schedule(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((8,), solver="sgd", learning_rate="invscaling", power_t=0.25,
+                                  learning_rate_init=0.1, max_iter=4, batch_size=100,
+                                  random_state=0), X, y)
+    # the rate each epoch trained with: 0.1, then 0.1 / (t_ + 1) ** 0.25 after each epoch
+    expected = [0.1] + [0.1 / (600 * k + 1) ** 0.25 for k in (1, 2, 3)]
+    np.testing.assert_allclose(est.history_["learning_rate"], expected, rtol=1e-12)
+
+
+def test_predict_uncertainty_decomposes_the_entropy(blobs):
+    X, y = blobs
+    plain = fit_quiet(MLPClassifier((16,), max_iter=20, random_state=0), X, y)
+    u = plain.predict_uncertainty(X[:50], mc_samples=4)
+    np.testing.assert_allclose(u.mutual_information, 0, atol=1e-12)  # identical passes
+    np.testing.assert_allclose(u.predictive_entropy, u.expected_entropy, atol=1e-12)
+    drop = fit_quiet(MLPClassifier((64,), dropout=0.5, max_iter=20, random_state=0), X, y)
+    u = drop.predict_uncertainty(X[:50], mc_samples=30)
+    assert u.proba.shape == (50, 3) and u.mutual_information.shape == (50,)
+    np.testing.assert_allclose(u.proba, drop.predict_proba(X[:50], mc_samples=30))
+    assert np.all(u.mutual_information >= 0) and u.mutual_information.mean() > 0
+    assert np.all(u.predictive_entropy <= np.log(3) + 1e-12)
+    np.testing.assert_allclose(u.predictive_entropy - u.expected_entropy,
+                               u.mutual_information, atol=1e-12)

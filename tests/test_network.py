@@ -24,7 +24,7 @@ def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
     return loss + penalty, ws
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
 @pytest.mark.parametrize("mode", ["element", "batch"])
 def test_gradients_match_central_differences(output, mode):
     """Whole network, L1 + L2, a fixed dropout draw: analytic vs numerical gradients."""
@@ -272,7 +272,7 @@ def assert_row_sum(got, values):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity"])
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
 def test_output_kernels_sum_the_gradient_columns(dtype, output):
     """grad_bias is the column sum of the gradient the kernel leaves in z (row by row)."""
     from fastdrop.network import _OUTPUT_LOSSES

