@@ -725,7 +725,6 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
-
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor with dropout, L1, L2 and max-norm regularization.
 

@@ -1,5 +1,5 @@
-"""MLPRegressor (scikit-learn's checks run in test_estimator.py): its quality against scikit-learn's regressor, and
-Monte-Carlo predictive uncertainty."""
+"""MLPRegressor: its quality against scikit-learn's regressor, losses, shapes and Monte-Carlo
+predictive uncertainty (scikit-learn's estimator checks run in test_estimator.py)."""
 import warnings
 
 import numpy as np
@@ -39,10 +39,8 @@ def test_quality_matches_scikit_learn(dataset):
     for seed in range(3):
         params = dict(hidden_layer_sizes=(100,), learning_rate_init=0.01, max_iter=300,
                       random_state=seed)
-        scores["fastdrop"].append(quiet_fit(MLPRegressor(**params), X_tr, y_tr).score(X_te,
-                                                                                     y_te))
-        scores["sklearn"].append(quiet_fit(SklearnMLPRegressor(**params), X_tr, y_tr)
-                                 .score(X_te, y_te))
+        for name, cls in (("fastdrop", MLPRegressor), ("sklearn", SklearnMLPRegressor)):
+            scores[name].append(quiet_fit(cls(**params), X_tr, y_tr).score(X_te, y_te))
     assert abs(np.mean(scores["fastdrop"]) - np.mean(scores["sklearn"])) <= 0.03, scores
 
 
