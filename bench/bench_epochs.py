@@ -6,11 +6,13 @@ Run:  python -m pytest bench/bench_epochs.py --benchmark-json=epochs.json
 One benchmark per (dataset, threads): a round trains every implementation for one epoch, so
 the per-implementation epoch times in ``extra_info["epoch_times"]`` are interleaved.
 Datasets: the study's synthetic-60k set (60000x784, 10 classes) with 784-512-512-10 and batch
-128, and digits with (512, 512) and batch 200 ("quick" profile: 5000x784 and digits).
+128, digits with (512, 512) and batch 200, and a make_regression set of the synthetic set's size
+for the regressors (fastdrop's MLPRegressor against scikit-learn's; "quick" profile: 5000 rows).
 """
 import importlib.util
 import os
 
+import numpy as np
 import pytest
 
 import fastdrop
@@ -26,6 +28,7 @@ _ROUNDS = int(os.environ.get("FASTDROP_BENCH_ROUNDS", 0))
 DATASETS = {  # name: (loader, hidden layers, batch size, timed rounds)
     "synthetic": ("synthetic", (512, 512), 128, _ROUNDS or (1 if QUICK else 9)),
     "digits": ("digits", (512, 512), 200, _ROUNDS or (3 if QUICK else 11)),
+    "regression": ("regression", (512, 512), 128, _ROUNDS or (1 if QUICK else 9)),
 }
 # Seconds of idle before each timed epoch: the previous implementation's thread pools stop
 # spinning (OpenBLAS's workers spin ~0.1 s after their last job) instead of time-sharing the
@@ -38,7 +41,14 @@ THREADS = sorted({int(t) for t in os.environ["FASTDROP_BENCH_THREADS"].split(","
 
 def load(name):
     """The study's own datasets (fastdrop.suite.datasets), standardized, unsplit: synthetic
-    is its MNIST-sized preset (5000 rows in the quick profile)."""
+    is its MNIST-sized preset (5000 rows in the quick profile); regression a make_regression
+    set of the same size with a standardized target."""
+    if name == "regression":
+        from sklearn.datasets import make_regression
+
+        X, y = make_regression(5000 if QUICK else 60000, 784, n_informative=100, noise=10.0,
+                               random_state=0)
+        return X.astype(np.float32), ((y - y.mean()) / y.std()).astype(np.float32)
     if name == "synthetic":
         name = "synthetic-5000x784x10" if QUICK else "synthetic-60k"
     return load_xy(name)
@@ -48,6 +58,10 @@ CASES = [("fastdrop", 0.0), ("fastdrop", 0.5), ("fastdrop-batch", 0.5), ("sklear
          ("torch", 0.0), ("torch", 0.5), ("torch+fastdrop", 0.5), ("jax", 0.0), ("jax", 0.5),
          ("gemm-floor", 0.0),
          ("gemm+update-floor", 0.0)]
+
+
+REGRESSION_CASES = [("fastdrop-regressor", 0.0), ("fastdrop-regressor", 0.5),
+                    ("sklearn-regressor", 0.0)]
 
 
 def _available(impl, n_threads):
@@ -66,7 +80,8 @@ def test_epochs(benchmark, dataset, n_threads):
     starts after ``SETTLE_S`` of idle, so that none inherits another's spinning threads."""
     _, hidden, batch, rounds = DATASETS[dataset]
     X, y = load(dataset)
-    cases = [(impl, p) for impl, p in CASES if _available(impl, n_threads)]
+    cases = [(impl, p) for impl, p in (REGRESSION_CASES if dataset == "regression" else CASES)
+             if _available(impl, n_threads)]
     runners = [EPOCH_IMPLEMENTATIONS[impl](X, y, hidden, p, batch, n_threads)
                for impl, p in cases]
     times = [[] for _ in cases]

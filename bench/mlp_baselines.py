@@ -48,6 +48,20 @@ class FastdropBatchEpoch(FastdropEpoch):
     mode = "batch"
 
 
+class FastdropRegressorEpoch(FastdropEpoch):
+    """fastdrop.MLPRegressor on a regression set (squared error, identity output)."""
+    name = "fastdrop-regressor"
+
+    def __init__(self, X, y, hidden, dropout, batch_size, n_threads):
+        self.X, self.y = X, y
+        self.est = fastdrop.MLPRegressor(
+            hidden, solver="sgd", learning_rate_init=LR, momentum=MOMENTUM, batch_size=batch_size,
+            dropout=dropout, n_threads=n_threads, random_state=0)
+
+    def epoch(self):
+        self.est.partial_fit(self.X, self.y)
+
+
 class SklearnEpoch:
     """sklearn.neural_network.MLPClassifier; partial_fit is one epoch. No dropout exists."""
     name = "sklearn"
@@ -65,6 +79,24 @@ class SklearnEpoch:
         with numpy_own_threads(self.n_threads), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.est.partial_fit(self.X, self.y, classes=self.classes)
+
+
+class SklearnRegressorEpoch:
+    """sklearn.neural_network.MLPRegressor; partial_fit is one epoch."""
+    name = "sklearn-regressor"
+
+    def __init__(self, X, y, hidden, dropout, batch_size, n_threads):
+        if dropout:
+            raise NotImplementedError("scikit-learn's MLP has no dropout")
+        from sklearn.neural_network import MLPRegressor
+
+        self.X, self.y, self.n_threads = X, y, n_threads
+        self.est = MLPRegressor(hidden_layer_sizes=hidden, solver="sgd", learning_rate_init=LR,
+                                momentum=MOMENTUM, batch_size=batch_size, random_state=0)
+
+    def epoch(self):
+        with numpy_own_threads(self.n_threads):
+            self.est.partial_fit(self.X, self.y)
 
 
 class TorchEpoch:
@@ -256,6 +288,7 @@ class GemmUpdateFloor(GemmFloor):
 
 
 EPOCH_IMPLEMENTATIONS = {cls.name: cls for cls in (
-    FastdropEpoch, FastdropBatchEpoch, SklearnEpoch, TorchEpoch, TorchFastdropEpoch,
+    FastdropEpoch, FastdropBatchEpoch, FastdropRegressorEpoch, SklearnEpoch,
+    SklearnRegressorEpoch, TorchEpoch, TorchFastdropEpoch,
     TorchFastdropRecomputeEpoch, TorchFastdropOneThreadEpoch, JaxEpoch, GemmFloor,
     GemmUpdateFloor)}

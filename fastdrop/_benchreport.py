@@ -103,6 +103,10 @@ ACCEPTANCE = [
     ("no-dropout epoch x jitted JAX", ("fastdrop", 0.0), ("jax", 0.0), None),
     ("element dropout 0.5 x own p=0", ("fastdrop", 0.5), ("fastdrop", 0.0), 1.05),
     ("batch dropout 0.5 x own p=0", ("fastdrop-batch", 0.5), ("fastdrop", 0.0), 0.6),
+    ("regressor epoch x sklearn's", ("fastdrop-regressor", 0.0), ("sklearn-regressor", 0.0),
+     0.6),
+    ("regressor dropout 0.5 x own p=0", ("fastdrop-regressor", 0.5),
+     ("fastdrop-regressor", 0.0), 1.05),
 ]
 
 
