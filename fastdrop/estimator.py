@@ -13,6 +13,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import check_is_fitted, validate_data
 
@@ -37,6 +38,27 @@ class Uncertainty(NamedTuple):
 def _entropy(p):
     """Row-wise entropy in nats, 0 log 0 = 0."""
     return -np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)
+
+
+def _flatten(arrays):
+    """One float64 vector of all the arrays' values (L-BFGS's parameter vector)."""
+    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
+
+
+def _unflatten(theta, arrays):
+    """Copy the vector back into the arrays, in place, in their dtypes."""
+    start = 0
+    for a in arrays:
+        np.copyto(a, theta[start:start + a.size].reshape(a.shape), casting="same_kind")
+        start += a.size
+
+
+def _stochastic_solver(est):
+    """partial_fit exists for the mini-batch solvers only, as in scikit-learn."""
+    if est.solver == "lbfgs":
+        raise AttributeError("partial_fit is only available for stochastic optimizers "
+                             "(solver='sgd' or 'adam'); lbfgs is not stochastic")
+    return True
 
 
 def _history_keys(score_key):
@@ -135,7 +157,8 @@ class _BaseMLP(BaseEstimator):
         "input_dropout": Range(float, 0, 1, high_open=True),
         "dropout_mode": Options(("element", "batch")),
         "dropout_scale": Options(("inverted", "classic")),
-        "solver": Options(("adam", "sgd")),
+        "solver": Options(("adam", "sgd", "lbfgs")),
+        "max_fun": Range(int, 1),
         "learning_rate": Options(("constant", "invscaling", "adaptive")),
         "power_t": Range(float, 0),
         "init": Options(("glorot", "he")),
@@ -156,7 +179,27 @@ class _BaseMLP(BaseEstimator):
         """The hidden sizes and per-layer drop rates, after checking every parameter."""
         sizes, rates = self._layer_sizes_and_rates()
         check_params(self, self._constraints)
+        if self.solver == "lbfgs":
+            self._check_lbfgs_combination(rates)
         return sizes, rates
+
+    # What full-batch L-BFGS cannot train: (parameter, its value when it is in use, why).
+    _NOT_WITH_LBFGS = (
+        ("dropout", lambda est, rates: any(rates), "a new random network every step"),
+        ("input_dropout", lambda est, rates: est.input_dropout > 0,
+         "a new random network every step"),
+        ("l1", lambda est, rates: est.l1 > 0, "a non-smooth penalty"),
+        ("max_norm", lambda est, rates: est.max_norm is not None,
+         "a projection after every step"),
+    )
+
+    def _check_lbfgs_combination(self, rates):
+        for name, in_use, why in self._NOT_WITH_LBFGS:
+            if in_use(self, rates):
+                raise ValueError(
+                    f"solver='lbfgs' minimizes one deterministic, smooth full-batch loss, and "
+                    f"{name}={getattr(self, name)!r} makes it {why}: use solver='adam' or "
+                    f"'sgd' with {name}, or leave {name} at its default with 'lbfgs'")
 
     def _layer_sizes_and_rates(self):
         sizes = self.hidden_layer_sizes
@@ -212,10 +255,58 @@ class _BaseMLP(BaseEstimator):
         # overflow on the way to a diverging loss is reported once, by _diverged, not by numpy
         with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
+            if self.solver == "lbfgs":
+                self._fit_lbfgs(X, target, kernel_threads)
+                return self
             self._run_epochs(X, target, val, batch, rs, kernel_threads,
                              1 if incremental else self.max_iter, use_early_stopping,
                              incremental)
         return self
+
+    def _fit_lbfgs(self, X, target, n_threads):
+        """scikit-learn's lbfgs: scipy's L-BFGS-B on the full-batch loss (data loss + L2)
+        and its gradient, from one forward-backward pass of the whole set each evaluation;
+        at most max_iter iterations and max_fun evaluations, gtol=tol. Each iteration goes
+        to loss_curve_ and history_."""
+        from scipy.optimize import minimize
+
+        net, n = self._net, X.shape[0]
+        params = net.weights + net.intercepts
+        ws = Workspace(net, n)
+        np.copyto(ws.x, X)
+        state = {"loss": np.nan, "clock": _EpochClock()}
+
+        def loss_and_grad(theta):
+            _unflatten(theta, params)
+            loss = net.forward_backward(ws, n, target, 0, n_threads) / n
+            if not loss < self._loss_limit:
+                self._diverged(loss)
+            grads = [g + (self.alpha / n) * w for g, w in zip(ws.grad_weights, net.weights)]
+            loss += 0.5 * self.alpha / n * sum(float(np.dot(w.ravel(), w.ravel()))
+                                              for w in net.weights)
+            state["loss"] = loss
+            return loss, _flatten(grads + ws.grad_intercepts)
+
+        def iteration_done(_theta):
+            self.n_iter_ += 1
+            self.loss_ = state["loss"]
+            self.loss_curve_.append(self.loss_)
+            self._end_epoch(None, n_threads, state["clock"])
+            state["clock"] = _EpochClock()
+
+        self.n_iter_ = 0
+        result = minimize(loss_and_grad, _flatten(params), method="L-BFGS-B", jac=True,
+                          callback=iteration_done,
+                          options={"maxfun": self.max_fun, "maxiter": self.max_iter,
+                                   "gtol": self.tol})
+        _unflatten(result.x, params)
+        self.loss_ = float(result.fun)
+        self.t_ += n
+        if result.status != 0:
+            warnings.warn(f"lbfgs failed to converge after {result.nit} iterations "
+                          f"(status={result.status}): {result.message}. Increase max_iter "
+                          f"({self.max_iter}) or max_fun ({self.max_fun}), or scale the "
+                          "data.", ConvergenceWarning)
 
     def _hold_out(self, X, y, rs):
         """early_stopping's split: (X, y) to train on and (X_val, y_val), or an error that
@@ -239,7 +330,9 @@ class _BaseMLP(BaseEstimator):
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
                         init=self.init, random_state=rs)
         params = self._net.weights + self._net.intercepts
-        if self.solver == "sgd":
+        if self.solver == "lbfgs":
+            self._optimizer = None  # scipy's L-BFGS-B, in _fit_lbfgs
+        elif self.solver == "sgd":
             self._optimizer = SGD(params, self.learning_rate_init, self.momentum,
                                   self.nesterovs_momentum, self.learning_rate, self.power_t)
         else:
@@ -403,8 +496,9 @@ class _BaseMLP(BaseEstimator):
             self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
 
     def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
-        values = (len(self.loss_curve_), loss, val_loss, val_acc,
-                  self._optimizer.learning_rate, t, t_fwd, t_bwd, t_fb, t_up, t_val)
+        rate = np.nan if self._optimizer is None else self._optimizer.learning_rate
+        values = (len(self.loss_curve_), loss, val_loss, val_acc, rate, t, t_fwd, t_bwd, t_fb,
+                  t_up, t_val)
         for key, value in zip(_history_keys(self._score_key), values):
             self.history_[key].append(value)
 
@@ -482,7 +576,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     output_activation : {"softmax", "sigmoid"}, default="softmax"
         Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
         Keras experiment's configuration); probabilities are normalized to sum to 1.
-    solver : {"adam", "sgd"}, default="adam"
+    solver : {"adam", "sgd", "lbfgs"}, default="adam"
+        "lbfgs": scipy's L-BFGS-B on the full-batch loss, as scikit-learn's (for small data
+        sets); it takes no dropout, l1 or max_norm (an error names the one given), no
+        early stopping and no partial_fit.
     batch_size : int or "auto", default="auto"
         "auto" is ``min(200, n_samples)``.
     learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
@@ -492,7 +589,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     power_t : float, default=0.5
         The exponent of "invscaling".
     max_iter : int, default=200
-        Maximum number of epochs.
+        Maximum number of epochs (of L-BFGS iterations with "lbfgs").
     shuffle : bool, default=True
     random_state : int, RandomState instance or None, default=None
         Initial weights, shuffling, the validation split and every dropout mask.
@@ -512,6 +609,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Adam's parameters.
     n_iter_no_change : int or np.inf, default=10
         Epochs without improvement before the stopping rule fires; ``np.inf`` never.
+    max_fun : int, default=15000
+        "lbfgs" only: the most loss evaluations.
     init : {"glorot", "he"}, default="glorot"
     dtype : {"float32", "float64"}, default="float32"
     n_threads : int or None, default=None
@@ -558,8 +657,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
                  early_stopping=False,
                  validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, init="glorot",
-                 dtype="float32", n_threads=None):
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 init="glorot", dtype="float32", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.alpha = alpha
         self.l1 = l1
@@ -589,10 +688,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.init = init
         self.dtype = dtype
         self.n_threads = n_threads
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y, classes=None):
         """One epoch over (X, y). ``classes`` is required on the first call; a first call
         that fails leaves the estimator unfitted, so a corrected call starts afresh."""
@@ -747,8 +848,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,
                  validation_fraction=0.1, early_stopping_metric="r2", beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, init="glorot", dtype="float32",
-                 n_threads=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, init="glorot",
+                 dtype="float32", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.loss = loss
         self.alpha = alpha
@@ -778,10 +879,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.init = init
         self.dtype = dtype
         self.n_threads = n_threads
 
+    @available_if(_stochastic_solver)
     def partial_fit(self, X, y):
         """One epoch over (X, y); the first call sets the number of targets."""
         first_call = not hasattr(self, "_net")
