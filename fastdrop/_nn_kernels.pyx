@@ -215,44 +215,63 @@ def optimizer_step_submatrix(int kind,
         free(bufs)
 
 
+cdef inline double _row_scale(const floating[::1] w, bint weighted, Py_ssize_t n) noexcept:
+    """The gradient's factor: 1 / (sum of the row weights), or 1 / n without weights; 0 when
+    that sum is 0 (nothing to learn from)."""
+    cdef Py_ssize_t i
+    cdef double total = n
+    if weighted:
+        total = 0
+        for i in range(n):
+            total += w[i]
+    return 1.0 / total if total > 0 else 0.0
+
+
+# Every output layer below is fused with its loss. z holds the layer's pre-bias outputs and is
+# overwritten with the gradient of the mean loss with respect to them when want_grad, else
+# with the layer's outputs; grad_bias (with want_grad) receives the gradient's column sums, the
+# output bias's gradient, summed row by row. w: one weight per row (empty: all 1), as
+# scikit-learn weighs samples: the loss returned is sum_i w_i loss_i, the mean is over the
+# weights' sum, and the gradient of row i is w_i (output - target) / sum(w).
+
 def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
                  const floating[::1] bias,       # IN (n_classes,)
                  const int64_t[::1] y,           # IN class index per row, or empty: no labels
                  bint want_grad,
-                 floating[::1] grad_bias=None):  # OUT (n_classes,) column sums of the gradient
-    """Softmax + cross-entropy, fused and numerically stable.
-
-    z is overwritten with the gradient of the mean loss w.r.t. the logits ((p - onehot) / n)
-    when want_grad, else with the probabilities. With want_grad and grad_bias, grad_bias
-    receives the gradient's column sums (the output bias's gradient), summed row by row.
-    Returns the summed loss (0 without labels).
-    """
+                 floating[::1] grad_bias=None,   # OUT (n_classes,)
+                 const floating[::1] w=None):    # IN (n,) row weights, or None / empty
+    """Softmax + cross-entropy, fused and numerically stable (see the notes above)."""
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double mx, total, loss = 0, inv_n = 1.0 / n if n else 0.0, v
+    cdef double mx, total, loss = 0, row, v, g
     cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef bint weighted = w is not None and w.shape[0] > 0
+    cdef double inv = _row_scale(w, weighted, n)
     with nogil:
         if sum_cols:
             for j in range(k):
                 grad_bias[j] = 0
         for i in range(n):
+            g = inv * (w[i] if weighted else 1.0)
             mx = z[i, 0] + bias[0]
             for j in range(1, k):
                 v = z[i, j] + bias[j]
                 if v > mx:
                     mx = v
+            row = 0
             if y.shape[0]:  # -log p_y = log sum exp(z - max) - (z_y - max), never log(0)
-                loss -= z[i, y[i]] + bias[y[i]] - mx
+                row = -(z[i, y[i]] + bias[y[i]] - mx)
             total = 0
             for j in range(k):
                 v = exp(z[i, j] + bias[j] - mx)
                 z[i, j] = <floating>v
                 total += v
             if y.shape[0]:
-                loss += log(total)
+                row += log(total)
+                loss += row * (w[i] if weighted else 1.0)
             for j in range(k):
                 v = z[i, j] / total
                 if want_grad:
-                    v = (v - (j == y[i])) * inv_n
+                    v = (v - (j == y[i])) * g
                 z[i, j] = <floating>v
                 if sum_cols:
                     grad_bias[j] += z[i, j]
@@ -263,21 +282,22 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                  const floating[::1] bias,       # IN (n_outputs,)
                  const floating[:, ::1] t,       # IN 0/1 targets (n, n_outputs), or empty
                  bint want_grad,
-                 floating[::1] grad_bias=None):  # OUT (n_outputs,) column sums of the gradient
-    """Independent sigmoids + binary cross-entropy summed over outputs (stable log1p form).
-
-    z becomes (sigmoid - t) / n when want_grad, else the sigmoids; grad_bias as in
-    softmax_xent. Returns the summed loss.
-    """
+                 floating[::1] grad_bias=None,   # OUT (n_outputs,)
+                 const floating[::1] w=None):    # IN (n,) row weights, or None / empty
+    """Independent sigmoids + binary cross-entropy summed over outputs (stable log1p form)."""
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, a, p
+    cdef double loss = 0, a, p, g, wi
     cdef bint labelled = t.shape[0] > 0
     cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef bint weighted = w is not None and w.shape[0] > 0
+    cdef double inv = _row_scale(w, weighted, n)
     with nogil:
         if sum_cols:
             for j in range(k):
                 grad_bias[j] = 0
         for i in range(n):
+            wi = w[i] if weighted else 1.0
+            g = inv * wi
             for j in range(k):
                 a = z[i, j] + bias[j]
                 if a >= 0:
@@ -286,9 +306,9 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                     p = exp(a) / (1 + exp(a))
                 if labelled:
                     # -[t log p + (1 - t) log(1 - p)] = log(1 + e^-|a|) + max(a, 0) - t a
-                    loss += log1p(exp(-fabs(a))) + (a if a > 0 else 0) - t[i, j] * a
+                    loss += wi * (log1p(exp(-fabs(a))) + (a if a > 0 else 0) - t[i, j] * a)
                 if want_grad:
-                    p = (p - t[i, j]) * inv_n
+                    p = (p - t[i, j]) * g
                 z[i, j] = <floating>p
                 if sum_cols:
                     grad_bias[j] += z[i, j]
@@ -299,30 +319,34 @@ def squared_error(floating[:, ::1] z,            # IN outputs without bias; OUT 
                   const floating[::1] bias,      # IN (n_outputs,)
                   const floating[:, ::1] t,      # IN targets (n, n_outputs), or empty
                   bint want_grad,
-                  floating[::1] grad_bias=None):  # OUT (n_outputs,) column sums of the gradient
+                  floating[::1] grad_bias=None,  # OUT (n_outputs,)
+                  const floating[::1] w=None):   # IN (n,) row weights, or None / empty
     """Identity output + squared error, as scikit-learn's MLPRegressor has them.
 
-    z becomes (z + bias - t) / n when want_grad, else z + bias; grad_bias as in softmax_xent.
-    Returns the summed loss, half each row's sum of squared errors: the loss whose gradient
-    that is. scikit-learn steps along the same gradient but reports the mean over outputs,
+    The loss is half each row's sum of squared errors: the loss whose gradient that is.
+    scikit-learn steps along the same gradient but reports the mean over outputs,
     ``((t - y) ** 2).mean() / 2``: the same number for one output, n_outputs times less for
     several.
     """
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, v
+    cdef double loss = 0, v, g, wi
     cdef bint labelled = t.shape[0] > 0
     cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef bint weighted = w is not None and w.shape[0] > 0
+    cdef double inv = _row_scale(w, weighted, n)
     with nogil:
         if sum_cols:
             for j in range(k):
                 grad_bias[j] = 0
         for i in range(n):
+            wi = w[i] if weighted else 1.0
+            g = inv * wi
             for j in range(k):
                 v = z[i, j] + bias[j]
                 if labelled:
-                    loss += (v - t[i, j]) * (v - t[i, j])
+                    loss += wi * (v - t[i, j]) * (v - t[i, j])
                 if want_grad:
-                    v = (v - t[i, j]) * inv_n
+                    v = (v - t[i, j]) * g
                 z[i, j] = <floating>v
                 if sum_cols:
                     grad_bias[j] += z[i, j]
@@ -333,29 +357,34 @@ def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT 
                      const floating[::1] bias,   # IN (n_outputs,)
                      const floating[:, ::1] t,   # IN targets >= 0 (n, n_outputs), or empty
                      bint want_grad,
-                     floating[::1] grad_bias=None):  # OUT (n_outputs,) gradient column sums
+                     floating[::1] grad_bias=None,   # OUT (n_outputs,)
+                     const floating[::1] w=None):    # IN (n,) row weights, or None / empty
     """Exponential output + half Poisson deviance, scikit-learn's ``loss="poisson"``.
 
-    The mean is mu = exp(z + bias); z becomes (mu - t) / n when want_grad, else mu. Returns
-    the summed loss, sum over rows and outputs of t log(t / mu) - t + mu (scikit-learn's
-    ``poisson_loss`` summed over outputs), whose gradient that is.
+    The output is mu = exp(z + bias); a row's loss is the sum over outputs of
+    t log(t / mu) - t + mu (scikit-learn's ``poisson_loss`` summed over outputs).
     """
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, inv_n = 1.0 / n if n else 0.0, v, mu
+    cdef double loss = 0, v, mu, g, wi
     cdef bint labelled = t.shape[0] > 0
     cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef bint weighted = w is not None and w.shape[0] > 0
+    cdef double inv = _row_scale(w, weighted, n)
     with nogil:
         if sum_cols:
             for j in range(k):
                 grad_bias[j] = 0
         for i in range(n):
+            wi = w[i] if weighted else 1.0
+            g = inv * wi
             for j in range(k):
                 v = z[i, j] + bias[j]
                 mu = exp(v)
                 if labelled:
-                    loss += mu - t[i, j] + (t[i, j] * (log(t[i, j]) - v) if t[i, j] > 0 else 0)
+                    loss += wi * (mu - t[i, j] +
+                                  (t[i, j] * (log(t[i, j]) - v) if t[i, j] > 0 else 0))
                 if want_grad:
-                    mu = (mu - t[i, j]) * inv_n
+                    mu = (mu - t[i, j]) * g
                 z[i, j] = <floating>mu
                 if sum_cols:
                     grad_bias[j] += z[i, j]

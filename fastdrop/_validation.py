@@ -139,6 +139,17 @@ class Options(tuple):
             raise ValueError(f"{name} must be one of {tuple(self)}, got {value!r}")
 
 
+class Satisfies:
+    """A parameter whose value must pass a predicate; ``expected`` says what passes."""
+
+    def __init__(self, predicate, expected):
+        self.predicate, self.expected = predicate, expected
+
+    def check(self, name, value):
+        if not self.predicate(value):
+            raise ValueError(f"{name} must be {self.expected}, got {value!r}")
+
+
 def check_params(obj, constraints):
     """Check every attribute of ``obj`` named in ``constraints`` ({name: Range | Options})."""
     for name, constraint in constraints.items():

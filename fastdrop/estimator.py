@@ -13,13 +13,14 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from . import _nn_kernels
 from ._threading import resolve_n_threads, thread_budget
-from ._validation import Options, Range, check_params
+from ._validation import Options, Range, Satisfies, check_params
 from .network import MLP, Workspace
 from .optim import SGD, Adam
 
@@ -95,16 +96,22 @@ class _EpochClock:
         self.update += time.perf_counter() - self._t
 
 
-def _load_batch(X, target, order, start, m, x, batch_target, n_threads):
+def _load_batch(X, target, weights, order, start, m, x, batch_target, batch_weights,
+                n_threads):
     """Rows start .. start + m of the epoch's order (shuffled, or as stored) into the
-    workspace's batch buffers."""
+    workspace's batch buffers; the batch's row weights (None without sample weights)."""
     if order is not None:
         rows = order[start:start + m]
         _nn_kernels.take_rows(X, rows, x[:m], n_threads)
         np.take(target, rows, axis=0, out=batch_target[:m])
+        if weights is not None:
+            np.take(weights, rows, out=batch_weights[:m])
     else:
         np.copyto(x[:m], X[start:start + m])
         np.copyto(batch_target[:m], target[start:start + m])
+        if weights is not None:
+            np.copyto(batch_weights[:m], weights[start:start + m])
+    return None if weights is None else batch_weights[:m]
 
 
 class _LayerwiseStep:
@@ -124,6 +131,8 @@ class _LayerwiseStep:
         self.m, self.penalty, self.time = 0, 0.0, 0.0
 
     def begin(self, m):
+        """A new step; ``m`` scales the penalties: the batch size, or the sum of its sample
+        weights (as scikit-learn scales them)."""
         self.opt.start_step()
         self.m, self.penalty, self.time = m, 0.0, 0.0
 
@@ -219,12 +228,18 @@ class _BaseMLP(BaseEstimator):
         return [int(s) for s in sizes], [float(r) for r in rates]
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y, *, X_val=None, y_val=None):
+    def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
         """Fit on (X, y); optional (X_val, y_val) is the validation set for history_ (and for
-        early stopping when ``early_stopping=True``, instead of a held-out split)."""
-        return self._fit(X, y, X_val, y_val, incremental=False)
+        early stopping when ``early_stopping=True``, instead of a held-out split).
 
-    def _fit(self, X, y, X_val, y_val, incremental):
+        ``sample_weight`` (n_samples,), non-negative, weighs the samples as scikit-learn
+        does: each mini-batch's loss is their weighted mean and the penalties are divided by
+        the batch's weight instead of its size (with full-batch "lbfgs", integer weights
+        equal repeated rows); a held-out validation split scores with its samples' weights.
+        """
+        return self._fit(X, y, X_val, y_val, incremental=False, sample_weight=sample_weight)
+
+    def _fit(self, X, y, X_val, y_val, incremental, sample_weight=None):
         hidden, rates = self._check_params()
         # a new network unless one exists and partial_fit or warm_start asks to continue it
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
@@ -234,6 +249,7 @@ class _BaseMLP(BaseEstimator):
         self._check_targets(y, fresh=first and not incremental)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
+        weights = self._row_weights(X, y, sample_weight, incremental)
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], hidden, rates, rs)
@@ -241,9 +257,9 @@ class _BaseMLP(BaseEstimator):
         if X_val is not None:
             Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
                                    multi_output=self._multi_output)
-            val = (Xv, yv)
-        elif self.early_stopping and not incremental:
-            X, y, val = self._hold_out(X, y, rs)
+            val = (Xv, yv, None)
+        elif self.early_stopping and not incremental and self.solver != "lbfgs":
+            X, y, weights, val = self._hold_out(X, y, weights, rs)
         use_early_stopping = self.early_stopping and val is not None and not incremental
         target = self._encode_targets(y)
         n = X.shape[0]
@@ -256,14 +272,14 @@ class _BaseMLP(BaseEstimator):
         with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, target, kernel_threads)
+                self._fit_lbfgs(X, target, weights, kernel_threads)
                 return self
-            self._run_epochs(X, target, val, batch, rs, kernel_threads,
+            self._run_epochs(X, target, weights, val, batch, rs, kernel_threads,
                              1 if incremental else self.max_iter, use_early_stopping,
                              incremental)
         return self
 
-    def _fit_lbfgs(self, X, target, n_threads):
+    def _fit_lbfgs(self, X, target, weights, n_threads):
         """scikit-learn's lbfgs: scipy's L-BFGS-B on the full-batch loss (data loss + L2)
         and its gradient, from one forward-backward pass of the whole set each evaluation;
         at most max_iter iterations and max_fun evaluations, gtol=tol. Each iteration goes
@@ -271,6 +287,7 @@ class _BaseMLP(BaseEstimator):
         from scipy.optimize import minimize
 
         net, n = self._net, X.shape[0]
+        total_weight = n if weights is None else float(weights.sum())
         params = net.weights + net.intercepts
         ws = Workspace(net, n)
         np.copyto(ws.x, X)
@@ -278,12 +295,12 @@ class _BaseMLP(BaseEstimator):
 
         def loss_and_grad(theta):
             _unflatten(theta, params)
-            loss = net.forward_backward(ws, n, target, 0, n_threads) / n
-            if not loss < self._loss_limit:
-                self._diverged(loss)
-            grads = [g + (self.alpha / n) * w for g, w in zip(ws.grad_weights, net.weights)]
-            loss += 0.5 * self.alpha / n * sum(float(np.dot(w.ravel(), w.ravel()))
-                                              for w in net.weights)
+            loss = net.forward_backward(ws, n, target, 0, n_threads, weights=weights)
+            # no divergence check: the line search tries far points on purpose
+            loss = loss / total_weight if total_weight > 0 else 0.0
+            l2 = self.alpha / total_weight if total_weight > 0 else 0.0
+            grads = [g + l2 * w for g, w in zip(ws.grad_weights, net.weights)]
+            loss += 0.5 * l2 * sum(float(np.dot(w.ravel(), w.ravel())) for w in net.weights)
             state["loss"] = loss
             return loss, _flatten(grads + ws.grad_intercepts)
 
@@ -308,20 +325,31 @@ class _BaseMLP(BaseEstimator):
                           f"({self.max_iter}) or max_fun ({self.max_fun}), or scale the "
                           "data.", ConvergenceWarning)
 
-    def _hold_out(self, X, y, rs):
-        """early_stopping's split: (X, y) to train on and (X_val, y_val), or an error that
-        says how to get one."""
+    def _row_weights(self, X, y, sample_weight, incremental):
+        """The training rows' weights in the network's dtype, or None (all equal)."""
+        if sample_weight is None:
+            return None
+        w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+        return np.ascontiguousarray(w, dtype=np.dtype(self.dtype))
+
+    def _hold_out(self, X, y, weights, rs):
+        """early_stopping's split: (X, y, weights) to train on and (X_val, y_val,
+        weights_val), or an error that says how to get one."""
+        parts = (X, y) if weights is None else (X, y, weights)
         try:
-            X, Xv, y, yv = train_test_split(X, y, random_state=rs,
-                                            test_size=self.validation_fraction,
-                                            stratify=self._stratify_by(y))
+            split = train_test_split(*parts, random_state=rs,
+                                     test_size=self.validation_fraction,
+                                     stratify=self._stratify_by(y))
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
                 f"of the {X.shape[0]} training samples, which is not possible here ({exc}). "
                 "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
                 "set early_stopping=False.") from None
-        return np.ascontiguousarray(X), y, (np.ascontiguousarray(Xv), yv)
+        X, Xv, y, yv = split[:4]
+        w, wv = ((np.ascontiguousarray(split[4]), split[5]) if weights is not None
+                 else (None, None))
+        return np.ascontiguousarray(X), y, w, (np.ascontiguousarray(Xv), yv, wv)
 
     def _initialize(self, n_features, hidden, rates, rs):
         n_out = self._n_outputs()
@@ -353,14 +381,15 @@ class _BaseMLP(BaseEstimator):
         self._max_norm_counts = [0, 0]
         self.history_ = {k: [] for k in _history_keys(self._score_key)}
 
-    def _run_epochs(self, X, target, val, batch, rs, n_threads, max_iter, use_early_stopping,
-                    incremental):
+    def _run_epochs(self, X, target, weights, val, batch, rs, n_threads, max_iter,
+                    use_early_stopping, incremental):
         """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
         # max-norm changes the weights after each step: the step cannot prefetch for the next
         ws = Workspace(self._net, batch, prefetch=self.max_norm is None)
         stepper = _LayerwiseStep(self._net, self._optimizer, ws, self.alpha, self.l1,
                                  n_threads)
         batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
+        batch_weights = None if weights is None else np.empty(batch, dtype=weights.dtype)
         loss_limit = self._loss_limit
         if use_early_stopping and self.validation_scores_ is None:
             self.validation_scores_ = []
@@ -370,8 +399,8 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them (not cumulative)
         for _ in range(max_iter):
             clock = _EpochClock()
-            self._train_epoch(X, target, batch_target, ws, stepper, rs, n_threads, loss_limit,
-                              clock)
+            self._train_epoch(X, target, weights, batch_target, batch_weights, ws, stepper, rs,
+                              n_threads, loss_limit, clock)
             val_loss, val_acc = self._end_epoch(val, n_threads, clock)
             self._optimizer.iteration_ends(self.t_)
             if incremental:
@@ -382,20 +411,24 @@ class _BaseMLP(BaseEstimator):
                 break
         self._finish_training(use_early_stopping, incremental, converged)
 
-    def _train_epoch(self, X, target, batch_target, ws, stepper, rs, n_threads, loss_limit,
-                     clock):
+    def _train_epoch(self, X, target, weights, batch_target, batch_weights, ws, stepper, rs,
+                     n_threads, loss_limit, clock):
         """One pass over (X, target) in shuffled mini-batches, each stepped layer by layer;
-        sets loss_ (the epoch's mean training loss, penalties included)."""
+        sets loss_ (the epoch's mean training loss, penalties included; with sample weights
+        each batch's loss is their weighted mean, as in scikit-learn)."""
         n, batch = X.shape[0], batch_target.shape[0]
         order = rs.permutation(n) if self.shuffle else None
         total = 0.0
         for start in range(0, n, batch):
             m = min(batch, n - start)
             clock.batch_start()
-            _load_batch(X, target, order, start, m, ws.x, batch_target, n_threads)
-            stepper.begin(m)
+            w = _load_batch(X, target, weights, order, start, m, ws.x, batch_target,
+                            batch_weights, n_threads)
+            total_weight = m if w is None else float(w.sum())
+            stepper.begin(total_weight)
             loss = self._net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
-                                              stepper.layer, clock.forward_done) / m
+                                              stepper.layer, clock.forward_done, w)
+            loss = loss / total_weight if total_weight > 0 else 0.0
             clock.pass_done(stepper.time)
             loss += stepper.penalty
             if self.max_norm is not None:
@@ -416,7 +449,7 @@ class _BaseMLP(BaseEstimator):
         tv = time.perf_counter()
         val_loss = val_acc = np.nan
         if val is not None:
-            val_loss, val_acc = self._evaluate(*val, n_threads)
+            val_loss, val_acc = self._evaluate(*val, n_threads=n_threads)
         t_val = time.perf_counter() - tv
         self._record(self.loss_, val_loss, val_acc, time.perf_counter() - clock.start,
                      clock.forward, clock.passes - clock.forward, clock.passes, clock.update,
@@ -576,6 +609,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     output_activation : {"softmax", "sigmoid"}, default="softmax"
         Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
         Keras experiment's configuration); probabilities are normalized to sum to 1.
+    class_weight : None, "balanced" or dict, default=None
+        Weights per class, multiplying ``sample_weight``: "balanced" weighs each class by
+        ``n_samples / (n_classes * its count)`` (not with ``partial_fit``, which sees one
+        batch); a dict maps classes to weights (others 1).
     solver : {"adam", "sgd", "lbfgs"}, default="adam"
         "lbfgs": scipy's L-BFGS-B on the full-batch loss, as scikit-learn's (for small data
         sets); it takes no dropout, l1 or max_norm (an error names the one given), no
@@ -651,7 +688,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
                  dropout=0.0, input_dropout=0.0, dropout_mode="element",
-                 dropout_scale="inverted", output_activation="softmax", solver="adam",
+                 dropout_scale="inverted", output_activation="softmax", class_weight=None,
+                 solver="adam",
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
                  verbose=False, warm_start=False, momentum=0.9, nesterovs_momentum=True,
@@ -668,6 +706,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.dropout_mode = dropout_mode
         self.dropout_scale = dropout_scale
         self.output_activation = output_activation
+        self.class_weight = class_weight
         self.solver = solver
         self.batch_size = batch_size
         self.learning_rate = learning_rate
@@ -694,9 +733,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         self.n_threads = n_threads
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y, classes=None):
-        """One epoch over (X, y). ``classes`` is required on the first call; a first call
-        that fails leaves the estimator unfitted, so a corrected call starts afresh."""
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
+        """One epoch over (X, y), weighted by ``sample_weight`` as in :meth:`fit`.
+        ``classes`` is required on the first call; a first call that fails leaves the
+        estimator unfitted, so a corrected call starts afresh."""
         first_call = not hasattr(self, "classes_")
         if first_call:
             if classes is None:
@@ -706,7 +746,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             raise ValueError(f"classes={classes!r} is not the same as on the first call "
                              f"to partial_fit, {self.classes_!r}")
         try:
-            return self._fit(X, y, None, None, incremental=True)
+            return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
         except BaseException:
             if first_call:
                 for name in ("classes_", "_net", "n_features_in_", "feature_names_in_"):
@@ -716,7 +756,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     # ------------------------------------------------------------------ what a classifier adds
     _constraints = {**_BaseMLP._constraints,
                     "output_activation": Options(("softmax", "sigmoid")),
-                    "early_stopping_metric": Options(("accuracy", "loss"))}
+                    "early_stopping_metric": Options(("accuracy", "loss")),
+                    "class_weight": Satisfies(
+                        lambda v: v is None or v == "balanced" or isinstance(v, dict),
+                        "None, 'balanced' or a dict {class: weight}")}
     _multi_output = False
     _y_numeric = False
     _score_key = "val_accuracy"
@@ -732,6 +775,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         elif not np.isin(unique_labels(y), self.classes_).all():
             raise ValueError(f"y has classes {unique_labels(y)!r} not seen on the first call, "
                              f"{self.classes_!r}")
+
+    def _row_weights(self, X, y, sample_weight, incremental):
+        """sample_weight times the class weights of each row's class."""
+        weights = super()._row_weights(X, y, sample_weight, incremental)
+        if self.class_weight is None:
+            return weights
+        if self.class_weight == "balanced" and incremental:
+            raise ValueError("class_weight='balanced' needs the whole training set's class "
+                             "counts, which partial_fit does not see; pass a dict of class "
+                             "weights or sample_weight")
+        per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        rows = per_class[np.searchsorted(self.classes_, y)]
+        if weights is not None:
+            rows = rows * weights
+        return np.ascontiguousarray(rows, dtype=np.dtype(self.dtype))
 
     def _n_outputs(self):
         n_classes = len(self.classes_)
@@ -765,15 +823,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return (math.log(max(len(self.classes_), 2)) if self.output_activation == "softmax"
                 else self.n_outputs_ * math.log(2))
 
-    def _evaluate(self, Xv, yv, n_threads):
-        """Validation log-loss and accuracy (deterministic pass; unseen labels count as p=0)."""
+    def _evaluate(self, Xv, yv, weights, n_threads):
+        """Validation log-loss and accuracy (deterministic pass; unseen labels count as p=0),
+        weighted by the samples' weights when they have them."""
         if len(yv) == 0:
             return np.nan, np.nan
         proba = self._proba(Xv, n_threads)
         idx = np.clip(np.searchsorted(self.classes_, yv), 0, len(self.classes_) - 1)
         p_true = np.where(self.classes_[idx] == yv, proba[np.arange(len(yv)), idx], 0.0)
-        loss = float(-np.mean(np.log(np.clip(p_true, 1e-15, None))))
-        acc = float(np.mean(self.classes_[np.argmax(proba, axis=1)] == yv))
+        loss = float(-np.average(np.log(np.clip(p_true, 1e-15, None)), weights=weights))
+        acc = float(np.average(self.classes_[np.argmax(proba, axis=1)] == yv, weights=weights))
         return loss, acc
 
     # ------------------------------------------------------------------ prediction
@@ -885,11 +944,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         self.n_threads = n_threads
 
     @available_if(_stochastic_solver)
-    def partial_fit(self, X, y):
-        """One epoch over (X, y); the first call sets the number of targets."""
+    def partial_fit(self, X, y, sample_weight=None):
+        """One epoch over (X, y), weighted by ``sample_weight`` as in :meth:`fit`; the first
+        call sets the number of targets."""
         first_call = not hasattr(self, "_net")
         try:
-            return self._fit(X, y, None, None, incremental=True)
+            return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
         except BaseException:
             if first_call:
                 for name in ("_net", "n_features_in_", "feature_names_in_"):
@@ -953,18 +1013,19 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _uniform_loss(self):
         return self._reference_loss
 
-    def _evaluate(self, Xv, yv, n_threads):
-        """Validation loss (as loss_) and R^2."""
+    def _evaluate(self, Xv, yv, weights, n_threads):
+        """Validation loss (as loss_) and R^2, weighted by the samples' weights if any."""
         if len(yv) < 2:
             return np.nan, np.nan
         pred = self._outputs(Xv, n_threads)
         yv = np.reshape(yv, pred.shape).astype(np.float64)
         if self.loss == "poisson":
-            loss = np.sum(pred - yv + yv * np.log(np.where(yv > 0, yv, 1) /
-                                                  np.where(yv > 0, pred, 1)))
+            rows = np.sum(pred - yv + yv * np.log(np.where(yv > 0, yv, 1) /
+                                                  np.where(yv > 0, pred, 1)), axis=1)
         else:
-            loss = np.sum((yv - pred) ** 2) / 2
-        return float(loss / len(yv)), float(r2_score(yv, pred))
+            rows = np.sum((yv - pred) ** 2, axis=1) / 2
+        return (float(np.average(rows, weights=weights)),
+                float(r2_score(yv, pred, sample_weight=weights)))
 
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X, n_threads, mc_step=None):

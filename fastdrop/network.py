@@ -225,7 +225,7 @@ class MLP:
 
     # ------------------------------------------------------------------ training pass
     def forward_backward(self, ws, m, target, step, n_threads, on_layer=None,
-                         on_forward=None):
+                         on_forward=None, weights=None):
         """Loss (summed over the batch's m rows in ws.x) and gradients of the mean loss.
 
         Gradients land in ``ws.grad_weights`` (arrays like ``weights``, or SubmatrixGradient
@@ -234,18 +234,20 @@ class MLP:
         as soon as layer ``l``'s gradients are complete and its weights are no longer needed
         by the pass, so the optimizer can step it while its gradient is still in cache;
         ``on_forward()`` between the forward and the backward half (a timer's lap).
-        ``target`` is the class index per row (softmax) or the 0/1 matrix (sigmoid).
+        ``target`` is the class index per row (softmax) or a (rows, outputs) matrix.
+        ``weights`` (m,), optional, weighs the rows as scikit-learn's sample_weight: the
+        loss returned is then sum_i w_i loss_i and the gradients are of it over sum_i w_i.
         """
         if ws.batch_mode and self.has_dropout:
             return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer,
-                                                on_forward)
-        loss = self._forward_element(ws, m, target, step, n_threads)
+                                                on_forward, weights)
+        loss = self._forward_element(ws, m, target, step, n_threads, weights)
         if on_forward is not None:
             on_forward()
         self._backward_element(ws, m, n_threads, on_layer)
         return loss
 
-    def _forward_element(self, ws, m, target, step, n_threads):
+    def _forward_element(self, ws, m, target, step, n_threads, weights):
         x = ws.x[:m]
         if self.thresholds[0] < _ONE:  # input dropout, in place on the batch copy
             self._drop(x, x, 0, step, None, False, n_threads)
@@ -258,7 +260,7 @@ class MLP:
         logits = ws.logits[:m]
         np.matmul(a, self.weights[-1].T, out=logits)
         return self._output_loss(logits, self.intercepts[-1], target, want_grad=True,
-                                 grad_bias=ws.grad_intercepts[-1])
+                                 grad_bias=ws.grad_intercepts[-1], weights=weights)
 
     def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
         """dst = dropout_site((src + bias), relu), training scale; no mask is stored."""
@@ -301,8 +303,8 @@ class MLP:
         _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
         return out
 
-    def _output_loss(self, logits, bias, target, want_grad, grad_bias=None):
-        return _OUTPUT_LOSSES[self.output](logits, bias, target, want_grad, grad_bias)
+    def _output_loss(self, logits, bias, target, want_grad, grad_bias=None, weights=None):
+        return _OUTPUT_LOSSES[self.output](logits, bias, target, want_grad, grad_bias, weights)
 
     # ------------------------------------------------------------------ batch mode
     def kept_units(self, step):
@@ -318,17 +320,18 @@ class MLP:
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
-    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer, on_forward):
+    def _forward_backward_batch(self, ws, m, target, step, n_threads, on_layer, on_forward,
+                                weights):
         """Batch mode: the pass runs on the kept units' submatrices only."""
         kept = ws.plan.kept(step)
-        loss, inputs = self._forward_batch(ws, m, target, step, kept, n_threads)
+        loss, inputs = self._forward_batch(ws, m, target, step, kept, n_threads, weights)
         if on_forward is not None:
             on_forward()
         ws.plan.plan_next(step, on_layer is not None)
         self._backward_batch(ws, m, kept, inputs, n_threads, on_layer)
         return loss
 
-    def _forward_batch(self, ws, m, target, step, kept, n_threads):
+    def _forward_batch(self, ws, m, target, step, kept, n_threads, weights):
         """The loss, and each layer's input on the kept units (the backward half needs
         them); the kept output gradient is left in ws.logits."""
         a = self._kept_input(ws, m, kept[0], n_threads)
@@ -344,7 +347,8 @@ class MLP:
                 logits = ws.logits[:m]
                 np.matmul(a, w.T, out=logits)
                 return self._output_loss(logits, b, target, want_grad=True,
-                                         grad_bias=ws.sub_dbias[l][:k_out]), inputs
+                                         grad_bias=ws.sub_dbias[l][:k_out],
+                                         weights=weights), inputs
             z = _view(ws.acts[l], m, k_out)
             np.matmul(a, w.T, out=z)
             self._scale_bias_relu(z, z, self.train_scale(l + 1), b, True, n_threads)

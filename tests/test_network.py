@@ -322,3 +322,25 @@ def test_take_rows_copies_the_indexed_rows(dtype, n_threads):
         out = np.full((rows.size, 33), np.nan, dtype=dtype)
         take_rows(X, rows.astype(np.int64), out, n_threads)
         np.testing.assert_array_equal(out, X[rows])
+
+
+@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
+def test_output_kernels_weigh_rows_as_sample_weight(output):
+    """Row weights: the loss is sum_i w_i loss_i, the gradient of row i is w_i times the
+    unweighted one times n / sum(w); integer weights equal repeated rows."""
+    from fastdrop.network import _OUTPUT_LOSSES
+    rng = np.random.default_rng(5)
+    z = rng.standard_normal((6, 3))
+    b = rng.standard_normal(3)
+    y = rng.integers(0, 3, 6)
+    target = y if output == "softmax" else np.eye(3)[y]
+    w = np.array([1.0, 2.0, 0.0, 1.0, 3.0, 1.0])
+    kernel = _OUTPUT_LOSSES[output]
+    weighted = z.copy()
+    loss = kernel(weighted, b, target, True, None, w)
+    rep = np.repeat(np.arange(6), w.astype(int))
+    repeated = z[rep].copy()
+    assert loss == pytest.approx(kernel(repeated, b, target[rep], True))
+    summed = np.zeros_like(z)
+    np.add.at(summed, rep, repeated)
+    np.testing.assert_allclose(weighted, summed, atol=1e-15)

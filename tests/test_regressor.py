@@ -125,5 +125,5 @@ def test_loss_value_follows_the_gradient_it_steps_along():
     X, y = rng.standard_normal((200, 4)), rng.standard_normal(200)
     est = MLPRegressor((8,), random_state=0)
     est.partial_fit(X, y)
-    val_loss, _ = est._evaluate(X, y, 1)
+    val_loss, _ = est._evaluate(X, y, None, 1)
     assert val_loss == pytest.approx(np.mean((est.predict(X) - y) ** 2) / 2, rel=1e-6)
