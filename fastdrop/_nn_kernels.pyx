@@ -8,7 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
-from libc.math cimport exp, log, log1p, sqrt, fabs, copysign
+from libc.math cimport exp, log, log1p, sqrt, fabs, copysign, tanh
 from libc.stdint cimport int64_t
 
 
@@ -36,6 +36,14 @@ cdef enum:
     KIND_ADAM = 1   # hp = [lr_t, beta1, beta2, eps, l2, l1]
 
 SGD, ADAM = KIND_SGD, KIND_ADAM
+
+# Hidden activations other than ReLU (which the dropout kernels fuse themselves).
+cdef enum:
+    ACT_IDENTITY = 1
+    ACT_LOGISTIC = 2
+    ACT_TANH = 3
+
+ACTIVATIONS = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC, "tanh": ACT_TANH}
 
 
 cdef inline void _step_block(int kind, floating *w, const floating *g, floating *s1,
@@ -389,6 +397,72 @@ def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT 
                 if sum_cols:
                     grad_bias[j] += z[i, j]
     return loss
+
+
+cdef inline double _activated(double v, int kind) noexcept nogil:
+    if kind == ACT_TANH:
+        return tanh(v)
+    if kind == ACT_LOGISTIC:  # exp of a non-positive number only: no overflow
+        return 1 / (1 + exp(-v)) if v >= 0 else exp(v) / (1 + exp(v))
+    return v
+
+
+def activate(floating[:, ::1] z,                 # IN pre-activations; OUT f(z + bias)
+             const floating[::1] bias,           # IN (k,), or empty: no bias
+             int kind, int n_threads):
+    """z = f(z + bias) for a hidden activation f other than ReLU (ACTIVATIONS), rows in
+    parallel; each element's value does not depend on the thread count."""
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
+    cdef bint has_bias = bias.shape[0] > 0
+    if n == 0 or k == 0:
+        return
+    for i in prange(n, schedule='static', nogil=True,
+                    num_threads=n_threads if n * k >= CHUNK else 1):
+        for j in range(k):
+            z[i, j] = <floating>_activated(z[i, j] + (bias[j] if has_bias else 0), kind)
+
+
+cdef inline double _derivative(double h, int kind) noexcept nogil:
+    """f'(z) from h = f(z)."""
+    if kind == ACT_TANH:
+        return 1 - h * h
+    if kind == ACT_LOGISTIC:
+        return h * (1 - h)
+    return 1.0
+
+
+def derivative_colsum(floating[:, ::1] dx,       # IN dL/da (dropout's mask applied); OUT dL/dz
+                      const floating[:, ::1] a,  # IN the layer's output a = f(z) * scale, or 0
+                      double scale, int kind,
+                      floating[::1] colsum,      # OUT (k,) column sums of the new dx
+                      int n_threads):
+    """dx *= scale * f'(a / scale) for a hidden activation f other than ReLU, and dx's
+    column sums (the bias gradient) row by row. Threads split the columns in blocks of 64,
+    as gate_colsum does, so the sums do not depend on the thread count; each block walks the
+    rows in order, its columns contiguous."""
+    cdef Py_ssize_t m = dx.shape[0], k = dx.shape[1], i, j, b, j0, j1
+    cdef Py_ssize_t n_blocks = (k + 63) // 64
+    cdef double inv = 1.0 / scale, v
+    cdef double *acc
+    if k == 0:
+        return
+    acc = <double *> calloc(k, sizeof(double))
+    if acc == NULL:
+        raise MemoryError()
+    try:
+        for b in prange(n_blocks, schedule='static', nogil=True,
+                        num_threads=n_threads if m * k >= CHUNK else 1):
+            j0 = b * 64
+            j1 = min(j0 + 64, k)
+            for i in range(m):
+                for j in range(j0, j1):
+                    v = dx[i, j] * scale * _derivative(a[i, j] * inv, kind)
+                    dx[i, j] = <floating>v
+                    acc[j] += dx[i, j]
+        for j in range(k):
+            colsum[j] = <floating>acc[j]
+    finally:
+        free(acc)
 
 
 def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)

@@ -166,6 +166,7 @@ class _BaseMLP(BaseEstimator):
         "input_dropout": Range(float, 0, 1, high_open=True),
         "dropout_mode": Options(("element", "batch")),
         "dropout_scale": Options(("inverted", "classic")),
+        "activation": Options(("identity", "logistic", "tanh", "relu")),
         "solver": Options(("adam", "sgd", "lbfgs")),
         "max_fun": Range(int, 1),
         "learning_rate": Options(("constant", "invscaling", "adaptive")),
@@ -356,6 +357,7 @@ class _BaseMLP(BaseEstimator):
         self._net = MLP([n_features, *hidden, n_out], output=self._network_output(),
                         dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
+                        activation=self.activation,
                         init=self.init, random_state=rs)
         params = self._net.weights + self._net.intercepts
         if self.solver == "lbfgs":
@@ -581,13 +583,15 @@ class _BaseMLP(BaseEstimator):
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
 
-    Parameter names follow :class:`sklearn.neural_network.MLPClassifier` where they overlap
-    (ReLU hidden units; ``solver`` in {"sgd", "adam"}; ``learning_rate`` in {"constant",
-    "adaptive"}), with the same defaults, the same L2 scaling and the same stopping rule.
+    Every parameter of :class:`sklearn.neural_network.MLPClassifier` with the same meaning and
+    default (the same L2 scaling and stopping rule), plus fastdrop's regularizers.
 
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(100,)
+    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+        The hidden units' activation. ReLU is fused into the dropout kernels; the others
+        take a pass of their own before dropout.
     alpha : float, default=1e-4
         L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / batch_size``).
     l1 : float, default=0.0
@@ -686,8 +690,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``pandas.DataFrame(est.history_)`` makes a table.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), *, alpha=1e-4, l1=0.0, max_norm=None,
-                 dropout=0.0, input_dropout=0.0, dropout_mode="element",
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, alpha=1e-4, l1=0.0,
+                 max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
                  dropout_scale="inverted", output_activation="softmax", class_weight=None,
                  solver="adam",
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
@@ -698,6 +702,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  init="glorot", dtype="float32", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
         self.alpha = alpha
         self.l1 = l1
         self.max_norm = max_norm
@@ -900,8 +905,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     ``return_std`` for Monte-Carlo dropout: the predictive mean and standard deviation.
     """
 
-    def __init__(self, hidden_layer_sizes=(100,), *, loss="squared_error", alpha=1e-4, l1=0.0,
-                 max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
+                 alpha=1e-4, l1=0.0, max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
                  dropout_scale="inverted", solver="adam", batch_size="auto",
                  learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
@@ -910,6 +915,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, init="glorot",
                  dtype="float32", n_threads=None):
         self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
         self.loss = loss
         self.alpha = alpha
         self.l1 = l1

@@ -4,7 +4,9 @@ Layout: ``sizes = [n_features, h_1, ..., h_H, n_outputs]``; layer ``l`` maps ``s
 ``sizes[l + 1]`` with ``intercepts[l]`` and weights stored unit-major, as PyTorch's Linear does:
 ``weights[l]`` is C-contiguous (fan_out, fan_in), one row per unit, so a batch-mode unit mask
 keeps whole rows (row copies, and row-contiguous optimizer steps). ``coefs[l]`` is its
-transpose, the (fan_in, fan_out) view scikit-learn users know. Hidden units are ReLU; the
+transpose, the (fan_in, fan_out) view scikit-learn users know. Hidden units are ReLU (fused
+into the dropout kernels), or identity, logistic or tanh (a pass of their own before dropout;
+their backward applies the recomputed mask, then the derivative from the output); the
 output layer is fused with its loss: softmax or independent sigmoids with the cross-entropy,
 identity with the squared error, exp with the Poisson deviance.
 
@@ -163,14 +165,21 @@ class MLP:
     dtype : float32 or float64
     init : {"glorot", "he"}
         Glorot-uniform as scikit-learn draws it, or He-normal.
+    activation : {"relu", "identity", "logistic", "tanh"}
+        The hidden units' activation.
     random_state : numpy.random.RandomState
         Draws the initial weights and the per-site seeds.
     """
 
     def __init__(self, sizes, *, output="softmax", dropout=None, dropout_mode="element",
-                 dropout_scale="inverted", dtype=np.float32, init="glorot", random_state):
+                 dropout_scale="inverted", dtype=np.float32, init="glorot", activation="relu",
+                 random_state):
         self.sizes = [int(s) for s in sizes]
         self.output = output
+        if activation != "relu" and activation not in _nn_kernels.ACTIVATIONS:
+            raise ValueError(f"activation must be 'relu' or one of "
+                             f"{sorted(_nn_kernels.ACTIVATIONS)}, got {activation!r}")
+        self.activation = activation
         self.dtype = np.dtype(dtype)
         self.dropout_mode = dropout_mode
         self.dropout_scale = dropout_scale
@@ -182,20 +191,21 @@ class MLP:
         self.weights, self.intercepts = [], []
         for fan_in, fan_out, is_output in zip(self.sizes[:-1], self.sizes[1:],
                                                [False] * (n_sites - 1) + [True]):
-            c, b = self._init_layer(fan_in, fan_out, init, output if is_output else "relu",
-                                    random_state)
+            c, b = self._init_layer(fan_in, fan_out, init, output if is_output else activation,
+                                    random_state, logistic=activation == "logistic")
             self.weights.append(np.ascontiguousarray(c.T, dtype=self.dtype))
             self.intercepts.append(b.astype(self.dtype))
         self.seeds = [int(s) for s in random_state.randint(0, 2**63, size=n_sites,
                                                             dtype=np.int64)]
 
     @staticmethod
-    def _init_layer(fan_in, fan_out, init, activation, rs):
+    def _init_layer(fan_in, fan_out, init, activation, rs, logistic=False):
         if init == "he":
             return (rs.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out)),
                     np.zeros(fan_out))
-        # scikit-learn's Glorot uniform: factor 2 for a sigmoid output, 6 otherwise
-        factor = 2.0 if activation == "sigmoid" else 6.0
+        # scikit-learn's Glorot uniform: factor 2 for logistic hidden units (every layer, as
+        # scikit-learn draws them) and for a sigmoid output, 6 otherwise
+        factor = 2.0 if (activation == "sigmoid" or logistic) else 6.0
         bound = np.sqrt(factor / (fan_in + fan_out))
         return rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)
 
@@ -244,7 +254,7 @@ class MLP:
         loss = self._forward_element(ws, m, target, step, n_threads, weights)
         if on_forward is not None:
             on_forward()
-        self._backward_element(ws, m, n_threads, on_layer)
+        self._backward_element(ws, m, step, n_threads, on_layer)
         return loss
 
     def _forward_element(self, ws, m, target, step, n_threads, weights):
@@ -255,7 +265,9 @@ class MLP:
         for l in range(self.n_layers - 1):
             z = _view(ws.acts[l], m, self.sizes[l + 1])
             np.matmul(a, self.weights[l].T, out=z)
-            self._drop(z, z, l + 1, step, self.intercepts[l], True, n_threads)
+            bias, relu = self._activate(z, self.intercepts[l], n_threads)
+            if relu or bias is not None or self.thresholds[l + 1] < _ONE:
+                self._drop(z, z, l + 1, step, bias, relu, n_threads)
             a = z
         logits = ws.logits[:m]
         np.matmul(a, self.weights[-1].T, out=logits)
@@ -272,13 +284,23 @@ class MLP:
     def _bias(self, bias):
         return bias if bias is not None else _NO_BIAS[self.dtype]
 
+    def _activate(self, z, bias, n_threads):
+        """The hidden activation's share of the pass after a layer's product: ReLU is left
+        to the dropout kernel, fused with the bias (returns ``(bias, True)``); any other is
+        applied here with the bias, in place, before dropout (returns ``(None, False)``)."""
+        if self.activation == "relu":
+            return bias, True
+        _nn_kernels.activate(z, self._bias(bias), _nn_kernels.ACTIVATIONS[self.activation],
+                             n_threads)
+        return None, False
+
     def _scale_bias_relu(self, src, dst, scale, bias, relu, n_threads):
         """dst = relu(src (+ bias)) * scale: the kernel's pass with nothing dropped."""
         _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=0, step=0,
                          threshold=_ONE, scale=scale, bias=self._bias(bias), relu=relu,
                          n_threads=n_threads)
 
-    def _backward_element(self, ws, m, n_threads, on_layer):
+    def _backward_element(self, ws, m, step, n_threads, on_layer):
         # d(mean loss)/d(logits) is in ws.logits after _output_loss, and the output bias's
         # gradient (its column sums) in ws.grad_intercepts[-1]; each hidden layer's bias
         # gradient comes out of the gate that makes its dz
@@ -289,18 +311,30 @@ class MLP:
             ws.grad_weights[l] = ws.grad_weight_buffers[l]
             da = (self._input_gradient(dz, self.weights[l], a, l, n_threads,
                                        out=_view(ws.dacts[l - 1], m, self.sizes[l]),
-                                       grad_bias=ws.grad_intercepts[l - 1])
+                                       grad_bias=ws.grad_intercepts[l - 1], mask_step=step)
                   if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)
             dz = da
 
-    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias):
-        """The gradient at layer l's input a (through its ReLU and dropout), into out, and
-        its column sums (the bias gradient of the layer that made a) into grad_bias."""
+    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias, mask_step=None):
+        """The gradient at layer l's input a (through its activation and dropout), into out,
+        and its column sums (the bias gradient of the layer that made a) into grad_bias.
+        ``mask_step``: the element-mode draw, whose mask other activations than ReLU apply
+        again (None in batch mode: its submatrices hold kept units only)."""
         np.matmul(dz, w, out=out)
-        # a > 0 exactly where the unit was kept and active: a is the whole gate
-        _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
+        if self.activation == "relu":
+            # a > 0 exactly where the unit was kept and active: a is the whole gate
+            _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
+            return out
+        if mask_step is not None and self.thresholds[l] < _ONE:  # zero the dropped units
+            _kernels.forward(out.reshape(-1), out.reshape(-1), _EMPTY_BITS,
+                             seed=self.seeds[l], step=mask_step, threshold=self.thresholds[l],
+                             scale=1.0, bias=_NO_BIAS[self.dtype], relu=False,
+                             n_threads=n_threads)
+        _nn_kernels.derivative_colsum(out, a, self.train_scale(l),
+                                      _nn_kernels.ACTIVATIONS[self.activation], grad_bias,
+                                      n_threads)
         return out
 
     def _output_loss(self, logits, bias, target, want_grad, grad_bias=None, weights=None):
@@ -351,7 +385,9 @@ class MLP:
                                          weights=weights), inputs
             z = _view(ws.acts[l], m, k_out)
             np.matmul(a, w.T, out=z)
-            self._scale_bias_relu(z, z, self.train_scale(l + 1), b, True, n_threads)
+            bias, relu = self._activate(z, b, n_threads)
+            if relu or bias is not None or self.train_scale(l + 1) != 1.0:
+                self._scale_bias_relu(z, z, self.train_scale(l + 1), bias, relu, n_threads)
             inputs.append(z)
             a = z
 
@@ -405,8 +441,8 @@ class MLP:
             for l in range(self.n_layers - 1):
                 z = _view(bufs[l + 1], rows, self.sizes[l + 1])
                 np.matmul(a, self.weights[l].T, out=z)
-                a = self._predict_layer(z, z, l + 1, self.intercepts[l], True, start, mc_step,
-                                        n_threads)
+                bias, relu = self._activate(z, self.intercepts[l], n_threads)
+                a = self._predict_layer(z, z, l + 1, bias, relu, start, mc_step, n_threads)
             logits = out[start:start + rows]
             np.matmul(a, self.weights[-1].T, out=logits)
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
@@ -425,7 +461,8 @@ class MLP:
 
     def __repr__(self):
         rates = [round(1 - t / _ONE, 4) for t in self.thresholds]
-        return (f"MLP(sizes={self.sizes}, output={self.output!r}, dropout={rates}, "
+        return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
+                f"output={self.output!r}, dropout={rates}, "
                 f"mode={self.dropout_mode!r}, scale={self.dropout_scale!r}, "
                 f"dtype={self.dtype.name})")
 

@@ -9,9 +9,10 @@ from fastdrop.optim import SGD, Adam
 
 
 def make_net(sizes=(6, 5, 4, 3), dropout=None, mode="element", scale="inverted",
-             output="softmax", dtype=np.float64, seed=0):
+             output="softmax", dtype=np.float64, seed=0, activation="relu"):
     return MLP(list(sizes), dropout=dropout, dropout_mode=mode, dropout_scale=scale,
-               output=output, dtype=dtype, random_state=np.random.RandomState(seed))
+               output=output, dtype=dtype, activation=activation,
+               random_state=np.random.RandomState(seed))
 
 
 def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
@@ -24,12 +25,14 @@ def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
     return loss + penalty, ws
 
 
-@pytest.mark.parametrize("output", ["softmax", "sigmoid", "identity", "exp"])
+@pytest.mark.parametrize("output, activation", [
+    ("softmax", "relu"), ("sigmoid", "relu"), ("identity", "relu"), ("exp", "relu"),
+    ("softmax", "tanh"), ("softmax", "logistic"), ("identity", "identity")])
 @pytest.mark.parametrize("mode", ["element", "batch"])
-def test_gradients_match_central_differences(output, mode):
+def test_gradients_match_central_differences(output, activation, mode):
     """Whole network, L1 + L2, a fixed dropout draw: analytic vs numerical gradients."""
     rng = np.random.default_rng(0)
-    net = make_net(dropout=[0.2, 0.5, 0.3], mode=mode, output=output)
+    net = make_net(dropout=[0.2, 0.5, 0.3], mode=mode, output=output, activation=activation)
     X = rng.standard_normal((7, 6))
     y = rng.integers(0, 3, 7)
     target = y if output == "softmax" else np.eye(3)[y]
