@@ -286,15 +286,40 @@ def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
     return loss
 
 
-def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
-                 const floating[::1] bias,       # IN (n_outputs,)
-                 const floating[:, ::1] t,       # IN 0/1 targets (n, n_outputs), or empty
-                 bint want_grad,
-                 floating[::1] grad_bias=None,   # OUT (n_outputs,)
-                 const floating[::1] w=None):    # IN (n,) row weights, or None / empty
-    """Independent sigmoids + binary cross-entropy summed over outputs (stable log1p form)."""
+# Output layers whose loss is a sum over elements (one kind each below).
+cdef enum:
+    OUT_SIGMOID = 0
+    OUT_IDENTITY = 1
+    OUT_EXP = 2
+
+
+cdef inline double _output_element(int kind, double v, double t, bint labelled, double wi,
+                                   double *loss) noexcept nogil:
+    """The output for pre-activation v (bias added); adds the element's loss for target t,
+    times its row's weight wi, to ``loss`` when labelled. The loss's gradient with respect to
+    v is output - t."""
+    cdef double out
+    if kind == OUT_SIGMOID:  # binary cross-entropy, stable: log(1 + e^-|v|) + max(v, 0) - t v
+        out = 1 / (1 + exp(-v)) if v >= 0 else exp(v) / (1 + exp(v))
+        if labelled:
+            loss[0] += wi * (log1p(exp(-fabs(v))) + (v if v > 0 else 0) - t * v)
+    elif kind == OUT_IDENTITY:  # half the squared error
+        out = v
+        if labelled:
+            loss[0] += wi * (0.5 * (v - t) * (v - t))
+    else:  # exp and half the Poisson deviance, t log(t / mu) - t + mu
+        out = exp(v)
+        if labelled:
+            loss[0] += wi * (out - t + (t * (log(t) - v) if t > 0 else 0))
+    return out
+
+
+cdef double _elementwise_loss(int kind, floating[:, ::1] z, const floating[::1] bias,
+                              const floating[:, ::1] t, bint want_grad,
+                              floating[::1] grad_bias, const floating[::1] w):
+    """The driver of the element-wise output layers (see the notes above softmax_xent)."""
     cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, a, p, g, wi
+    cdef double loss = 0, out, g, wi
     cdef bint labelled = t.shape[0] > 0
     cdef bint sum_cols = want_grad and grad_bias is not None
     cdef bint weighted = w is not None and w.shape[0] > 0
@@ -307,20 +332,24 @@ def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
             wi = w[i] if weighted else 1.0
             g = inv * wi
             for j in range(k):
-                a = z[i, j] + bias[j]
-                if a >= 0:
-                    p = 1 / (1 + exp(-a))
-                else:
-                    p = exp(a) / (1 + exp(a))
-                if labelled:
-                    # -[t log p + (1 - t) log(1 - p)] = log(1 + e^-|a|) + max(a, 0) - t a
-                    loss += wi * (log1p(exp(-fabs(a))) + (a if a > 0 else 0) - t[i, j] * a)
+                out = _output_element(kind, z[i, j] + bias[j], t[i, j] if labelled else 0,
+                                      labelled, wi, &loss)
                 if want_grad:
-                    p = (p - t[i, j]) * g
-                z[i, j] = <floating>p
+                    out = (out - t[i, j]) * g
+                z[i, j] = <floating>out
                 if sum_cols:
                     grad_bias[j] += z[i, j]
     return loss
+
+
+def sigmoid_xent(floating[:, ::1] z,             # IN logits without bias; OUT gradient or proba
+                 const floating[::1] bias,       # IN (n_outputs,)
+                 const floating[:, ::1] t,       # IN 0/1 targets (n, n_outputs), or empty
+                 bint want_grad,
+                 floating[::1] grad_bias=None,   # OUT (n_outputs,)
+                 const floating[::1] w=None):    # IN (n,) row weights, or None / empty
+    """Independent sigmoids + binary cross-entropy summed over outputs (stable log1p form)."""
+    return _elementwise_loss(OUT_SIGMOID, z, bias, t, want_grad, grad_bias, w)
 
 
 def squared_error(floating[:, ::1] z,            # IN outputs without bias; OUT gradient or output
@@ -336,29 +365,7 @@ def squared_error(floating[:, ::1] z,            # IN outputs without bias; OUT 
     ``((t - y) ** 2).mean() / 2``: the same number for one output, n_outputs times less for
     several.
     """
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, v, g, wi
-    cdef bint labelled = t.shape[0] > 0
-    cdef bint sum_cols = want_grad and grad_bias is not None
-    cdef bint weighted = w is not None and w.shape[0] > 0
-    cdef double inv = _row_scale(w, weighted, n)
-    with nogil:
-        if sum_cols:
-            for j in range(k):
-                grad_bias[j] = 0
-        for i in range(n):
-            wi = w[i] if weighted else 1.0
-            g = inv * wi
-            for j in range(k):
-                v = z[i, j] + bias[j]
-                if labelled:
-                    loss += wi * (v - t[i, j]) * (v - t[i, j])
-                if want_grad:
-                    v = (v - t[i, j]) * g
-                z[i, j] = <floating>v
-                if sum_cols:
-                    grad_bias[j] += z[i, j]
-    return loss / 2
+    return _elementwise_loss(OUT_IDENTITY, z, bias, t, want_grad, grad_bias, w)
 
 
 def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT gradient or mean
@@ -367,36 +374,10 @@ def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT 
                      bint want_grad,
                      floating[::1] grad_bias=None,   # OUT (n_outputs,)
                      const floating[::1] w=None):    # IN (n,) row weights, or None / empty
-    """Exponential output + half Poisson deviance, scikit-learn's ``loss="poisson"``.
-
-    The output is mu = exp(z + bias); a row's loss is the sum over outputs of
-    t log(t / mu) - t + mu (scikit-learn's ``poisson_loss`` summed over outputs).
-    """
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, v, mu, g, wi
-    cdef bint labelled = t.shape[0] > 0
-    cdef bint sum_cols = want_grad and grad_bias is not None
-    cdef bint weighted = w is not None and w.shape[0] > 0
-    cdef double inv = _row_scale(w, weighted, n)
-    with nogil:
-        if sum_cols:
-            for j in range(k):
-                grad_bias[j] = 0
-        for i in range(n):
-            wi = w[i] if weighted else 1.0
-            g = inv * wi
-            for j in range(k):
-                v = z[i, j] + bias[j]
-                mu = exp(v)
-                if labelled:
-                    loss += wi * (mu - t[i, j] +
-                                  (t[i, j] * (log(t[i, j]) - v) if t[i, j] > 0 else 0))
-                if want_grad:
-                    mu = (mu - t[i, j]) * g
-                z[i, j] = <floating>mu
-                if sum_cols:
-                    grad_bias[j] += z[i, j]
-    return loss
+    """Exponential output + half Poisson deviance, scikit-learn's ``loss="poisson"``: the
+    output is mu = exp(z + bias), a row's loss the sum over outputs of t log(t / mu) - t + mu
+    (scikit-learn's ``poisson_loss`` summed over outputs)."""
+    return _elementwise_loss(OUT_EXP, z, bias, t, want_grad, grad_bias, w)
 
 
 cdef inline double _activated(double v, int kind) noexcept nogil:

@@ -54,6 +54,14 @@ def _unflatten(theta, arrays):
         start += a.size
 
 
+def _store_params(est, params):
+    """Each constructor argument as the attribute of its name, nothing else (scikit-learn's
+    rule for __init__), from the constructor's ``locals()``."""
+    for name, value in params.items():
+        if name != "self":
+            setattr(est, name, value)
+
+
 def _stochastic_solver(est):
     """partial_fit exists for the mini-batch solvers only, as in scikit-learn."""
     if est.solver == "lbfgs":
@@ -701,41 +709,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  validation_fraction=0.1, early_stopping_metric="accuracy", beta_1=0.9,
                  beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
                  init="glorot", dtype="float32", n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.alpha = alpha
-        self.l1 = l1
-        self.max_norm = max_norm
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.dropout_mode = dropout_mode
-        self.dropout_scale = dropout_scale
-        self.output_activation = output_activation
-        self.class_weight = class_weight
-        self.solver = solver
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.early_stopping_metric = early_stopping_metric
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.init = init
-        self.dtype = dtype
-        self.n_threads = n_threads
+        _store_params(self, locals())
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
@@ -914,40 +888,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  validation_fraction=0.1, early_stopping_metric="r2", beta_1=0.9, beta_2=0.999,
                  epsilon=1e-8, n_iter_no_change=10, max_fun=15000, init="glorot",
                  dtype="float32", n_threads=None):
-        self.hidden_layer_sizes = hidden_layer_sizes
-        self.activation = activation
-        self.loss = loss
-        self.alpha = alpha
-        self.l1 = l1
-        self.max_norm = max_norm
-        self.dropout = dropout
-        self.input_dropout = input_dropout
-        self.dropout_mode = dropout_mode
-        self.dropout_scale = dropout_scale
-        self.solver = solver
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.learning_rate_init = learning_rate_init
-        self.power_t = power_t
-        self.max_iter = max_iter
-        self.shuffle = shuffle
-        self.random_state = random_state
-        self.tol = tol
-        self.verbose = verbose
-        self.warm_start = warm_start
-        self.momentum = momentum
-        self.nesterovs_momentum = nesterovs_momentum
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.early_stopping_metric = early_stopping_metric
-        self.beta_1 = beta_1
-        self.beta_2 = beta_2
-        self.epsilon = epsilon
-        self.n_iter_no_change = n_iter_no_change
-        self.max_fun = max_fun
-        self.init = init
-        self.dtype = dtype
-        self.n_threads = n_threads
+        _store_params(self, locals())
 
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):
