@@ -553,7 +553,8 @@ class _BaseMLP(BaseEstimator):
         if mc_samples is None:
             if return_std:
                 raise ValueError("return_std=True needs mc_samples (a positive int)")
-            return next(self._mc_passes(X, compute, None))
+            (single,) = self._mc_passes(X, compute, None)  # runs the generator to its end
+            return single
         mean = sq = 0.0
         for p in self._mc_passes(X, compute, mc_samples):
             mean, sq = mean + p, sq + p * p
@@ -851,6 +852,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         probabilities. Entropies in nats. Without dropout every pass is the same network and
         the mutual information is 0.
         """
+        if mc_samples is None:
+            raise ValueError("predict_uncertainty needs mc_samples, a positive int")
         mean, expected = 0.0, 0.0
         for p in self._mc_passes(X, self._proba, mc_samples):
             mean, expected = mean + p, expected + _entropy(p)
