@@ -184,8 +184,6 @@ def _dropout(input, p, training, inplace, seed, step, noise, store_mask, n_threa
     _check_input(input, p)
     if not training or p == 0:
         return input
-    if p == 1:
-        return input.mul_(0) if inplace else input * 0
     if input.dtype in _CONVERTED_DTYPES:
         y = _dropout(input.float(), p, True, False, seed, step, noise, store_mask, n_threads)
         return input.copy_(y) if inplace else y.to(input.dtype)

@@ -245,3 +245,17 @@ def test_the_backward_op_refuses_bits_that_do_not_fit():
     with pytest.raises(ValueError, match="mask.bits must hold 2 words"):
         fd_torch._dropout_backward_op(torch.ones(100), torch.zeros(1, dtype=torch.int64), 0.5,
                                       torch.tensor(0), torch.tensor(0), [], 1)
+
+
+def test_dropped_elements_are_plus_zero_even_for_nan_inf_and_negatives():
+    """fastdrop's rule, p = 1 included (torch's own gives NaN there: input * 0)."""
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), -2.0, 3.0] * 40,
+                     requires_grad=True)
+    for p in (1.0, 0.5):
+        y = fd_torch.dropout(x, p, seed=1)
+        dropped = y.detach()[y.detach() == 0]
+        assert torch.all(torch.signbit(dropped) == 0)
+        if p == 1.0:
+            assert torch.equal(y.detach(), torch.zeros_like(x))
+            y.sum().backward()
+            assert torch.equal(x.grad, torch.zeros_like(x))
