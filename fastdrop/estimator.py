@@ -435,10 +435,12 @@ class _BaseMLP(BaseEstimator):
             w = _load_batch(X, target, weights, order, start, m, ws.x, batch_target,
                             batch_weights, n_threads)
             total_weight = m if w is None else float(w.sum())
+            if total_weight == 0:  # every sample weighs 0: no loss, nothing to step on
+                continue
             stepper.begin(total_weight)
             loss = self._net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
-                                              stepper.layer, clock.forward_done, w)
-            loss = loss / total_weight if total_weight > 0 else 0.0
+                                              stepper.layer, clock.forward_done,
+                                              w) / total_weight
             clock.pass_done(stepper.time)
             loss += stepper.penalty
             if self.max_norm is not None:

@@ -507,3 +507,16 @@ def test_activations_match_scikit_learn_on_digits(activation):
     fits = [fit_quiet(MLPClassifier((32, 16), activation=activation, dropout=0.3, max_iter=3,
                                     random_state=0, n_threads=t), X_tr, y_tr) for t in (1, 2)]
     np.testing.assert_array_equal(fits[0].predict_proba(X_te), fits[1].predict_proba(X_te))
+
+
+def test_a_mini_batch_of_zero_weights_takes_no_step(blobs):
+    """Weights 0 on whole mini-batches: those batches are skipped (they divided by zero), so
+    the fit is the fit of the other batches alone."""
+    X, y = blobs
+    w = np.ones(len(y))
+    w[:300] = 0
+    params = dict(hidden_layer_sizes=(8,), batch_size=100, shuffle=False, max_iter=3,
+                  random_state=0)
+    est = fit_quiet(MLPClassifier(**params), X, y, sample_weight=w)
+    rest = fit_quiet(MLPClassifier(**params), X[300:], y[300:])
+    np.testing.assert_array_equal(est.predict_proba(X), rest.predict_proba(X))
