@@ -274,12 +274,14 @@ class MLP:
         return self._output_loss(logits, self.intercepts[-1], target, want_grad=True,
                                  grad_bias=ws.grad_intercepts[-1], weights=weights)
 
-    def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0):
-        """dst = dropout_site((src + bias), relu), training scale; no mask is stored."""
+    def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0, scale=None):
+        """dst = dropout_site((src + bias), relu), scaled by ``scale`` (default: the training
+        scale); no mask is stored."""
         _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=self.seeds[site],
                          step=step, threshold=self.thresholds[site],
-                         scale=self.train_scale(site), bias=self._bias(bias), relu=relu,
-                         n_threads=n_threads, first_word=first_word)
+                         scale=self.train_scale(site) if scale is None else scale,
+                         bias=self._bias(bias), relu=relu, n_threads=n_threads,
+                         first_word=first_word)
 
     def _bias(self, bias):
         return bias if bias is not None else _NO_BIAS[self.dtype]
@@ -328,10 +330,7 @@ class MLP:
             _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
             return out
         if mask_step is not None and self.thresholds[l] < _ONE:  # zero the dropped units
-            _kernels.forward(out.reshape(-1), out.reshape(-1), _EMPTY_BITS,
-                             seed=self.seeds[l], step=mask_step, threshold=self.thresholds[l],
-                             scale=1.0, bias=_NO_BIAS[self.dtype], relu=False,
-                             n_threads=n_threads)
+            self._drop(out, out, l, mask_step, None, False, n_threads, scale=1.0)
         _nn_kernels.derivative_colsum(out, a, self.train_scale(l),
                                       _nn_kernels.ACTIVATIONS[self.activation], grad_bias,
                                       n_threads)
