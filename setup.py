@@ -114,6 +114,7 @@ setup(
         [
             extension("_openmp_helpers", depends=["fastdrop/_blas_pool.h"]),
             extension("_kernels", depends=["fastdrop/_philox.h", "fastdrop/_dropout_kernels.h",
+                                           "fastdrop/_noise_kernels.h",
                                            "fastdrop/_simd.h", "fastdrop/_simd.pxi"]),
             extension("_nn_kernels", depends=["fastdrop/_optim.h", "fastdrop/_simd.h",
                                               "fastdrop/_simd.pxi"]),

@@ -6,6 +6,9 @@ Public API (everything else is private):
 * fused passes: :func:`dropout`, :func:`dropout_backward`, :func:`dropout_inference`,
   :func:`relu_dropout`, :func:`relu_dropout_backward`
 * layer: :class:`Dropout`
+* the rest of the family: :func:`gaussian_dropout`, :func:`alpha_dropout`,
+  :func:`dropconnect_linear` (each with its ``_backward``), :class:`GaussianDropout`,
+  :class:`AlphaDropout`, :class:`DropConnectLinear`
 * network and estimators: :class:`MLP`, :class:`MLPClassifier`, :class:`MLPRegressor`
 * threads: :func:`get_num_threads`, :func:`set_num_threads`
 * build facts: :func:`build_info`
@@ -16,9 +19,15 @@ from .estimator import MLPClassifier, MLPRegressor
 from .network import MLP
 from ._dropout import (Dropout, DropoutMask, bernoulli_mask, dropout, dropout_backward,
                       dropout_inference, relu_dropout, relu_dropout_backward)
+from ._noise import (AlphaDropout, DropConnectLinear, GaussianDropout, GaussianNoise,
+                     alpha_dropout, alpha_dropout_backward, dropconnect_linear,
+                     dropconnect_linear_backward, gaussian_dropout, gaussian_dropout_backward)
 
 __version__ = "0.1.0"
 
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Dropout", "DropoutMask", "bernoulli_mask",
            "build_info", "dropout", "dropout_backward", "dropout_inference", "get_num_threads", "relu_dropout",
-           "relu_dropout_backward", "set_num_threads", "__version__"]
+           "relu_dropout_backward", "set_num_threads", "__version__",
+           "AlphaDropout", "DropConnectLinear", "GaussianDropout", "GaussianNoise",
+           "alpha_dropout", "alpha_dropout_backward", "dropconnect_linear",
+           "dropconnect_linear_backward", "gaussian_dropout", "gaussian_dropout_backward"]

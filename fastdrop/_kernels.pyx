@@ -38,6 +38,16 @@ cdef extern from "_dropout_kernels.h" nogil:
     void fd_apply_shared_f64(const double *x, double *y, int64_t rows, int64_t cols,
                              const int64_t *idx, const uint64_t *bits, int per_row, double scale)
 
+cdef extern from "_noise_kernels.h" nogil:
+    void fd_gauss_f32(const float *x, float *y, int64_t n, uint64_t g0, const fd_draw *d,
+                      const float *table)
+    void fd_gauss_f64(const double *x, double *y, int64_t n, uint64_t g0, const fd_draw *d,
+                      const double *table)
+    void fd_alpha_f32(const float *x, float *y, uint64_t *bits, int64_t n, uint64_t g0,
+                      const fd_draw *d, float a, float b, float c)
+    void fd_alpha_f64(const double *x, double *y, uint64_t *bits, int64_t n, uint64_t g0,
+                      const fd_draw *d, double a, double b, double c)
+
 include "_simd.pxi"
 
 # Elements per parallel chunk: 256 mask words (64 KiB of float32), large enough to amortize
@@ -246,3 +256,66 @@ def gate_colsum(const floating[:, ::1] dy,       # IN (m, k)
         else:
             fd_gate_colsum_f64(&dy[0, j0], &y[0, j0], &dx[0, j0], &colsum[j0], m, k,
                                min(<int64_t>FD_COLSUM_BLOCK, k - j0), scale)
+
+
+cdef inline void _gaussian_chunk(const floating *x, floating *y, int64_t n, int64_t c,
+                                 uint64_t first_word, const fd_draw *d,
+                                 const floating *table) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    cdef int64_t m = min(<int64_t>CHUNK, n - start)
+    cdef uint64_t g0 = first_word + <uint64_t>(start // 64)
+    if floating is float:
+        fd_gauss_f32(x + start, y + start, m, g0, d, table)
+    else:
+        fd_gauss_f64(x + start, y + start, m, g0, d, table)
+
+
+def gaussian(const floating[::1] x,              # IN
+             floating[::1] y,                    # OUT (may be x itself)
+             uint64_t seed, uint64_t step,
+             const floating[::1] table,          # IN (65536,): the noise of each 16-bit uniform
+             int n_threads, uint64_t first_word=0):
+    """y = x * table[u], u the element's 16-bit uniform of draw (seed, step) (Gaussian
+    dropout, forward and backward alike). Element j of x is element 64 * first_word + j of
+    the draw."""
+    cdef int64_t n = x.shape[0]
+    if n == 0:
+        return
+    cdef fd_draw d = _draw(seed, step, THRESHOLD_ONE)
+    cdef int64_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _gaussian_chunk(&x[0], &y[0], n, c, first_word, &d, &table[0])
+
+
+cdef inline void _alpha_chunk(const floating *x, floating *y, uint64_t *bits, int64_t n,
+                              int64_t c, uint64_t first_word, const fd_draw *d, double a,
+                              double b, double fill) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    cdef int64_t m = min(<int64_t>CHUNK, n - start)
+    cdef uint64_t *bc = bits + start // 64 if bits != NULL else NULL
+    cdef uint64_t g0 = first_word + <uint64_t>(start // 64)
+    if floating is float:
+        fd_alpha_f32(x + start, y + start, bc, m, g0, d, <float>a, <float>b, <float>fill)
+    else:
+        fd_alpha_f64(x + start, y + start, bc, m, g0, d, a, b, fill)
+
+
+def alpha(const floating[::1] x,                 # IN
+          floating[::1] y,                       # OUT (may be x itself)
+          uint64_t[::1] bits,                    # OUT, ceil(n / 64) words, or empty: not stored
+          uint64_t seed, uint64_t step, uint32_t threshold, double a, double b, double fill,
+          int n_threads, uint64_t first_word=0):
+    """y = keep ? x * a + b : fill (alpha dropout; fill = alpha' * a + b), keep bits to
+    ``bits``; the decisions are dropout's for the same (seed, step, threshold)."""
+    cdef int64_t n = x.shape[0]
+    if n == 0:
+        return
+    cdef fd_draw d = _draw(seed, step, threshold)
+    cdef uint64_t *bits_p = &bits[0] if bits.shape[0] > 0 else NULL
+    cdef int64_t n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int64_t c
+    for c in prange(n_chunks, schedule='static', nogil=True,
+                    num_threads=_threads_for(n_chunks, n_threads)):
+        _alpha_chunk(&x[0], &y[0], bits_p, n, c, first_word, &d, a, b, fill)

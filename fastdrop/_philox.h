@@ -23,7 +23,7 @@
  * Two implementations that produce identical bits: portable C, and AVX2 compiled with a
  * function-level target attribute and picked at run time (_simd.h), so the extension is never
  * built with -march=native. The dropout kernels built on these masks are in
- * _dropout_kernels.h.
+ * _dropout_kernels.h, the Gaussian and alpha dropout kernels on its uniforms in _noise_kernels.h.
  */
 #ifndef FASTDROP_PHILOX_H
 #define FASTDROP_PHILOX_H
@@ -92,6 +92,18 @@ static inline uint64_t fd_word_portable(const fd_draw *d, uint64_t g) {
     return bits;
 }
 
+/* The 64 16-bit uniforms of mask word g, in element order (u[e] decides element 64*g + e). */
+static inline void fd_uniforms_portable(const fd_draw *d, uint64_t g, uint16_t u[64]) {
+    const uint32_t key[2] = {d->k0, d->k1};
+    for (int l = 0; l < 8; l++) {
+        uint64_t block = 8 * g + (uint64_t)l;
+        uint32_t ctr[4] = {(uint32_t)block, (uint32_t)(block >> 32), d->s0, d->s1};
+        uint32_t x[4];
+        fd_philox4x32_10(ctr, key, x);
+        for (int k = 0; k < 8; k++) u[8 * k + l] = (uint16_t)(x[k >> 1] >> (16 * (k & 1)));
+    }
+}
+
 static inline uint64_t fd_tail_bits(int64_t n_valid) {
     return n_valid >= 64 ? ~(uint64_t)0 : (((uint64_t)1 << n_valid) - 1);
 }
@@ -125,12 +137,12 @@ FD_TARGET_AVX2 static inline void fd_mulhilo8(__m256i a, __m256i m, __m256i *hi,
     *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-/* Keep masks (all-ones lanes = keep) of mask words g .. g + nw - 1 (nw is 1 or 2, a constant at
- * every call site): keep[8*j + k] lane l is element 8*k + l of word g + j.  Ten dependent rounds
+/* The raw Philox outputs of mask words g .. g + nw - 1 (nw is 1 or 2, a constant at every
+ * call site): x[4*j + w] lane l is output x[w] of block 8*(g + j) + l. Ten dependent rounds
  * make one chain latency-bound, so two words run interleaved to keep the multipliers busy. */
 #define FD_MAX_CHAINS 2
 FD_TARGET_AVX2 static inline __attribute__((always_inline)) void
-fd_words8(const fd_keys8 *K, const fd_draw *d, uint64_t g, const int nw, __m256i *keep) {
+fd_philox8(const fd_keys8 *K, const fd_draw *d, uint64_t g, const int nw, __m256i *x) {
     const __m256i M0 = _mm256_set1_epi32((int)FD_PHILOX_M0);
     const __m256i M1 = _mm256_set1_epi32((int)FD_PHILOX_M1);
     const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
@@ -153,14 +165,27 @@ fd_words8(const fd_keys8 *K, const fd_draw *d, uint64_t g, const int nw, __m256i
             c3[j] = lo0;
         }
     }
-    const __m256i lo16 = _mm256_set1_epi32(0xFFFF);
     for (int j = 0; j < nw; j++) {
-        __m256i x[4] = {c0[j], c1[j], c2[j], c3[j]};
-        for (int w = 0; w < 4; w++) {
-            keep[8 * j + 2 * w] = _mm256_cmpgt_epi32(K->thr, _mm256_and_si256(x[w], lo16));
-            keep[8 * j + 2 * w + 1] = _mm256_cmpgt_epi32(K->thr, _mm256_srli_epi32(x[w], 16));
-        }
+        x[4 * j] = c0[j]; x[4 * j + 1] = c1[j]; x[4 * j + 2] = c2[j]; x[4 * j + 3] = c3[j];
     }
+}
+
+/* The 16-bit uniforms of element 8*k + l of a word (lane l), k = 2*w + h: the h-th half of
+ * output x[w]. */
+FD_TARGET_AVX2 static inline __m256i fd_uniform16(const __m256i *x, int k) {
+    return (k & 1) ? _mm256_srli_epi32(x[k >> 1], 16)
+                   : _mm256_and_si256(x[k >> 1], _mm256_set1_epi32(0xFFFF));
+}
+
+/* Keep masks (all-ones lanes = keep) of mask words g .. g + nw - 1: keep[8*j + k] lane l is
+ * element 8*k + l of word g + j. */
+FD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+fd_words8(const fd_keys8 *K, const fd_draw *d, uint64_t g, const int nw, __m256i *keep) {
+    __m256i x[4 * FD_MAX_CHAINS];
+    fd_philox8(K, d, g, nw, x);
+    for (int j = 0; j < nw; j++)
+        for (int k = 0; k < 8; k++)
+            keep[8 * j + k] = _mm256_cmpgt_epi32(K->thr, fd_uniform16(x + 4 * j, k));
 }
 
 FD_TARGET_AVX2 static inline uint64_t fd_keep_bits(const __m256i keep[8]) {
