@@ -8,7 +8,7 @@ from cython cimport floating
 from cython.parallel cimport prange, threadid
 from libc.stdlib cimport calloc, free
 from libc.string cimport memcpy, memset
-from libc.math cimport exp, log, log1p, sqrt, fabs, copysign, tanh
+from libc.math cimport exp, expm1, log, log1p, sqrt, fabs, copysign, tanh
 from libc.stdint cimport int64_t
 
 
@@ -42,8 +42,14 @@ cdef enum:
     ACT_IDENTITY = 1
     ACT_LOGISTIC = 2
     ACT_TANH = 3
+    ACT_SELU = 4
 
-ACTIVATIONS = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC, "tanh": ACT_TANH}
+ACTIVATIONS = {"identity": ACT_IDENTITY, "logistic": ACT_LOGISTIC, "tanh": ACT_TANH,
+               "selu": ACT_SELU}
+# SELU's constants (Klambauer et al. 2017), as PyTorch and Keras write them.
+cdef double SELU_ALPHA = 1.6732632423543772848170429916717
+cdef double SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_CONSTANTS = (SELU_ALPHA, SELU_LAMBDA)
 
 
 cdef inline void _step_block(int kind, floating *w, const floating *g, floating *s1,
@@ -385,6 +391,8 @@ cdef inline double _activated(double v, int kind) noexcept nogil:
         return tanh(v)
     if kind == ACT_LOGISTIC:  # exp of a non-positive number only: no overflow
         return 1 / (1 + exp(-v)) if v >= 0 else exp(v) / (1 + exp(v))
+    if kind == ACT_SELU:
+        return SELU_LAMBDA * v if v > 0 else SELU_LAMBDA * SELU_ALPHA * expm1(v)
     return v
 
 
@@ -409,6 +417,8 @@ cdef inline double _derivative(double h, int kind) noexcept nogil:
         return 1 - h * h
     if kind == ACT_LOGISTIC:
         return h * (1 - h)
+    if kind == ACT_SELU:  # h = lambda alpha (e^z - 1) for z <= 0, so f'(z) = h + lambda alpha
+        return SELU_LAMBDA if h > 0 else h + SELU_LAMBDA * SELU_ALPHA
     return 1.0
 
 

@@ -29,6 +29,7 @@ import math
 import numpy as np
 
 from . import _kernels
+from ._nn_kernels import SELU_CONSTANTS
 from ._dropout import (_EMPTY_BITS, DropoutMask, _check_mask, _deliver, _identity, _n_words,
                        _output, dropout, dropout_backward, keep_threshold)
 from ._threading import resolve_n_threads
@@ -40,9 +41,7 @@ __all__ = ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward", "al
            "DropConnectLinear", "SELU_ALPHA", "SELU_LAMBDA"]
 
 _ONE = _kernels.THRESHOLD_ONE
-# SELU's constants (Klambauer et al. 2017, eq. 14), as PyTorch and Keras write them.
-SELU_ALPHA = 1.6732632423543772848170429916717
-SELU_LAMBDA = 1.0507009873554804934193349852946
+SELU_ALPHA, SELU_LAMBDA = SELU_CONSTANTS  # Klambauer et al. 2017, eq. 14
 _ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
 
 

@@ -21,7 +21,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 from . import _nn_kernels
 from ._threading import resolve_n_threads, thread_budget
 from ._validation import Options, Range, Satisfies, check_params
-from .network import MLP, Workspace
+from .network import DROPOUT_KINDS, MLP, Workspace
 from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty"]
@@ -174,12 +174,14 @@ class _BaseMLP(BaseEstimator):
         "input_dropout": Range(float, 0, 1, high_open=True),
         "dropout_mode": Options(("element", "batch")),
         "dropout_scale": Options(("inverted", "classic")),
-        "activation": Options(("identity", "logistic", "tanh", "relu")),
+        "dropout_kind": Options(DROPOUT_KINDS),
+        "dropconnect": Range(float, 0, 1, high_open=True),
+        "activation": Options(("identity", "logistic", "tanh", "relu", "selu")),
         "solver": Options(("adam", "sgd", "lbfgs")),
         "max_fun": Range(int, 1),
         "learning_rate": Options(("constant", "invscaling", "adaptive")),
         "power_t": Range(float, 0),
-        "init": Options(("glorot", "he")),
+        "init": Options(("glorot", "he", "lecun")),
         "dtype": Options(("float32", "float64", np.float32, np.float64)),
         "batch_size": Range(int, 1, words=("auto",)),
         "learning_rate_init": Range(float, 0, low_open=True),
@@ -205,6 +207,8 @@ class _BaseMLP(BaseEstimator):
     _NOT_WITH_LBFGS = (
         ("dropout", lambda est, rates: any(rates), "a new random network every step"),
         ("input_dropout", lambda est, rates: est.input_dropout > 0,
+         "a new random network every step"),
+        ("dropconnect", lambda est, rates: est.dropconnect > 0,
          "a new random network every step"),
         ("l1", lambda est, rates: est.l1 > 0, "a non-smooth penalty"),
         ("max_norm", lambda est, rates: est.max_norm is not None,
@@ -365,7 +369,8 @@ class _BaseMLP(BaseEstimator):
         self._net = MLP([n_features, *hidden, n_out], output=self._network_output(),
                         dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
                         dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
-                        activation=self.activation,
+                        activation=self.activation, dropout_kind=self.dropout_kind,
+                        dropconnect=self.dropconnect,
                         init=self.init, random_state=rs)
         params = self._net.weights + self._net.intercepts
         if self.solver == "lbfgs":
@@ -600,9 +605,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     Parameters
     ----------
     hidden_layer_sizes : tuple of int, default=(100,)
-    activation : {"identity", "logistic", "tanh", "relu"}, default="relu"
+    activation : {"identity", "logistic", "tanh", "relu", "selu"}, default="relu"
         The hidden units' activation. ReLU is fused into the dropout kernels; the others
-        take a pass of their own before dropout.
+        take a pass of their own before dropout. "selu" (Klambauer et al. 2017) goes with
+        ``init="lecun"``, standardized inputs and ``dropout_kind="alpha"``.
     alpha : float, default=1e-4
         L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / batch_size``).
     l1 : float, default=0.0
@@ -621,6 +627,16 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     dropout_scale : {"inverted", "classic"}, default="inverted"
         "inverted" scales kept units by 1/keep at train time; "classic" trains unscaled and
         scales by keep at prediction (weight scaling).
+    dropout_kind : {"bernoulli", "gaussian", "alpha"}, default="bernoulli"
+        The noise that ``dropout`` and ``input_dropout`` rates stand for: Bernoulli masks;
+        multiplicative Gaussian noise of mean 1 and variance p / (1 - p) (Srivastava et al.
+        2014, section 10); or alpha dropout, which keeps a SELU network's mean and variance
+        (Klambauer et al. 2017). Gaussian and alpha noise are element mode and inverted only;
+        both are the identity at prediction.
+    dropconnect : float in [0, 1), default=0.0
+        DropConnect (Wan et al. 2013): the drop rate of every layer's weights (biases are
+        never dropped), one mask per mini-batch shared by its rows so each product stays one
+        GEMM; kept weights are scaled by 1/keep, so prediction uses the weights as they are.
     output_activation : {"softmax", "sigmoid"}, default="softmax"
         Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
         Keras experiment's configuration); probabilities are normalized to sum to 1.
@@ -663,7 +679,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         Epochs without improvement before the stopping rule fires; ``np.inf`` never.
     max_fun : int, default=15000
         "lbfgs" only: the most loss evaluations.
-    init : {"glorot", "he"}, default="glorot"
+    init : {"glorot", "he", "lecun"}, default="glorot"
+        scikit-learn's Glorot-uniform, He-normal (ReLU), or LeCun-normal (SELU).
     dtype : {"float32", "float64"}, default="float32"
     n_threads : int or None, default=None
         Threads for the fit or prediction (None: all usable cores, honouring threadpoolctl
@@ -703,7 +720,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, alpha=1e-4, l1=0.0,
                  max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
-                 dropout_scale="inverted", output_activation="softmax", class_weight=None,
+                 dropout_scale="inverted", dropout_kind="bernoulli", dropconnect=0.0,
+                 output_activation="softmax", class_weight=None,
                  solver="adam",
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001,
                  power_t=0.5, max_iter=200, shuffle=True, random_state=None, tol=1e-4,
@@ -885,8 +903,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
-                 alpha=1e-4, l1=0.0, max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
-                 dropout_scale="inverted", solver="adam", batch_size="auto",
+                 alpha=1e-4, l1=0.0, max_norm=None, dropout=0.0, input_dropout=0.0,
+                 dropout_mode="element", dropout_scale="inverted", dropout_kind="bernoulli",
+                 dropconnect=0.0, solver="adam", batch_size="auto",
                  learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False,

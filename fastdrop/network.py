@@ -20,6 +20,14 @@ uses the optimizer's step counter as the draw's step, so a fit is reproducible f
   gets cheaper as p grows. It computes exactly what element mode would with that unit mask
   shared by all examples (tested against a numpy reference).
 
+* ``dropout_kind`` "gaussian" or "alpha" (element mode only): the site's noise is a pass of
+  its own after the activation, into a buffer of its own (``Workspace.noisy``), so the backward
+  pass has the activation's output for its derivative and recomputes the noise from
+  (seed, step). Inference is the identity for both.
+* ``dropconnect``: each layer's weights get a fresh mask per training batch (draw
+  ``2**62 + step`` of the layer's input site's seed), copied masked and scaled into
+  ``Workspace.masked_weights``; the weight gradient gets the same mask, the bias none.
+
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
 (:class:`Workspace`); everything element-wise is a fused Cython kernel.
 """
@@ -28,12 +36,15 @@ import numpy as np
 from . import _kernels, _nn_kernels
 from ._dropout import (_EMPTY_BITS, _NO_BIAS, _packed_words, _train_scale, _unpack,
                        keep_threshold)
+from ._noise import _alpha_into, _gaussian_table, alpha_dropout_params
 from .optim import SubmatrixCopy, SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
 
 _ONE = _kernels.THRESHOLD_ONE
 _MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
+_DROPCONNECT_STEP_BASE = 2**62  # and DropConnect's weight masks from the units' masks
+DROPOUT_KINDS = ("bernoulli", "gaussian", "alpha")
 _PREDICT_CHUNK = 4096  # rows per prediction pass; a multiple of 64 keeps mask words aligned
 # output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
 # (rows, outputs) float matrix otherwise)
@@ -133,6 +144,11 @@ class Workspace:
         # batch mode the kept submatrix (SubmatrixGradient: the optimizer expands it by row)
         self.grad_weights = list(self.grad_weight_buffers)
         self.grad_intercepts = [np.empty_like(b) for b in net.intercepts]
+        # a noisy copy of each hidden layer's output (Gaussian or alpha dropout at its site)
+        self.noisy = [np.empty(batch_size * w, dtype=dt) if net.noise_at(l + 1) else None
+                      for l, w in enumerate(sizes[1:-1])]
+        self.masked_weights = ([np.empty_like(w) for w in net.weights]
+                               if net.dropconnect_threshold < _ONE else None)
         self.batch_mode = net.dropout_mode == "batch"
         if self.batch_mode:
             self.x_kept = np.empty(batch_size * sizes[0], dtype=dt)
@@ -163,17 +179,22 @@ class MLP:
     dropout_mode : {"element", "batch"}
     dropout_scale : {"inverted", "classic"}
     dtype : float32 or float64
-    init : {"glorot", "he"}
-        Glorot-uniform as scikit-learn draws it, or He-normal.
-    activation : {"relu", "identity", "logistic", "tanh"}
+    init : {"glorot", "he", "lecun"}
+        Glorot-uniform as scikit-learn draws it, He-normal, or LeCun-normal (SELU's).
+    activation : {"relu", "identity", "logistic", "tanh", "selu"}
         The hidden units' activation.
+    dropout_kind : {"bernoulli", "gaussian", "alpha"}
+        The noise at every site with a rate > 0: Bernoulli masks, multiplicative Gaussian noise
+        of variance p / (1 - p), or alpha dropout (for SELU networks).
+    dropconnect : float in [0, 1)
+        Drop rate of every layer's weights, one mask per training batch.
     random_state : numpy.random.RandomState
         Draws the initial weights and the per-site seeds.
     """
 
     def __init__(self, sizes, *, output="softmax", dropout=None, dropout_mode="element",
                  dropout_scale="inverted", dtype=np.float32, init="glorot", activation="relu",
-                 random_state):
+                 dropout_kind="bernoulli", dropconnect=0.0, random_state):
         self.sizes = [int(s) for s in sizes]
         self.output = output
         if activation != "relu" and activation not in _nn_kernels.ACTIVATIONS:
@@ -187,7 +208,11 @@ class MLP:
         rates = [0.0] * n_sites if dropout is None else [float(p) for p in dropout]
         if len(rates) != n_sites:
             raise ValueError(f"dropout must have one rate per site ({n_sites}), got {len(rates)}")
+        self.rates = rates
         self.thresholds = [keep_threshold(1.0 - p) for p in rates]
+        self.dropout_kind = dropout_kind
+        self.dropconnect_threshold = keep_threshold(1.0 - float(dropconnect))
+        self._check_noise()
         self.weights, self.intercepts = [], []
         for fan_in, fan_out, is_output in zip(self.sizes[:-1], self.sizes[1:],
                                                [False] * (n_sites - 1) + [True]):
@@ -198,10 +223,27 @@ class MLP:
         self.seeds = [int(s) for s in random_state.randint(0, 2**63, size=n_sites,
                                                             dtype=np.int64)]
 
+    def _check_noise(self):
+        if self.dropout_kind not in DROPOUT_KINDS:
+            raise ValueError(f"dropout_kind must be one of {DROPOUT_KINDS}, got "
+                             f"{self.dropout_kind!r}")
+        noisy = self.dropout_kind != "bernoulli" and self.has_dropout
+        for name, clash, value, why in (
+                ("dropout_mode", noisy, "batch", "it drops whole units, and this noise is "
+                 "not a unit mask"),
+                ("dropout_mode", self.dropconnect_threshold < _ONE, "batch",
+                 "DropConnect masks single weights: no submatrix to skip to"),
+                ("dropout_scale", noisy, "classic", "Gaussian and alpha noise keep the "
+                 "mean themselves")):
+            if clash and getattr(self, name) == value:
+                raise ValueError(f"{name}={value!r} does not combine with "
+                                 f"dropout_kind={self.dropout_kind!r} / dropconnect: {why}")
+
     @staticmethod
     def _init_layer(fan_in, fan_out, init, activation, rs, logistic=False):
-        if init == "he":
-            return (rs.normal(0.0, np.sqrt(2.0 / fan_in), (fan_in, fan_out)),
+        if init in ("he", "lecun"):
+            gain = 2.0 if init == "he" else 1.0
+            return (rs.normal(0.0, np.sqrt(gain / fan_in), (fan_in, fan_out)),
                     np.zeros(fan_out))
         # scikit-learn's Glorot uniform: factor 2 for logistic hidden units (every layer, as
         # scikit-learn draws them) and for a sigmoid output, 6 otherwise
@@ -222,6 +264,15 @@ class MLP:
     @property
     def has_dropout(self):
         return any(t < _ONE for t in self.thresholds)
+
+    @property
+    def is_stochastic(self):
+        """Whether a training pass (or a Monte-Carlo prediction) draws anything."""
+        return self.has_dropout or self.dropconnect_threshold < _ONE
+
+    def noise_at(self, site):
+        """Whether site ``site`` takes Gaussian or alpha noise (a pass of its own)."""
+        return self.dropout_kind != "bernoulli" and self.thresholds[site] < _ONE
 
     # ------------------------------------------------------------------ dropout scales
     def keep_prob(self, site):
@@ -259,18 +310,26 @@ class MLP:
 
     def _forward_element(self, ws, m, target, step, n_threads, weights):
         x = ws.x[:m]
-        if self.thresholds[0] < _ONE:  # input dropout, in place on the batch copy
+        if self.noise_at(0):  # input noise, in place on the batch copy
+            self._noise(x, x, 0, step, n_threads)
+        elif self.thresholds[0] < _ONE:
             self._drop(x, x, 0, step, None, False, n_threads)
         a = x
         for l in range(self.n_layers - 1):
             z = _view(ws.acts[l], m, self.sizes[l + 1])
-            np.matmul(a, self.weights[l].T, out=z)
+            np.matmul(a, self._train_weights(ws, l, step, n_threads).T, out=z)
             bias, relu = self._activate(z, self.intercepts[l], n_threads)
+            if self.noise_at(l + 1):  # the activation here, the noise into a buffer of its own
+                if relu or bias is not None:
+                    self._scale_bias_relu(z, z, 1.0, bias, relu, n_threads)
+                a = _view(ws.noisy[l], m, self.sizes[l + 1])
+                self._noise(z, a, l + 1, step, n_threads)
+                continue
             if relu or bias is not None or self.thresholds[l + 1] < _ONE:
                 self._drop(z, z, l + 1, step, bias, relu, n_threads)
             a = z
         logits = ws.logits[:m]
-        np.matmul(a, self.weights[-1].T, out=logits)
+        np.matmul(a, self._train_weights(ws, self.n_layers - 1, step, n_threads).T, out=logits)
         return self._output_loss(logits, self.intercepts[-1], target, want_grad=True,
                                  grad_bias=ws.grad_intercepts[-1], weights=weights)
 
@@ -285,6 +344,40 @@ class MLP:
 
     def _bias(self, bias):
         return bias if bias is not None else _NO_BIAS[self.dtype]
+
+    def _noise(self, src, dst, site, step, n_threads, first_word=0):
+        """dst = the site's Gaussian or alpha noise applied to src."""
+        seed, threshold = self.seeds[site], self.thresholds[site]
+        if self.dropout_kind == "gaussian":
+            _kernels.gaussian(src.reshape(-1), dst.reshape(-1), seed, step,
+                              _gaussian_table(self.rates[site], self.dtype), n_threads,
+                              first_word=first_word)
+        else:
+            _alpha_into(src, dst, _EMPTY_BITS, threshold, seed, step, n_threads, first_word)
+
+    def _noise_backward(self, grad, site, step, n_threads):
+        """grad (at the noise's output) becomes the gradient at its input, in place."""
+        if self.dropout_kind == "gaussian":
+            self._noise(grad, grad, site, step, n_threads)
+        else:  # keep ? grad * a : 0, a the mask's scale
+            a = alpha_dropout_params(self.thresholds[site] / _ONE)[0]
+            self._drop(grad, grad, site, step, None, False, n_threads, scale=a)
+
+    def _mask_weights(self, src, dst, l, step, n_threads):
+        """dst = DropConnect's mask of layer l's weights (draw ``step``) applied to src."""
+        t = self.dropconnect_threshold
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=self.seeds[l],
+                         step=step, threshold=t, scale=_ONE / t, bias=_NO_BIAS[self.dtype],
+                         relu=False, n_threads=n_threads)
+        return dst
+
+    def _train_weights(self, ws, l, step, n_threads):
+        """Layer l's weights for this training batch: masked under DropConnect."""
+        if ws.masked_weights is None:
+            return self.weights[l]
+        self._mask_weights(self.weights[l], ws.masked_weights[l], l,
+                           _DROPCONNECT_STEP_BASE + step, n_threads)
+        return ws.masked_weights[l]
 
     def _activate(self, z, bias, n_threads):
         """The hidden activation's share of the pass after a layer's product: ReLU is left
@@ -308,33 +401,50 @@ class MLP:
         # gradient comes out of the gate that makes its dz
         dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
-            a = ws.x[:m] if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
-            np.matmul(dz.T, a, out=ws.grad_weight_buffers[l])
-            ws.grad_weights[l] = ws.grad_weight_buffers[l]
-            da = (self._input_gradient(dz, self.weights[l], a, l, n_threads,
+            h = None if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
+            a = ws.x[:m] if l == 0 else (_view(ws.noisy[l - 1], m, self.sizes[l])
+                                         if self.noise_at(l) else h)
+            grad = ws.grad_weight_buffers[l]
+            np.matmul(dz.T, a, out=grad)
+            w = self.weights[l]
+            if ws.masked_weights is not None:  # the weights' mask on their gradient
+                self._mask_weights(grad, grad, l, _DROPCONNECT_STEP_BASE + step, n_threads)
+                w = ws.masked_weights[l]
+            ws.grad_weights[l] = grad
+            da = (self._input_gradient(dz, w, a, l, n_threads,
                                        out=_view(ws.dacts[l - 1], m, self.sizes[l]),
-                                       grad_bias=ws.grad_intercepts[l - 1], mask_step=step)
+                                       grad_bias=ws.grad_intercepts[l - 1], mask_step=step,
+                                       h=h)
                   if l > 0 else None)
             if on_layer is not None:
                 on_layer(l)
             dz = da
 
-    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias, mask_step=None):
+    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias, mask_step=None, h=None):
         """The gradient at layer l's input a (through its activation and dropout), into out,
         and its column sums (the bias gradient of the layer that made a) into grad_bias.
         ``mask_step``: the element-mode draw, whose mask other activations than ReLU apply
-        again (None in batch mode: its submatrices hold kept units only)."""
+        again (None in batch mode: its submatrices hold kept units only); under Gaussian or
+        alpha noise, the draw recomputed, and ``h`` the activation's output before it."""
         np.matmul(dz, w, out=out)
+        if mask_step is not None and self.noise_at(l):
+            self._noise_backward(out, l, mask_step, n_threads)
+            return self._activation_backward(out, h, 1.0, grad_bias, n_threads)
+        if self.activation != "relu" and mask_step is not None and self.thresholds[l] < _ONE:
+            self._drop(out, out, l, mask_step, None, False, n_threads, scale=1.0)  # dropped: 0
+        return self._activation_backward(out, a, self.train_scale(l), grad_bias, n_threads)
+
+    def _activation_backward(self, grad, a, scale, grad_bias, n_threads):
+        """grad *= scale * f'(z) from the output a = f(z) * scale (or 0 where dropped), in
+        place, and its column sums into grad_bias."""
         if self.activation == "relu":
             # a > 0 exactly where the unit was kept and active: a is the whole gate
-            _kernels.gate_colsum(out, a, out, self.train_scale(l), grad_bias, n_threads)
-            return out
-        if mask_step is not None and self.thresholds[l] < _ONE:  # zero the dropped units
-            self._drop(out, out, l, mask_step, None, False, n_threads, scale=1.0)
-        _nn_kernels.derivative_colsum(out, a, self.train_scale(l),
-                                      _nn_kernels.ACTIVATIONS[self.activation], grad_bias,
-                                      n_threads)
-        return out
+            _kernels.gate_colsum(grad, a, grad, scale, grad_bias, n_threads)
+        else:
+            _nn_kernels.derivative_colsum(grad, a, scale,
+                                          _nn_kernels.ACTIVATIONS[self.activation], grad_bias,
+                                          n_threads)
+        return grad
 
     def _output_loss(self, logits, bias, target, want_grad, grad_bias=None, weights=None):
         return _OUTPUT_LOSSES[self.output](logits, bias, target, want_grad, grad_bias, weights)
@@ -432,6 +542,7 @@ class MLP:
         out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         chunk = min(n, _PREDICT_CHUNK) or 1
         bufs = [np.empty(chunk * w, dtype=self.dtype) for w in self.sizes]
+        weights = self._predict_weights(mc_step, n_threads)
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
             a = _view(bufs[0], rows, self.sizes[0])
@@ -439,19 +550,34 @@ class MLP:
             a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
             for l in range(self.n_layers - 1):
                 z = _view(bufs[l + 1], rows, self.sizes[l + 1])
-                np.matmul(a, self.weights[l].T, out=z)
+                np.matmul(a, weights[l].T, out=z)
                 bias, relu = self._activate(z, self.intercepts[l], n_threads)
                 a = self._predict_layer(z, z, l + 1, bias, relu, start, mc_step, n_threads)
             logits = out[start:start + rows]
-            np.matmul(a, self.weights[-1].T, out=logits)
+            np.matmul(a, weights[-1].T, out=logits)
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
                          else np.empty((0, self.sizes[-1]), dtype=self.dtype))
             self._output_loss(logits, self.intercepts[-1], no_target, want_grad=False)
         return out
 
+    def _predict_weights(self, mc_step, n_threads):
+        """The weights of a prediction pass: as they are (DropConnect's inverted scaling
+        makes them the masks' mean), or masked once for a whole Monte-Carlo pass."""
+        if mc_step is None or self.dropconnect_threshold >= _ONE:
+            return self.weights
+        step = _MC_STEP_BASE + _DROPCONNECT_STEP_BASE + mc_step
+        return [self._mask_weights(w, np.empty_like(w), l, step, n_threads)
+                for l, w in enumerate(self.weights)]
+
     def _predict_layer(self, src, dst, site, bias, relu, row0, mc_step, n_threads):
+        first_word = row0 * self.sizes[site] // 64  # row0 is a multiple of 64
+        if self.noise_at(site):  # inference is the identity; Monte-Carlo draws the noise
+            if bias is not None or relu:
+                self._scale_bias_relu(src, dst, 1.0, bias, relu, n_threads)
+            if mc_step is not None:
+                self._noise(dst, dst, site, _MC_STEP_BASE + mc_step, n_threads, first_word)
+            return dst
         if mc_step is not None and self.thresholds[site] < _ONE:
-            first_word = row0 * self.sizes[site] // 64  # row0 is a multiple of 64
             self._drop(src, dst, site, _MC_STEP_BASE + mc_step, bias, relu, n_threads,
                        first_word)
         elif bias is not None or relu or self.test_scale(site) != 1.0:
@@ -460,8 +586,10 @@ class MLP:
 
     def __repr__(self):
         rates = [round(1 - t / _ONE, 4) for t in self.thresholds]
+        dc = round(1 - self.dropconnect_threshold / _ONE, 4)
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
-                f"output={self.output!r}, dropout={rates}, "
+                f"output={self.output!r}, dropout={rates}, kind={self.dropout_kind!r}, "
+                f"dropconnect={dc}, "
                 f"mode={self.dropout_mode!r}, scale={self.dropout_scale!r}, "
                 f"dtype={self.dtype.name})")
 

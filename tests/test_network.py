@@ -9,10 +9,10 @@ from fastdrop.optim import SGD, Adam
 
 
 def make_net(sizes=(6, 5, 4, 3), dropout=None, mode="element", scale="inverted",
-             output="softmax", dtype=np.float64, seed=0, activation="relu"):
+             output="softmax", dtype=np.float64, seed=0, activation="relu", **kwargs):
     return MLP(list(sizes), dropout=dropout, dropout_mode=mode, dropout_scale=scale,
                output=output, dtype=dtype, activation=activation,
-               random_state=np.random.RandomState(seed))
+               random_state=np.random.RandomState(seed), **kwargs)
 
 
 def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
@@ -27,12 +27,30 @@ def batch_loss(net, X, target, step, alpha=0.0, l1=0.0):
 
 @pytest.mark.parametrize("output, activation", [
     ("softmax", "relu"), ("sigmoid", "relu"), ("identity", "relu"), ("exp", "relu"),
-    ("softmax", "tanh"), ("softmax", "logistic"), ("identity", "identity")])
+    ("softmax", "tanh"), ("softmax", "logistic"), ("identity", "identity"),
+    ("softmax", "selu")])
 @pytest.mark.parametrize("mode", ["element", "batch"])
 def test_gradients_match_central_differences(output, activation, mode):
     """Whole network, L1 + L2, a fixed dropout draw: analytic vs numerical gradients."""
+    check_gradients(make_net(dropout=[0.2, 0.5, 0.3], mode=mode, output=output,
+                             activation=activation), output)
+
+
+@pytest.mark.parametrize("kind, activation, dropconnect", [
+    ("gaussian", "relu", 0.0), ("gaussian", "tanh", 0.0), ("alpha", "selu", 0.0),
+    ("alpha", "relu", 0.0), ("bernoulli", "relu", 0.4), ("gaussian", "selu", 0.3),
+    ("bernoulli", "logistic", 0.3)])
+def test_gradients_of_the_dropout_family_match_central_differences(kind, activation,
+                                                                   dropconnect):
+    net = make_net(dropout=[0.2, 0.5, 0.3], activation=activation, dropout_kind=kind,
+                   dropconnect=dropconnect, init="lecun")
+    for b in net.intercepts:  # LeCun's zero biases put rows whose inputs are all 0 (a unit
+        b[:] = np.random.default_rng(1).uniform(-0.5, 0.5, b.shape)  # kink) exactly at 0
+    check_gradients(net, "softmax")
+
+
+def check_gradients(net, output):
     rng = np.random.default_rng(0)
-    net = make_net(dropout=[0.2, 0.5, 0.3], mode=mode, output=output, activation=activation)
     X = rng.standard_normal((7, 6))
     y = rng.integers(0, 3, 7)
     target = y if output == "softmax" else np.eye(3)[y]
@@ -347,3 +365,77 @@ def test_output_kernels_weigh_rows_as_sample_weight(output):
     summed = np.zeros_like(z)
     np.add.at(summed, rep, repeated)
     np.testing.assert_allclose(weighted, summed, atol=1e-15)
+
+
+FAMILY = [dict(dropout_kind="gaussian"), dict(dropout_kind="alpha", activation="selu"),
+          dict(dropconnect=0.3)]
+
+
+@pytest.mark.parametrize("kwargs", FAMILY)
+def test_dropout_family_predicts_with_the_mean_network_and_is_chunk_invariant(kwargs):
+    sizes, rates = (7, 65, 33, 3), [0.2, 0.5, 0.3]
+    net = make_net(sizes, dropout=rates, dtype=np.float32, **kwargs)
+    plain = make_net(sizes, dtype=np.float32, activation=kwargs.get("activation", "relu"))
+    X = np.random.default_rng(5).standard_normal((3000, 7)).astype(np.float32)
+    # the identity at inference (inverted DropConnect: the weights are the masks' mean)
+    np.testing.assert_array_equal(net.predict_output(X, 1), plain.predict_output(X, 1))
+    full = net.predict_output(X, 2, mc_step=3)
+    import fastdrop.network as network
+    old = network._PREDICT_CHUNK
+    try:
+        network._PREDICT_CHUNK = 64
+        chunked = net.predict_output(X, 1, mc_step=3)
+    finally:
+        network._PREDICT_CHUNK = old
+    np.testing.assert_allclose(full, chunked, rtol=1e-5, atol=1e-6)
+    assert np.abs(full - net.predict_output(X, 1, mc_step=4)).max() > 1e-2
+
+
+@pytest.mark.parametrize("kwargs", FAMILY)
+def test_dropout_family_gradients_do_not_depend_on_threads(kwargs):
+    sizes = (50, 300, 200, 4)
+    X = np.random.default_rng(1).standard_normal((256, 50))
+    y = np.random.default_rng(2).integers(0, 4, 256)
+    grads = []
+    for n_threads in (1, 3):
+        net = make_net(sizes, dropout=[0.2, 0.5, 0.3], dtype=np.float32, **kwargs)
+        ws = Workspace(net, 256)
+        ws.x[:] = X
+        net.forward_backward(ws, 256, y, 7, n_threads)
+        grads.append([g.copy() for g in ws.grad_weights + ws.grad_intercepts])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_dropconnect_masks_the_weights_with_the_documented_draw():
+    from fastdrop import bernoulli_mask
+    from fastdrop._dropout import keep_threshold
+    from fastdrop.network import _DROPCONNECT_STEP_BASE
+    net = make_net((6, 5, 3), dropconnect=0.4)
+    ws = Workspace(net, 4)
+    ws.x[:] = np.random.default_rng(0).standard_normal((4, 6))
+    net.forward_backward(ws, 4, np.array([0, 1, 2, 0]), 9, 1)
+    for l, w in enumerate(net.weights):
+        keep = bernoulli_mask(w.shape, 0.6, seed=net.seeds[l],
+                              step=_DROPCONNECT_STEP_BASE + 9).to_bool()
+        scale = 65536 / keep_threshold(0.6)
+        np.testing.assert_array_equal(ws.masked_weights[l], np.where(keep, w * scale, 0))
+        assert np.all(ws.grad_weights[l][~keep] == 0)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(dropout_kind="gaussian", mode="batch"), "dropout_mode='batch' does not combine"),
+    (dict(dropconnect=0.5, mode="batch"), "DropConnect masks single weights"),
+    (dict(dropout_kind="alpha", scale="classic"), "dropout_scale='classic' does not combine"),
+    (dict(dropout_kind="poisson"), "dropout_kind must be one of"),
+])
+def test_dropout_family_refuses_what_it_cannot_do(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_net(dropout=[0.2, 0.5, 0.3], **kwargs)
+
+
+def test_lecun_init_has_variance_one_over_fan_in():
+    net = make_net((400, 300, 3), init="lecun")
+    w = net.weights[0]
+    assert w.std() == pytest.approx(np.sqrt(1 / 400), rel=0.01)
+    assert np.all(net.intercepts[0] == 0)
