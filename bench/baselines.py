@@ -1,17 +1,22 @@
 """The implementations fastdrop is measured against, one small class per library.
 
-Each exposes the same six operations on a flat or 2-D float32 array, with the buffers allocated
+Each exposes the same eight operations on a flat or 2-D float32 array, with the buffers allocated
 in ``__init__`` so that only the operation itself is timed. ``bias`` (added before the ReLU) is
 None for flat arrays and of shape (n_columns,) for 2-D ones. ``channel_dropout`` sees the array
 as channels of CHANNEL elements (rows of 2-D arrays wider than that) and drops whole channels.
 """
+import math
+
 import numpy as np
 
 import fastdrop
+from fastdrop._noise import alpha_dropout_params
 
 P = 0.5          # drop probability used throughout the kernel benchmarks
 SEED = 1234
 CHANNEL = 1024   # elements per channel in channel_dropout (a 32x32 feature map)
+SIGMA = math.sqrt(P / (1 - P))  # Gaussian dropout's noise at the same rate
+A, B, FILL = alpha_dropout_params(1 - P)
 
 
 def channels(x):
@@ -52,6 +57,14 @@ class FastdropKernels:
         x = channels(self.x)
         return fastdrop.dropout(x, P, seed=SEED, noise_shape=(x.shape[0], 1),
                                 out=self.y.reshape(x.shape), n_threads=self.n_threads)
+
+    def gaussian_dropout(self):
+        return fastdrop.gaussian_dropout(self.x, P, seed=SEED, out=self.y,
+                                         n_threads=self.n_threads)
+
+    def alpha_dropout(self):
+        return fastdrop.alpha_dropout(self.x, P, seed=SEED, out=self.y, n_threads=self.n_threads,
+                                      store_mask=False)
 
 
 class NumpyKernels:
@@ -97,6 +110,20 @@ class NumpyKernels:
         keep = self.rng.integers(0, 65536, size=(x.shape[0], 1), dtype=np.uint16) < self.threshold
         return np.multiply(x, keep * self.scale, out=self.y.reshape(x.shape))
 
+    def gaussian_dropout(self):
+        # float32 ziggurat normals into a preallocated buffer: the fastest numpy found
+        self.rng.standard_normal(out=self.dx, dtype=np.float32)
+        np.multiply(self.dx, np.float32(SIGMA), out=self.dx)
+        np.add(self.dx, np.float32(1), out=self.dx)
+        return np.multiply(self.x, self.dx, out=self.y)
+
+    def alpha_dropout(self):
+        dropped = self.rng.integers(0, 65536, size=self.x.shape, dtype=np.uint16) >= self.threshold
+        np.multiply(self.x, np.float32(A), out=self.y)
+        np.add(self.y, np.float32(B), out=self.y)
+        np.putmask(self.y, dropped, np.float32(FILL))
+        return self.y
+
 
 class TorchKernels:
     """torch.nn.functional.dropout and the ATen backward autograd calls (CPU)."""
@@ -132,6 +159,12 @@ class TorchKernels:
     def channel_dropout(self):
         return self.torch.nn.functional.dropout1d(self.torch.from_numpy(channels(self.x.numpy())),
                                                   P, training=True)
+
+    def gaussian_dropout(self):  # torch has none: normal_ noise times x
+        return self.x * self.torch.empty_like(self.x).normal_(1.0, SIGMA)
+
+    def alpha_dropout(self):
+        return self.torch.nn.functional.alpha_dropout(self.x, P, training=True)
 
 
 IMPLEMENTATIONS = {cls.name: cls for cls in (FastdropKernels, NumpyKernels, TorchKernels)}

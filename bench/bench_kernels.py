@@ -16,7 +16,8 @@ from .baselines import IMPLEMENTATIONS
 SIZES = {"2^16": (2**16,), "2^20": (2**20,), "256x4096": (256, 4096), "2^24": (2**24,)}
 if os.environ.get("FASTDROP_BENCH_PROFILE") == "quick":  # a smoke run: small arrays only
     SIZES = {"2^16": (2**16,), "64x1024": (64, 1024)}
-OPS = ["mask_only", "forward", "backward", "relu_dropout", "relu_backward", "channel_dropout"]
+OPS = ["mask_only", "forward", "backward", "relu_dropout", "relu_backward", "channel_dropout",
+       "gaussian_dropout", "alpha_dropout"]
 ALL = fastdrop.get_num_threads()
 THREADS = sorted({1, ALL})
 
