@@ -51,7 +51,7 @@ def _finish(out, quiet, started):
     return 0
 
 
-def _execute(configs, args, experiments_for=(), extend=False):
+def _execute(configs, args, experiments_for=(), extend=False, second=False):
     from .suite.config import second_stage
     from .suite.experiments import run_experiments
     from .suite.runner import run_configs
@@ -67,6 +67,7 @@ def _execute(configs, args, experiments_for=(), extend=False):
                         progress=not args.quiet)
             if extend:
                 configs = configs + _extend_grids(configs, store, args)
+            if second:
                 later = second_stage(select(store.records()), configs)
                 if later:
                     _say(args, f"dropout + L2: {len(later)} fits on dropout's choice")
@@ -126,7 +127,8 @@ def _cmd_run(args):
         print(f"fastdrop run --profile {profile.name}: {len(configs)} fits on "
               f"{', '.join(profile.datasets)}, {len(profile.seeds)} repeats"
               + (f"; trimmed: {profile.trims}" if profile.trims else ""), file=sys.stderr)
-    return _execute(configs, args, experiments_for=profile.datasets[:1], extend=True)
+    return _execute(configs, args, experiments_for=profile.datasets[:1], extend=True,
+                    second=True)
 
 
 def _cmd_sweep(args):
@@ -149,7 +151,7 @@ def _cmd_sweep(args):
                    arch=pick("arch", "default"), l1_grid=pick("l1", None),
                    l2_grid=pick("l2", None),
                    searched={"learning_rate_init": lrs} if lrs else None)
-    return _execute(configs, args)
+    return _execute(configs, args, extend=args.extend_grids)
 
 
 def _cmd_plot(args):
@@ -321,7 +323,8 @@ def _sweep_parser(sub):
                        help="e.g. digits,wine,synthetic-5000x100 (default: digits)")
     sweep.add_argument("--regularizers", type=_csv(str),
                        help="of none,early-stopping,l2,l1,dropout,dropout-batch,dropout-l2 "
-                            "(crosses --l2 with --rates),dropout-maxnorm,input-dropout "
+                            "(crosses --l2 with --rates),dropout-maxnorm,input-dropout,"
+                            "gaussian-dropout,alpha-dropout (a SELU network),dropconnect "
                             "(default: dropout)")
     sweep.add_argument("--rates", type=_csv(float), help="drop rates (default: 0,0.5)")
     sweep.add_argument("--l2", type=_csv(float), help="alpha grid (default: the profile's)")
@@ -333,6 +336,9 @@ def _sweep_parser(sub):
     sweep.add_argument("--arch", choices=["default", "seed"], help="(default: default)")
     sweep.add_argument("--profile", choices=["quick", "full"], help="(default: quick)")
     sweep.add_argument("--config", metavar="TOML", help="read the grid from a TOML file")
+    sweep.add_argument("--extend-grids", action="store_true", dest="extend_grids",
+                       help="while validation chooses a grid's edge, run one step past it "
+                            "(as `fastdrop run` does)")
     _add_execution(sweep)
     sweep.set_defaults(func=_cmd_sweep)
 

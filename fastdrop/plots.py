@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from .suite.store import ResultStore
+from .suite.config import NOISE_FAMILIES
 from ._benchreport import median_ci
 from .suite.stats import Interval, mean_interval
 from .suite.selection import chosen_runs, epochs_to_converge, fits, select, sweep
@@ -14,7 +15,9 @@ from .suite.summary import targets, time_to_target
 FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
                  "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
                  "dropout-l2": "tab:olive",
-                 "l2": "tab:orange", "l1": "tab:green", "early-stopping": "tab:brown"}
+                 "l2": "tab:orange", "l1": "tab:green", "early-stopping": "tab:brown",
+                 "gaussian-dropout": "tab:red", "alpha-dropout": "tab:gray",
+                 "dropconnect": "gold"}
 CURVE_RATES = (0.0, 0.2, 0.5, 0.8)
 
 
@@ -91,6 +94,49 @@ def rate_sweep(records, out, arch="default"):
                      "repeats, each rate at its validation-chosen learning rate", fontsize=10)
         suffix = "" if arch == "default" else f"_{arch}"
         paths += _save(fig, out, f"rate_sweep_{dataset}{suffix}")
+    return paths
+
+
+def noise_kinds(records, out, arch="default"):
+    """Which kind of noise pays: validation accuracy against the rate for Bernoulli dropout
+    and each other kind present (each rate at its validation-chosen learning rate; mean and
+    95% interval over repeats), and each family's validation-chosen configuration's test
+    accuracy with its interval, L1, L2 and no regularization beside."""
+    plt, paths = _plt(), []
+    chosen = {(c["dataset"], c["family"]): c for c in select(records, arch)}
+    for dataset in sorted({d for d, f in chosen if f in NOISE_FAMILIES}):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
+        for fam, style in zip(("dropout",) + NOISE_FAMILIES, ("o-", "s--", "^-.", "d:")):
+            runs_by_rate = sweep(records, dataset, fam, arch=arch)
+            if fam != "alpha-dropout":  # rate 0 of the others is the plain network
+                runs_by_rate = {**sweep(records, dataset, "none", arch=arch), **runs_by_rate}
+            pts = sorted(runs_by_rate.items())
+            if not pts:
+                continue
+            ivs = [_interval(runs, "val_score") for _, runs in pts]
+            left.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
+                          yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
+                          fmt=style, capsize=3, color=FAMILY_COLORS[fam], label=fam)
+        left.set_xlabel("drop rate p (of units; of weights for DropConnect)")
+        left.set_ylabel("validation accuracy (the selection metric)")
+        left.grid(alpha=0.3)
+        left.legend(fontsize=7)
+        order = [f for f in ("none", "l1", "l2", "dropout") + NOISE_FAMILIES
+                 if (dataset, f) in chosen]
+        for i, fam in enumerate(order):
+            c = chosen[(dataset, fam)]
+            iv = _interval(chosen_runs(records, c), "test_accuracy")
+            right.errorbar([i], [iv.estimate], yerr=_half(iv), fmt="o", capsize=4,
+                           color=FAMILY_COLORS[fam])
+        right.set_xticks(range(len(order)),
+                         [f"{f}\n{_params_label(chosen[(dataset, f)]['params'])}"
+                          for f in order], fontsize=6, rotation=30, ha="right")
+        right.set_ylabel("test accuracy of the validation choice")
+        right.grid(alpha=0.3, axis="y")
+        fig.suptitle(f"Which noise pays, {dataset}: rate sweeps (left) and each family's "
+                     "validation choice on the test set (right), mean and 95% interval over "
+                     "repeats", fontsize=10)
+        paths += _save(fig, out, f"noise_kinds_{dataset}")
     return paths
 
 
@@ -371,6 +417,7 @@ def plot_all(results_dir, out=None):
     if fits(records):
         paths += rate_sweep(records, out) + time_vs_epochs(records, out)
         paths += time_to_target_bars(records, out) + learning_curves(records, out)
+        paths += noise_kinds(records, out)
     if fits(records, arch="seed"):
         paths += rate_sweep(records, out, arch="seed")
     paths += kernel_throughput(records, out) + threads_scaling(records, out)

@@ -107,13 +107,27 @@ def test_configs_keys_and_parameters():
     assert seed["hidden_layer_sizes"] == (64, 128, 256, 512, 512)
     assert seed["output_activation"] == "sigmoid"
     with pytest.raises(ValueError, match="regularizer must be one of"):
-        RunConfig("digits", "dropconnect", 0.5, 0)
+        RunConfig("digits", "dropblock", 0.5, 0)
+    assert RunConfig("digits", "dropconnect", 0.3, 0).estimator_params()["dropconnect"] == 0.3
+    alpha = RunConfig("digits", "alpha-dropout", 0.1, 0).estimator_params()
+    assert (alpha["dropout_kind"], alpha["activation"], alpha["init"]) == ("alpha", "selu",
+                                                                          "lecun")
     configs = default_suite("quick")
     assert len({c.key for c in configs}) == len(configs)
     rates = {c.strength for c in configs if c.regularizer == "dropout" and c.arch == "default"}
     assert rates == set(cfg.get_profile("quick").rates)
     assert {c.strength for c in default_suite("full") if c.regularizer == "dropout"} == set(
         cfg.RATES)
+
+
+def test_rate_zero_of_plain_families_is_the_plain_network_once():
+    configs = cfg.grid(["digits"], ["dropout", "gaussian-dropout", "dropconnect",
+                                    "alpha-dropout"], [0.0, 0.2], [0, 1])
+    plain = [c for c in configs if c.family == "none"]
+    assert {c.regularizer for c in plain} == {"dropout"}
+    assert len(plain) == 2 * len(cfg.get_profile("quick").learning_rates)
+    # a SELU network without dropout is alpha dropout's own rate 0, not "none"
+    assert {c.family for c in configs if c.strength == 0} == {"none", "alpha-dropout"}
 
 
 def test_store_appends_whole_lines_and_survives_a_torn_one(tmp_path):

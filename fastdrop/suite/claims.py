@@ -16,6 +16,8 @@ from .stats import (MARGIN, Interval, beats, both, mean_interval, not_better, pa
 
 ARTICLE = "the article"
 SRIVASTAVA = "Srivastava et al. 2014"
+KLAMBAUER = "Klambauer et al. 2017"
+WAN = "Wan et al. 2013"
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ def rises_then_falls(ev, claim):
                   f"{falls.estimate:+.4f} [{falls.low:+.4f}, {falls.high:+.4f}]")
 
 
-def beats_penalties(ev, family, claim):
+def beats_penalties(ev, family, claim, source=SRIVASTAVA):
     """``family``'s choice beats the better (on validation) of L1's and L2's choices."""
     rival = ev.choice(family)
     penalties = [c for c in (ev.choice("l2"), ev.choice("l1")) if c]
@@ -92,9 +94,28 @@ def beats_penalties(ev, family, claim):
         return None  # a constraint that never bound is plain dropout
     penalty = max(penalties, key=lambda c: c["val_score"])
     iv = paired_interval(*_paired(rival["test_by_repeat"], penalty["test_by_repeat"]))
-    return _claim(ev.dataset, claim, SRIVASTAVA, beats(iv), iv,
+    return _claim(ev.dataset, claim, source, beats(iv), iv,
                   f"{family} {_params_text(rival['params'])} vs {penalty['family']} "
                   f"{_params_text(penalty['params'])}, all chosen on validation")
+
+
+def versus_dropout(ev, family, claim, source, rule):
+    """``family``'s validation choice against Bernoulli dropout's, on the repeats both ran:
+    ``rule`` "beats" (the family is better) or "matches" (dropout is no better than it by
+    the margin)."""
+    rival, dropout = ev.choice(family), ev.choice("dropout")
+    if rival is None or dropout is None:
+        return None
+    if rule == "beats":
+        iv = paired_interval(*_paired(rival["test_by_repeat"], dropout["test_by_repeat"]))
+        verdict, sense = beats(iv), f"{family} minus dropout (holds when {family} is better)"
+    else:
+        iv = paired_interval(*_paired(dropout["test_by_repeat"], rival["test_by_repeat"]))
+        verdict, sense = not_better(iv), (f"dropout minus {family} (holds when dropout is no "
+                                          "better by the margin)")
+    return _claim(ev.dataset, claim, source, verdict, iv,
+                  f"{sense}: {family} {_params_text(rival['params'])} vs dropout "
+                  f"{_params_text(dropout['params'])}, all chosen on validation")
 
 
 def no_input_dropout(ev):
@@ -168,6 +189,19 @@ CLAIMS = {
                                    "dropout + max-norm beats the better of L1 and L2"),
         no_input_dropout,
         doubles_epochs,
+        lambda ev: versus_dropout(ev, "gaussian-dropout", "Gaussian dropout works as well as "
+                                  "Bernoulli dropout", SRIVASTAVA, "matches"),
+        lambda ev: beats_penalties(ev, "gaussian-dropout",
+                                   "Gaussian dropout beats the better of L1 and L2"),
+        lambda ev: versus_dropout(ev, "alpha-dropout", "a SELU network with alpha dropout "
+                                  "beats a ReLU network with dropout", KLAMBAUER, "beats"),
+        lambda ev: beats_penalties(ev, "alpha-dropout",
+                                   "SELU + alpha dropout beats the better of L1 and L2",
+                                   KLAMBAUER),
+        lambda ev: versus_dropout(ev, "dropconnect", "DropConnect beats dropout", WAN,
+                                  "beats"),
+        lambda ev: beats_penalties(ev, "dropconnect",
+                                   "DropConnect beats the better of L1 and L2", WAN),
     ],
     "seed": [
         lambda ev: best_rate_near(ev, 0.2, "the article's network: the best rate is near 0.2"),

@@ -26,13 +26,29 @@ REGULARIZERS = {
     "dropout-maxnorm": "drop rate, plus max-norm on every hidden unit, under SGD with "
                        "momentum at large steps (Srivastava et al.'s setting, where it binds)",
     "input-dropout": "drop rate on the inputs (hidden layers at 0.5)",
+    "gaussian-dropout": "the Bernoulli rate whose variance multiplicative Gaussian noise on "
+                        "every hidden layer matches, p / (1 - p) (Srivastava et al. 2014, "
+                        "section 10)",
+    "alpha-dropout": "alpha dropout rate on every hidden layer of a SELU network with LeCun "
+                     "initialization (Klambauer et al. 2017); rate 0 is that network alone",
+    "dropconnect": "drop rate of every layer's weights, one mask per mini-batch "
+                   "(Wan et al. 2013)",
 }
 
 
-DROPOUT_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout")
+# Families whose strength is a drop rate, and those of them whose rate 0 is the plain network:
+# the "none" family, run once whichever of them a grid names (alpha dropout's rate 0 is still
+# a SELU network, input dropout's and max-norm's are not plain either).
+RATE_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout",
+                 "gaussian-dropout", "alpha-dropout", "dropconnect")
+PLAIN_AT_ZERO = ("dropout", "dropout-batch", "gaussian-dropout", "dropconnect")
+# The kinds of noise the study compares with Bernoulli dropout (`fastdrop sweep
+# --regularizers`).
+NOISE_FAMILIES = ("gaussian-dropout", "alpha-dropout", "dropconnect")
 # The estimator parameter a family's strength sets (None: nothing searched; else "dropout").
 SEARCHED_PARAM = {"none": None, "early-stopping": None, "l2": "alpha", "l1": "l1",
-                  "dropout-l2": "alpha", "input-dropout": "input_dropout"}
+                  "dropout-l2": "alpha", "input-dropout": "input_dropout",
+                  "dropconnect": "dropconnect"}
 # Parameters searched on a log scale (their grids extend by their outermost step); the
 # others are drop rates (extended by 0.1 within 0.1 .. 0.9).
 LOG_PARAMS = ("alpha", "l1", "learning_rate_init", "max_norm")
@@ -146,7 +162,7 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be a {what} int, got {value!r}")
-        high = 1.0 if self.regularizer in DROPOUT_FAMILIES else float("inf")
+        high = 1.0 if self.regularizer in RATE_FAMILIES else float("inf")
         if not 0.0 <= self.strength < high:
             what = "a drop rate in [0, 1)" if high == 1.0 else "a penalty >= 0"
             raise ValueError(f"{self.regularizer} strength must be {what}, got {self.strength}")
@@ -160,7 +176,7 @@ class RunConfig:
     @property
     def family(self):
         """The regularizer family for plots (rate 0 of any dropout flavour is 'none')."""
-        if self.regularizer in DROPOUT_FAMILIES and self.strength == 0:
+        if self.regularizer in PLAIN_AT_ZERO and self.strength == 0:
             return "none"
         return self.regularizer
 
@@ -197,6 +213,10 @@ _FAMILY_PARAMS = {
     "dropout-maxnorm": lambda s: {"dropout": s, "solver": "sgd", "momentum": 0.9,
                                   "max_norm": 3.0},
     "input-dropout": lambda s: {"dropout": 0.5, "input_dropout": s},
+    "gaussian-dropout": lambda s: {"dropout": s, "dropout_kind": "gaussian"},
+    "alpha-dropout": lambda s: {"dropout": s, "dropout_kind": "alpha", "activation": "selu",
+                                "init": "lecun"},
+    "dropconnect": lambda s: {"dropconnect": s},
 }
 
 
@@ -208,19 +228,21 @@ def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default
     strengths = {"none": (0.0,), "early-stopping": (0.0,), "l2": l2_grid or p.l2_grid,
                  "l1": l1_grid or p.l1_grid}
     strengths["dropout-l2"] = strengths["l2"]
-    configs = []
+    configs = {}
     for dataset in datasets:
         for reg in regularizers:
             # dropout + L2 crosses the L2 grid with the rates
             extra = [(("dropout", float(r)),) for r in rates] if reg == "dropout-l2" else [()]
             for s in strengths.get(reg, rates):
+                # rate 0 of a family whose rate 0 is the plain network: that network, once
+                name = "dropout" if reg in PLAIN_AT_ZERO and s == 0 else reg
                 for overrides in _combinations(searched or _searched(p, reg, arch)):
                     for more in extra:
                         for seed in seeds:
-                            configs.append(RunConfig(
-                                dataset, reg, float(s), _as_int(seed), arch, profile,
-                                tuple(sorted(overrides + more)), budget))
-    return configs
+                            c = RunConfig(dataset, name, float(s), _as_int(seed), arch,
+                                          profile, tuple(sorted(overrides + more)), budget)
+                            configs.setdefault(c.key, c)
+    return list(configs.values())
 
 
 def _searched(p, regularizer, arch):
