@@ -162,7 +162,7 @@ def _cmd_plot(args):
         print(f"fastdrop plot: no records.jsonl in {args.results}", file=sys.stderr)
         return 2
     if args.readme:
-        return _update_readme(args.results, args.readme)
+        return _update_readme(args.results, args.readme, args.section)
     if args.out:
         paths = plot_all(args.results, args.out)
         print("\n".join(str(p) for p in paths))
@@ -178,24 +178,33 @@ README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
                  "mnist1d": "mnist1d_markdown"}
 
 
-def _update_readme(results, readme):
-    """The README's study tables, generated from a stored summary.json, never by hand."""
+def _update_readme(results, readme, section=None):
+    """The README's study tables, generated from a stored summary.json, never by hand: every
+    block NAME, or with ``section`` the blocks NAME:SECTION the file has (another study's
+    tables beside the main one's)."""
     import re
 
     from .suite import summary as sm
 
     summary = json.loads((Path(results) / "summary.json").read_text())
     text = Path(readme).read_text()
+    written = []
     for name, fn in README_TABLES.items():
-        block = re.compile(rf"(<!-- fastdrop:{name} -->\n).*?(<!-- /fastdrop:{name} -->)",
-                           re.S)
+        tag = name if section is None else f"{name}:{section}"
+        block = re.compile(rf"(<!-- fastdrop:{tag} -->\n).*?(<!-- /fastdrop:{tag} -->)", re.S)
         if not block.search(text):
-            raise ValueError(f"{readme} has no <!-- fastdrop:{name} --> ... "
-                             f"<!-- /fastdrop:{name} --> block")
+            if section is None:
+                raise ValueError(f"{readme} has no <!-- fastdrop:{tag} --> ... "
+                                 f"<!-- /fastdrop:{tag} --> block")
+            continue
         table = getattr(sm, fn)(summary)
         text = block.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
+        written.append(tag)
+    if not written:
+        raise ValueError(f"{readme} has no <!-- fastdrop:NAME:{section} --> block (NAME: "
+                         f"{', '.join(README_TABLES)})")
     Path(readme).write_text(text)
-    print(f"wrote the {', '.join(README_TABLES)} tables of {readme} from "
+    print(f"wrote the {', '.join(written)} tables of {readme} from "
           f"{Path(results) / 'summary.json'}")
     return 0
 
@@ -352,6 +361,9 @@ def _plot_parser(sub):
                       help="rewrite the tables between <!-- fastdrop:NAME --> and "
                            "<!-- /fastdrop:NAME --> (NAME: claims, selected, mnist1d) in "
                            "this file from RESULTS_DIR/summary.json")
+    plot.add_argument("--section", metavar="NAME",
+                      help="with --readme: rewrite the blocks <!-- fastdrop:TABLE:NAME --> "
+                           "instead (a second study's tables)")
     plot.add_argument("--quiet", action="store_true")
     plot.set_defaults(func=_cmd_plot)
 

@@ -282,6 +282,29 @@ def test_claims_are_decided_by_paired_intervals():
     json.dumps(summary, allow_nan=False)
 
 
+def test_noise_families_are_compared_with_dropout_by_their_rules():
+    rng = np.random.default_rng(1)
+    records = []
+    for r in range(6):
+        base = 0.85 + 0.02 * rng.standard_normal()
+        wobble = 0.001 * (-1) ** r
+        records += [_fit_record("d", "dropout", 0.3, r, 0.90, base),
+                    _fit_record("d", "l2", 1e-3, r, 0.85, base - 0.02),
+                    # Gaussian: the same as dropout up to noise (within the margin)
+                    _fit_record("d", "gaussian-dropout", 0.3, r, 0.90, base + wobble),
+                    # alpha dropout: clearly worse than dropout
+                    _fit_record("d", "alpha-dropout", 0.1, r, 0.80, base - 0.05 + wobble),
+                    # DropConnect: clearly better
+                    _fit_record("d", "dropconnect", 0.2, r, 0.95, base + 0.03 + wobble)]
+    verdicts = {c["claim"]: c for c in claims(records)}
+    assert verdicts["Gaussian dropout works as well as Bernoulli dropout"]["verdict"] == "holds"
+    selu = verdicts["a SELU network with alpha dropout beats a ReLU network with dropout"]
+    assert selu["verdict"] == "does not hold" and selu["source"] == "Klambauer et al. 2017"
+    assert verdicts["DropConnect beats dropout"]["verdict"] == "holds"
+    assert verdicts["DropConnect beats the better of L1 and L2"]["verdict"] == "holds"
+    assert verdicts["Gaussian dropout beats the better of L1 and L2"]["n"] == 6
+
+
 def test_weight_scaling_claim_pairs_monte_carlo_with_weight_scaling_per_repeat():
     def mc(seed, gap):
         return {"kind": "mc", "key": f"mc|{seed}", "dataset": "d", "rate": 0.5, "seed": seed,
@@ -445,7 +468,7 @@ def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
     assert "dataset must be one of" in capsys.readouterr().err
 
 
-def test_run_writes_every_figure(tmp_path, monkeypatch):
+def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
     """`fastdrop run` end to end on a shrunken profile: all seven kinds of figure."""
     tiny = cfg.Profile("quick", max_iter=5, n_iter_no_change=3, tol=1e-4, batch_size=64,
                        learning_rates=(1e-3,), datasets=("iris",), seeds=(0,),
@@ -499,6 +522,13 @@ def test_run_writes_every_figure(tmp_path, monkeypatch):
     assert "stale" not in text and "| dataset | claim | source | verdict |" in text
     assert "| dataset | arch | family | chosen on validation |" in text
     assert text.startswith("intro\n") and text.endswith("end\n")
+    # a second study's tables: only the blocks of its section are rewritten
+    readme.write_text(text + "<!-- fastdrop:claims:noise -->\nSTALE-NOISE\n<!-- /fastdrop:claims:noise -->\n")
+    assert main(["plot", str(out), "--readme", str(readme), "--section", "noise"]) == 0
+    again = readme.read_text()
+    assert again.startswith(text) and "STALE-NOISE" not in again and again.count("| verdict |") == 2
+    assert main(["plot", str(out), "--readme", str(readme), "--section", "other"]) == 2
+    assert "no <!-- fastdrop:NAME:other --> block" in capsys.readouterr().err
 
 
 def test_a_second_writer_of_a_results_folder_is_refused(tmp_path):
