@@ -227,17 +227,18 @@ class MLP:
         if self.dropout_kind not in DROPOUT_KINDS:
             raise ValueError(f"dropout_kind must be one of {DROPOUT_KINDS}, got "
                              f"{self.dropout_kind!r}")
+        kind = f"dropout_kind={self.dropout_kind!r}"
         noisy = self.dropout_kind != "bernoulli" and self.has_dropout
-        for name, clash, value, why in (
-                ("dropout_mode", noisy, "batch", "it drops whole units, and this noise is "
-                 "not a unit mask"),
-                ("dropout_mode", self.dropconnect_threshold < _ONE, "batch",
+        dropconnect = f"dropconnect={1 - self.dropconnect_threshold / _ONE:.4g}"
+        for name, value, what, clash, why in (
+                ("dropout_mode", "batch", kind, noisy,
+                 "batch mode drops whole units, and this noise is not a unit mask"),
+                ("dropout_mode", "batch", dropconnect, self.dropconnect_threshold < _ONE,
                  "DropConnect masks single weights: no submatrix to skip to"),
-                ("dropout_scale", noisy, "classic", "Gaussian and alpha noise keep the "
-                 "mean themselves")):
+                ("dropout_scale", "classic", kind, noisy,
+                 "Gaussian and alpha noise keep the mean themselves")):
             if clash and getattr(self, name) == value:
-                raise ValueError(f"{name}={value!r} does not combine with "
-                                 f"dropout_kind={self.dropout_kind!r} / dropconnect: {why}")
+                raise ValueError(f"{name}={value!r} does not combine with {what}: {why}")
 
     @staticmethod
     def _init_layer(fan_in, fan_out, init, activation, rs, logistic=False):
