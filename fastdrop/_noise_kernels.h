@@ -108,54 +108,48 @@ FD_TARGET_AVX2 static void NAME(const T *x, T *y, int64_t n, uint64_t g0, const 
 FD_DEFINE_GAUSS_AVX2(fd_gauss_f32_avx2, float, fd_gauss_word_f32, fd_gauss_f32_portable)
 FD_DEFINE_GAUSS_AVX2(fd_gauss_f64_avx2, double, fd_gauss_word_f64, fd_gauss_f64_portable)
 
-FD_TARGET_AVX2 static void fd_alpha_f32_avx2(const float *x, float *y, uint64_t *bits, int64_t n,
-                                          uint64_t g0, const fd_draw *d, float a, float b,
-                                          float c) {
-    fd_keys8 K;
-    fd_keys8_init(&K, d);
+/* One mask word of alpha dropout: keep ? x * a + b : c, the keep vectors as blend masks. */
+FD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+fd_alpha_word_f32(const float *xs, float *ys, const __m256i *keep, float a, float b, float c) {
     const __m256 va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
-    __m256i keeps[16];
-    int64_t n_full = n / 64;
-    for (int64_t w = 0; w < n_full; w++) {
-        const __m256i *keep = fd_keeps_for(&K, d, g0, w, n_full, keeps);
-        if (bits) bits[w] = fd_keep_bits(keep);
-        for (int k = 0; k < 8; k++) {
-            __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 64 * w + 8 * k), va), vb);
-            _mm256_storeu_ps(y + 64 * w + 8 * k,
-                             _mm256_blendv_ps(vc, t, _mm256_castsi256_ps(keep[k])));
-        }
+    for (int k = 0; k < 8; k++) {
+        __m256 t = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(xs + 8 * k), va), vb);
+        _mm256_storeu_ps(ys + 8 * k, _mm256_blendv_ps(vc, t, _mm256_castsi256_ps(keep[k])));
     }
-    if (64 * n_full < n)
-        fd_alpha_f32_portable(x + 64 * n_full, y + 64 * n_full, bits ? bits + n_full : NULL,
-                              n - 64 * n_full, g0 + (uint64_t)n_full, d, a, b, c);
 }
 
-FD_TARGET_AVX2 static void fd_alpha_f64_avx2(const double *x, double *y, uint64_t *bits,
-                                          int64_t n, uint64_t g0, const fd_draw *d, double a,
-                                          double b, double c) {
-    fd_keys8 K;
-    fd_keys8_init(&K, d);
+FD_TARGET_AVX2 static inline __attribute__((always_inline)) void
+fd_alpha_word_f64(const double *xs, double *ys, const __m256i *keep, double a, double b,
+                  double c) {
     const __m256d va = _mm256_set1_pd(a), vb = _mm256_set1_pd(b), vc = _mm256_set1_pd(c);
-    __m256i keeps[16];
-    int64_t n_full = n / 64;
-    for (int64_t w = 0; w < n_full; w++) {
-        const __m256i *keep = fd_keeps_for(&K, d, g0, w, n_full, keeps);
-        if (bits) bits[w] = fd_keep_bits(keep);
-        for (int k = 0; k < 8; k++) {
-            const double *xs = x + 64 * w + 8 * k;
-            double *ys = y + 64 * w + 8 * k;
-            __m256d mlo = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep[k])));
-            __m256d mhi = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep[k], 1)));
-            __m256d lo = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(xs), va), vb);
-            __m256d hi = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(xs + 4), va), vb);
-            _mm256_storeu_pd(ys, _mm256_blendv_pd(vc, lo, mlo));
-            _mm256_storeu_pd(ys + 4, _mm256_blendv_pd(vc, hi, mhi));
-        }
+    for (int k = 0; k < 8; k++) {  /* each keep vector covers 8 doubles: two 4-lane halves */
+        __m256d mlo = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_castsi256_si128(keep[k])));
+        __m256d mhi = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(_mm256_extracti128_si256(keep[k], 1)));
+        __m256d lo = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(xs + 8 * k), va), vb);
+        __m256d hi = _mm256_add_pd(_mm256_mul_pd(_mm256_loadu_pd(xs + 8 * k + 4), va), vb);
+        _mm256_storeu_pd(ys + 8 * k, _mm256_blendv_pd(vc, lo, mlo));
+        _mm256_storeu_pd(ys + 8 * k + 4, _mm256_blendv_pd(vc, hi, mhi));
     }
-    if (64 * n_full < n)
-        fd_alpha_f64_portable(x + 64 * n_full, y + 64 * n_full, bits ? bits + n_full : NULL,
-                              n - 64 * n_full, g0 + (uint64_t)n_full, d, a, b, c);
 }
+
+#define FD_DEFINE_ALPHA_AVX2(NAME, T, WORD, PORTABLE)                                           \
+FD_TARGET_AVX2 static void NAME(const T *x, T *y, uint64_t *bits, int64_t n, uint64_t g0,       \
+                                const fd_draw *d, T a, T b, T c) {                             \
+    fd_keys8 K;                                                                                \
+    fd_keys8_init(&K, d);                                                                      \
+    __m256i keeps[16];                                                                         \
+    int64_t n_full = n / 64;                                                                   \
+    for (int64_t w = 0; w < n_full; w++) {                                                     \
+        const __m256i *keep = fd_keeps_for(&K, d, g0, w, n_full, keeps);                       \
+        if (bits) bits[w] = fd_keep_bits(keep);                                                \
+        WORD(x + 64 * w, y + 64 * w, keep, a, b, c);                                           \
+    }                                                                                          \
+    if (64 * n_full < n)                                                                       \
+        PORTABLE(x + 64 * n_full, y + 64 * n_full, bits ? bits + n_full : NULL, n - 64 * n_full, \
+                 g0 + (uint64_t)n_full, d, a, b, c);                                           \
+}
+FD_DEFINE_ALPHA_AVX2(fd_alpha_f32_avx2, float, fd_alpha_word_f32, fd_alpha_f32_portable)
+FD_DEFINE_ALPHA_AVX2(fd_alpha_f64_avx2, double, fd_alpha_word_f64, fd_alpha_f64_portable)
 #endif  /* FD_X86 */
 
 /* ---------------------------------------------------------------- run-time dispatch */

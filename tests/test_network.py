@@ -230,17 +230,21 @@ def test_l2_and_l1_follow_their_definitions(cls):
         np.testing.assert_allclose(moved, 0.1 * direction * (1 + 0.9))
 
 
-def test_monte_carlo_prediction_is_chunk_invariant():
-    net = make_net(sizes=(7, 33, 3), dropout=[0.2, 0.5], dtype=np.float32)
-    X = np.random.default_rng(5).standard_normal((5000, 7)).astype(np.float32)
-    full = net.predict_output(X, 1, mc_step=3)
+def predict_in_chunks_of_64(net, X, mc_step):
     import fastdrop.network as network
     old = network._PREDICT_CHUNK
     try:
         network._PREDICT_CHUNK = 64
-        chunked = net.predict_output(X, 1, mc_step=3)
+        return net.predict_output(X, 1, mc_step=mc_step)
     finally:
         network._PREDICT_CHUNK = old
+
+
+def test_monte_carlo_prediction_is_chunk_invariant():
+    net = make_net(sizes=(7, 33, 3), dropout=[0.2, 0.5], dtype=np.float32)
+    X = np.random.default_rng(5).standard_normal((5000, 7)).astype(np.float32)
+    full = net.predict_output(X, 1, mc_step=3)
+    chunked = predict_in_chunks_of_64(net, X, mc_step=3)
     # The masks are the same bits; the products may round differently, since a BLAS may
     # take another kernel for a 64-row block (OpenBLAS's SkylakeX small-matrix GEMM does).
     np.testing.assert_allclose(full, chunked, rtol=1e-5, atol=1e-6)
@@ -380,13 +384,7 @@ def test_dropout_family_predicts_with_the_mean_network_and_is_chunk_invariant(kw
     # the identity at inference (inverted DropConnect: the weights are the masks' mean)
     np.testing.assert_array_equal(net.predict_output(X, 1), plain.predict_output(X, 1))
     full = net.predict_output(X, 2, mc_step=3)
-    import fastdrop.network as network
-    old = network._PREDICT_CHUNK
-    try:
-        network._PREDICT_CHUNK = 64
-        chunked = net.predict_output(X, 1, mc_step=3)
-    finally:
-        network._PREDICT_CHUNK = old
+    chunked = predict_in_chunks_of_64(net, X, mc_step=3)
     np.testing.assert_allclose(full, chunked, rtol=1e-5, atol=1e-6)
     assert np.abs(full - net.predict_output(X, 1, mc_step=4)).max() > 1e-2
 
