@@ -5,6 +5,8 @@ import sys
 import time
 from pathlib import Path
 
+from .suite.config import NOISE_FAMILIES
+
 DEFAULT_OUT = "fastdrop-results"
 NO_TESTS_COLLECTED = 5  # pytest's exit code
 
@@ -176,6 +178,8 @@ def _cmd_plot(args):
 
 README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
                  "mnist1d": "mnist1d_markdown"}
+# A second study's tables beside the main one's: the families whose claims each shows.
+README_SECTIONS = {"noise": NOISE_FAMILIES}
 
 
 def _update_readme(results, readme, section=None):
@@ -197,7 +201,10 @@ def _update_readme(results, readme, section=None):
                 raise ValueError(f"{readme} has no <!-- fastdrop:{tag} --> ... "
                                  f"<!-- /fastdrop:{tag} --> block")
             continue
-        table = getattr(sm, fn)(summary)
+        if name == "claims" and section is not None:
+            table = sm.claims_markdown(summary, README_SECTIONS[section])
+        else:
+            table = getattr(sm, fn)(summary)
         text = block.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
         written.append(tag)
     if not written:
@@ -361,9 +368,10 @@ def _plot_parser(sub):
                       help="rewrite the tables between <!-- fastdrop:NAME --> and "
                            "<!-- /fastdrop:NAME --> (NAME: claims, selected, mnist1d) in "
                            "this file from RESULTS_DIR/summary.json")
-    plot.add_argument("--section", metavar="NAME",
-                      help="with --readme: rewrite the blocks <!-- fastdrop:TABLE:NAME --> "
-                           "instead (a second study's tables)")
+    plot.add_argument("--section", choices=sorted(README_SECTIONS),
+                      help="with --readme: rewrite the blocks <!-- fastdrop:TABLE:SECTION --> "
+                           "instead, the claims table keeping the claims about that section's "
+                           "families (noise: Gaussian dropout, alpha dropout, DropConnect)")
     plot.add_argument("--quiet", action="store_true")
     plot.set_defaults(func=_cmd_plot)
 

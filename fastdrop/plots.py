@@ -107,7 +107,8 @@ def noise_kinds(records, out, arch="default"):
     for dataset in sorted({d for d, f in chosen if f in NOISE_FAMILIES}):
         fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2), layout="constrained")
         for fam, style in zip(("dropout",) + NOISE_FAMILIES, ("o-", "s--", "^-.", "d:")):
-            runs_by_rate = sweep(records, dataset, fam, arch=arch)
+            param = "dropconnect" if fam == "dropconnect" else "dropout"
+            runs_by_rate = sweep(records, dataset, fam, param=param, arch=arch)
             if fam != "alpha-dropout":  # rate 0 of the others is the plain network
                 runs_by_rate = {**sweep(records, dataset, "none", arch=arch), **runs_by_rate}
             pts = sorted(runs_by_rate.items())

@@ -49,10 +49,11 @@ def _paired(a, b):
     return [a[k] for k in common], [b[k] for k in common]
 
 
-def _claim(dataset, claim, source, verdict, interval, evidence):
+def _claim(dataset, claim, source, verdict, interval, evidence, family="dropout"):
+    """One verdict row; ``family``: the regularizer family the claim is about."""
     return {"dataset": dataset, "claim": claim, "source": source, "verdict": verdict,
             "estimate": interval.estimate, "ci": interval.as_list(), "n": interval.n,
-            "evidence": evidence}
+            "evidence": evidence, "family": family}
 
 
 def best_rate_near(ev, reference, claim):
@@ -96,7 +97,7 @@ def beats_penalties(ev, family, claim, source=SRIVASTAVA):
     iv = paired_interval(*_paired(rival["test_by_repeat"], penalty["test_by_repeat"]))
     return _claim(ev.dataset, claim, source, beats(iv), iv,
                   f"{family} {_params_text(rival['params'])} vs {penalty['family']} "
-                  f"{_params_text(penalty['params'])}, all chosen on validation")
+                  f"{_params_text(penalty['params'])}, all chosen on validation", family)
 
 
 def versus_dropout(ev, family, claim, source, rule):
@@ -115,7 +116,7 @@ def versus_dropout(ev, family, claim, source, rule):
                                           "better by the margin)")
     return _claim(ev.dataset, claim, source, verdict, iv,
                   f"{sense}: {family} {_params_text(rival['params'])} vs dropout "
-                  f"{_params_text(dropout['params'])}, all chosen on validation")
+                  f"{_params_text(dropout['params'])}, all chosen on validation", family)
 
 
 def no_input_dropout(ev):

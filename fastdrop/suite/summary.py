@@ -138,11 +138,14 @@ def summary_table(records):
     return "\n".join(lines)
 
 
-def claims_markdown(summary):
-    """The claims of a build_summary() as a Markdown table (what the README shows)."""
+def claims_markdown(summary, families=None):
+    """The claims of a build_summary() as a Markdown table (what the README shows); with
+    ``families``, only the claims about those regularizer families."""
     lines = ["| dataset | claim | source | verdict | estimate [95% CI] | n | evidence |",
              "|---|---|---|---|---|---:|---|"]
     for c in summary["claims"]:
+        if families is not None and c.get("family", "dropout") not in families:
+            continue
         evidence = c["evidence"].replace("|", "\\|")  # a pipe would end the cell
         lines.append(f"| {c['dataset']} | {c['claim']} | {c['source']} | **{c['verdict']}** "
                      f"| {_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}] "
