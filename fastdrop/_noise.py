@@ -56,12 +56,13 @@ def _check_rate(p, why):
 # ---------------------------------------------------------------- Gaussian dropout
 @functools.lru_cache(maxsize=1)
 def _standard_normal_table():
-    """The 65536 normal quantiles at (k + 1/2) / 65536, scaled to variance exactly 1 (their
-    mean is 0 by symmetry)."""
+    """The 65536 normal quantiles at (k + 1/2) / 65536, scaled to variance 1. The upper half
+    is the negated lower half, so the table is antisymmetric (mean 0) on every scipy, whose
+    ndtri need not be."""
     from scipy.special import ndtri
 
-    z = ndtri((np.arange(_ONE, dtype=np.float64) + 0.5) / _ONE)
-    z -= z.mean()
+    lower = ndtri((np.arange(_ONE // 2, dtype=np.float64) + 0.5) / _ONE)
+    z = np.concatenate([lower, -lower[::-1]])
     return z / np.sqrt(np.mean(z * z))
 
 
