@@ -205,17 +205,26 @@ def load_torch(path):
 def torch_report(table, accuracy, level=0.95):
     """The whole torch.md: median times, the acceptance lines (paired ratios, the interval of
     their median, verdicts as in acceptance_table) and the digits accuracy."""
+    text = parts_report(table, TORCH_ACCEPTANCE, level)
+    return text + ("\n\n" + accuracy_table(accuracy) if accuracy else "")
+
+
+def parts_report(table, acceptance, level=0.95):
+    """Markdown for benchmarks in parts: ``table`` {(part, threads): {case: per-round
+    seconds}}, each part's median times and ratios to its first case, then ``acceptance``
+    [(part, label, case, reference case, target)], measured at every thread count."""
     lines = ["| part | threads | case | median s | x first case |", "|---|---|---|---:|---:|"]
     for (part, threads), row in sorted(table.items()):
         first = next(iter(row.values()))
         for case, times in row.items():
-            lines.append(f"| {part} | {threads} | {case[0]} {case[1]} | {np.median(times):.4f} "
+            name = " ".join(case) if isinstance(case, tuple) else case
+            lines.append(f"| {part} | {threads} | {name} | {np.median(times):.6f} "
                          f"| {paired_ratio(times, first):.2f} |")
     lines += ["", "## Acceptance lines", "",
               "| part | threads | line | target | paired median | CI of the median | coverage "
               "| rounds | verdict |", "|---|---|---|---:|---:|---|---:|---:|---|"]
     for (part, threads), row in sorted(table.items()):
-        for line_part, label, case, ref, target in TORCH_ACCEPTANCE:
+        for line_part, label, case, ref, target in acceptance:
             if line_part != part or case not in row or ref not in row:
                 continue
             ratios = round_ratios(row[case], row[ref])
@@ -224,9 +233,38 @@ def torch_report(table, accuracy, level=0.95):
                 part, str(threads), label, "" if target is None else f"<= {target:g}",
                 f"{np.median(ratios):.3f}", f"{lo:.3f} - {hi:.3f}", f"{coverage:.3f}",
                 str(ratios.size), verdict(lo, hi, target)]) + " |")
-    if accuracy:
-        lines += ["", accuracy_table(accuracy)]
     return "\n".join(lines)
+
+
+# The MLP issue's prediction lines: (part, label, case, reference, target) on time ratios.
+PREDICT_ACCEPTANCE = [
+    ("throughput", "10000 rows x sklearn float32 (target: 1.5x its rows/s)", "fastdrop",
+     "sklearn-float32", 1 / 1.5),
+    ("throughput", "10000 rows x sklearn float64 (its default dtype)", "fastdrop",
+     "sklearn-float64", 1 / 1.5),
+    ("throughput", "10000 rows x torch inference_mode (target: as fast)", "fastdrop", "torch",
+     1.0),
+    ("throughput", "10000 rows x the products alone", "fastdrop", "gemm-floor", None),
+    ("latency", "1 row x sklearn float32 (target: no slower)", "fastdrop", "sklearn-float32",
+     1.0),
+    ("latency", "1 row x sklearn float64", "fastdrop", "sklearn-float64", 1.0),
+    ("latency", "1 row x torch", "fastdrop", "torch", None),
+    ("latency", "1 row x the products alone", "fastdrop", "gemm-floor", None),
+    ("batch64", "64 rows x sklearn float32", "fastdrop", "sklearn-float32", None),
+    ("batch64", "64 rows x torch", "fastdrop", "torch", None),
+]
+
+
+def load_predict(path):
+    """{(part, n_threads): {impl: per-round seconds per call}} of bench_predict.py."""
+    with open(path) as f:
+        data = json.load(f)
+    table = defaultdict(dict)
+    for bench in data["benchmarks"]:
+        info = bench["extra_info"]
+        for (part, impl), times in zip(info["cases"], info["times"]):
+            table[(part, info["n_threads"])][impl] = [float(t) for t in times]
+    return table
 
 
 def accuracy_table(accuracy):

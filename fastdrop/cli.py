@@ -244,8 +244,8 @@ def _cmd_bench(args):
     import subprocess
     from importlib import resources
 
-    from ._benchreport import (epoch_report, load_epochs, load_rates, load_torch, ratio_table,
-                               torch_report)
+    from ._benchreport import (PREDICT_ACCEPTANCE, epoch_report, load_epochs, load_predict,
+                               load_rates, load_torch, parts_report, ratio_table, torch_report)
 
     missing = [m for m in BENCH_NEEDS if importlib.util.find_spec(m) is None]
     if missing:
@@ -262,7 +262,7 @@ def _cmd_bench(args):
               "pip install 'fastdrop[torch]'", file=sys.stderr)
         return 2
     suites = ([args.only] if args.only else
-              ["kernels", "epochs"] + (["torch"] if has_torch else []))
+              ["kernels", "epochs", "predict"] + (["torch"] if has_torch else []))
     ran = []
     for suite in suites:
         json_path = out / f"{suite}.json"
@@ -287,6 +287,8 @@ def _cmd_bench(args):
             table = ratio_table(load_rates(json_path)[0])
         elif suite == "torch":
             table = torch_report(*load_torch(json_path))
+        elif suite == "predict":
+            table = parts_report(load_predict(json_path), PREDICT_ACCEPTANCE)
         else:
             table = epoch_report(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
@@ -390,7 +392,7 @@ def _bench_parser(sub):
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
                        help="quick: small arrays and data (a smoke run); full: kernels at "
                             "2^16 .. 2^24, epochs on 60000x784 and digits")
-    bench.add_argument("--only", choices=["kernels", "epochs", "torch"],
+    bench.add_argument("--only", choices=["kernels", "epochs", "predict", "torch"],
                        help="run one of the benchmark files (torch: fastdrop.torch against "
                             "torch's dropout; part of the default run when torch is installed)")
     bench.add_argument("--max-time", type=float, default=0.5,

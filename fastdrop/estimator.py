@@ -26,6 +26,11 @@ from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty"]
 
+# A prediction of fewer rows runs on the calling thread alone, without setting BLAS limits:
+# below this size waking a team of threads costs more than it saves (the crossover measured
+# by bench/bench_predict.py, docs/bench/predict-2core-amd/).
+SERIAL_PREDICT_ROWS = 2
+
 
 class Uncertainty(NamedTuple):
     """What :meth:`MLPClassifier.predict_uncertainty` returns, one value per sample."""
@@ -570,6 +575,19 @@ class _BaseMLP(BaseEstimator):
             return mean
         return mean, np.sqrt(np.maximum(sq / mc_samples - mean * mean, 0))
 
+    def _prediction_input(self, X):
+        """X checked as scikit-learn's validate_data checks it, which costs ~70 us: half a
+        single-row prediction. A C-contiguous finite ndarray of our dtype and width, for an
+        estimator fitted without feature names, passes as it is (what validate_data would
+        return: the sum is finite, so is every element); anything else, a sum that
+        overflowed included, goes through validate_data and its messages."""
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
+                and X.flags.c_contiguous and X.shape[1] == getattr(self, "n_features_in_", -1)
+                and X.shape[0] > 0 and not hasattr(self, "feature_names_in_")
+                and np.isfinite(X.sum())):  # NaN or inf anywhere (or overflow): checked
+            return X
+        return validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+
     def _mc_passes(self, X, compute, mc_samples):
         """Yield ``compute(X, n_threads, mc_step)`` for checked X: the deterministic pass
         once (``mc_samples=None``), else each of ``mc_samples`` stochastic ones."""
@@ -577,9 +595,14 @@ class _BaseMLP(BaseEstimator):
         if mc_samples is not None and (isinstance(mc_samples, bool) or not isinstance(
                 mc_samples, numbers.Integral) or mc_samples < 1):
             raise ValueError(f"mc_samples must be a positive int or None, got {mc_samples!r}")
-        X = validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+        X = self._prediction_input(X)
+        steps = [None] if mc_samples is None else range(mc_samples)
+        if X.shape[0] < SERIAL_PREDICT_ROWS:  # no thread pool to wake, no limits to set
+            for step in steps:
+                yield compute(X, 1, step)
+            return
         with thread_budget(resolve_n_threads(self.n_threads)) as kernel_threads:
-            for step in [None] if mc_samples is None else range(mc_samples):
+            for step in steps:
                 yield compute(X, kernel_threads, step)
 
     @property

@@ -31,6 +31,8 @@ uses the optimizer's step counter as the draw's step, so a fit is reproducible f
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
 (:class:`Workspace`); everything element-wise is a fused Cython kernel.
 """
+import threading
+
 import numpy as np
 
 from . import _kernels, _nn_kernels
@@ -539,16 +541,20 @@ class MLP:
         element-wise masks of draw ``2**63 + mc_step`` (Monte-Carlo dropout), identical
         whatever the chunking.
         """
+        X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already
         n = X.shape[0]
-        out = np.empty((n, self.sizes[-1]), dtype=self.dtype)
         chunk = min(n, _PREDICT_CHUNK) or 1
-        bufs = [np.empty(chunk * w, dtype=self.dtype) for w in self.sizes]
+        out, bufs = self._predict_buffers(n, chunk)
         weights = self._predict_weights(mc_step, n_threads)
+        # the input as it is (C-contiguous, of our dtype) unless the pass changes it
+        copy_input = self._changes_input(mc_step)
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
-            a = _view(bufs[0], rows, self.sizes[0])
-            np.copyto(a, X[start:start + rows])
-            a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
+            a = X[start:start + rows]
+            if copy_input:
+                a = _view(bufs[0], rows, self.sizes[0])
+                np.copyto(a, X[start:start + rows])
+                a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
             for l in range(self.n_layers - 1):
                 z = _view(bufs[l + 1], rows, self.sizes[l + 1])
                 np.matmul(a, weights[l].T, out=z)
@@ -556,10 +562,37 @@ class MLP:
                 a = self._predict_layer(z, z, l + 1, bias, relu, start, mc_step, n_threads)
             logits = out[start:start + rows]
             np.matmul(a, weights[-1].T, out=logits)
+            self._output_loss(logits, self.intercepts[-1], bufs[-1], want_grad=False)
+        return out
+
+    def _changes_input(self, mc_step):
+        """Whether a prediction pass scales or draws noise on the input (site 0)."""
+        if self.thresholds[0] >= _ONE:
+            return False
+        return mc_step is not None or (not self.noise_at(0) and self.test_scale(0) != 1.0)
+
+    def _predict_buffers(self, n, chunk):
+        """The output (n rows) and per-layer scratch (chunk rows) of a prediction pass, kept
+        per thread between calls: a repeated call of one batch size allocates nothing, and
+        predictions on several Python threads never share scratch. The caller copies the
+        output before the thread's next call. The last entry is the output kernel's empty
+        target."""
+        local = self.__dict__.get("_local")
+        if local is None:
+            local = self.__dict__.setdefault("_local", threading.local())
+        cached = getattr(local, "predict", None)
+        if cached is None or cached[0] != (n, chunk):
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
                          else np.empty((0, self.sizes[-1]), dtype=self.dtype))
-            self._output_loss(logits, self.intercepts[-1], no_target, want_grad=False)
-        return out
+            bufs = [np.empty(chunk * w, dtype=self.dtype) for w in self.sizes[:-1]]
+            cached = local.predict = ((n, chunk), np.empty((n, self.sizes[-1]), self.dtype),
+                                      bufs + [no_target])
+        return cached[1], cached[2]
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state.pop("_local", None)  # per-thread scratch: neither picklable nor worth keeping
+        return state
 
     def _predict_weights(self, mc_step, n_threads):
         """The weights of a prediction pass: as they are (DropConnect's inverted scaling

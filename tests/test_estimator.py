@@ -553,3 +553,54 @@ def test_the_dropout_family_refuses_bad_parameters(params, match):
     X, y = load_digits(return_X_y=True)
     with pytest.raises(ValueError, match=match):
         MLPClassifier(max_iter=2, **params).fit(X[:100], y[:100])
+
+
+@pytest.fixture(scope="module")
+def digits_model():
+    X, y = load_digits(return_X_y=True)
+    X = np.ascontiguousarray(StandardScaler().fit_transform(X), dtype=np.float32)
+    return MLPClassifier((256, 128), max_iter=3, random_state=0).fit(X, y), X
+
+
+def test_repeated_predictions_allocate_only_their_output(digits_model):
+    import tracemalloc
+    est, X = digits_model
+    Xb = np.ascontiguousarray(np.tile(X, (3, 1))[:5000])
+    est.predict_proba(Xb)  # the first call of a batch size allocates its scratch
+    tracemalloc.start()
+    try:
+        proba = est.predict_proba(Xb)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # scratch would be 5000 x (256 + 128) x 4 bytes = 7.7 MB; the output is 0.4 MB
+    assert peak < proba.nbytes + 2**16
+
+
+def test_predictions_on_threads_share_no_scratch(digits_model):
+    from concurrent.futures import ThreadPoolExecutor
+    est, X = digits_model
+    batches = [np.ascontiguousarray(X[i::4]) for i in range(4)] * 4
+    serial = [est.predict_proba(b) for b in batches]
+    with ThreadPoolExecutor(8) as pool:
+        parallel = list(pool.map(est.predict_proba, batches))
+    for a, b in zip(serial, parallel):
+        np.testing.assert_array_equal(a, b)
+    import pickle
+    again = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(again.predict_proba(batches[0]), serial[0])
+
+
+def test_small_predictions_skip_the_thread_budget_and_bad_rows_still_fail(digits_model,
+                                                                          monkeypatch):
+    import fastdrop.estimator as estimator
+    est, X = digits_model
+    monkeypatch.setattr(estimator, "thread_budget", lambda n: pytest.fail("budget for 1 row"))
+    est.predict_proba(X[:1])
+    bad = X[:3].copy()
+    bad[1, 5] = np.nan
+    monkeypatch.undo()
+    with pytest.raises(ValueError, match="NaN"):
+        est.predict_proba(bad)
+    with pytest.raises(ValueError, match="features"):
+        est.predict_proba(X[:2, :10])
