@@ -604,3 +604,23 @@ def test_small_predictions_skip_the_thread_budget_and_bad_rows_still_fail(digits
         est.predict_proba(bad)
     with pytest.raises(ValueError, match="features"):
         est.predict_proba(X[:2, :10])
+
+
+@pytest.mark.parametrize("source", ["array", "memmap"])
+def test_fit_reads_a_float32_c_array_or_memmap_without_copying_it(tmp_path, monkeypatch,
+                                                                  source):
+    from fastdrop import _nn_kernels
+    X, y = load_digits(return_X_y=True)
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    if source == "memmap":
+        np.save(tmp_path / "X.npy", X)
+        X = np.load(tmp_path / "X.npy", mmap_mode="r")
+    sources = []
+    take_rows = _nn_kernels.take_rows
+
+    def spy(src, rows, dst, n_threads):
+        sources.append(np.shares_memory(src, X))
+        return take_rows(src, rows, dst, n_threads)
+    monkeypatch.setattr(_nn_kernels, "take_rows", spy)
+    MLPClassifier((32,), max_iter=2, random_state=0).fit(X, y)
+    assert sources and all(sources)  # every batch was gathered from the caller's X
