@@ -20,7 +20,7 @@ import tempfile
 
 import numpy as np
 
-IMPLS = ("fastdrop", "sklearn", "torch")
+IMPLS = ("fastdrop", "fastdrop-early-stopping", "sklearn", "torch")
 HIDDEN, BATCH = (512, 512), 128
 
 
@@ -39,6 +39,24 @@ def _must_hold(X, y, n_classes):
     return X.nbytes + y.nbytes + 4 * (2 * params + activations)
 
 
+class _EarlyStoppingEpoch:
+    """fastdrop's fit with early_stopping=True and no X_val: one epoch on the 90% it keeps
+    after holding out validation_fraction=0.1 (copied: the validation rows only)."""
+
+    def __init__(self, X, y, n_threads):
+        import fastdrop
+        self.X, self.y = X, y
+        self.est = fastdrop.MLPClassifier(HIDDEN, solver="sgd", learning_rate_init=0.01,
+                                          batch_size=BATCH, early_stopping=True, max_iter=1,
+                                          n_threads=n_threads, random_state=0)
+
+    def epoch(self):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # one epoch: not converged, by design
+            self.est.fit(self.X, self.y)
+
+
 def child(impl, path, source, n_threads):
     import fastdrop  # noqa: F401  (imports first: they are not the fit's memory)
     from .mlp_baselines import EPOCH_IMPLEMENTATIONS
@@ -47,7 +65,8 @@ def child(impl, path, source, n_threads):
     before = _status_kib("VmRSS")
     X = np.load(path, mmap_mode="r" if source == "memmap" else None)
     y = np.load(os.path.join(os.path.dirname(path), "y.npy"))
-    runner = EPOCH_IMPLEMENTATIONS[impl](X, y, HIDDEN, 0.0, BATCH, n_threads)
+    runner = (_EarlyStoppingEpoch(X, y, n_threads) if impl == "fastdrop-early-stopping"
+              else EPOCH_IMPLEMENTATIONS[impl](X, y, HIDDEN, 0.0, BATCH, n_threads))
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # the peak (VmHWM) restarts from the current resident set
     runner.epoch()

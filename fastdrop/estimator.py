@@ -271,16 +271,16 @@ class _BaseMLP(BaseEstimator):
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], hidden, rates, rs)
-        val = None
+        val, rows = None, None  # rows: the training rows of X (None: all)
         if X_val is not None:
             Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
                                    multi_output=self._multi_output)
             val = (Xv, yv, None)
         elif self.early_stopping and not incremental and self.solver != "lbfgs":
-            X, y, weights, val = self._hold_out(X, y, weights, rs)
+            rows, val = self._hold_out(X, y, weights, rs)
         use_early_stopping = self.early_stopping and val is not None and not incremental
         target = self._encode_targets(y)
-        n = X.shape[0]
+        n = X.shape[0] if rows is None else rows.size
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
         if self.batch_size != "auto" and self.batch_size > n:
             warnings.warn(f"batch_size={self.batch_size} is larger than the number of samples "
@@ -294,7 +294,7 @@ class _BaseMLP(BaseEstimator):
                 return self
             self._run_epochs(X, target, weights, val, batch, rs, kernel_threads,
                              1 if incremental else self.max_iter, use_early_stopping,
-                             incremental)
+                             incremental, rows)
         return self
 
     def _fit_lbfgs(self, X, target, weights, n_threads):
@@ -351,23 +351,20 @@ class _BaseMLP(BaseEstimator):
         return np.ascontiguousarray(w, dtype=np.dtype(self.dtype))
 
     def _hold_out(self, X, y, weights, rs):
-        """early_stopping's split: (X, y, weights) to train on and (X_val, y_val,
-        weights_val), or an error that says how to get one."""
-        parts = (X, y) if weights is None else (X, y, weights)
+        """early_stopping's split: the rows to train on (indices into X, which is not
+        copied) and (X_val, y_val, weights_val), the rows held out, or an error that says how
+        to get one. The same split, rows in the same order, as train_test_split of (X, y)."""
         try:
-            split = train_test_split(*parts, random_state=rs,
-                                     test_size=self.validation_fraction,
-                                     stratify=self._stratify_by(y))
+            rows, held = train_test_split(np.arange(X.shape[0]), random_state=rs,
+                                          test_size=self.validation_fraction,
+                                          stratify=self._stratify_by(y))
         except ValueError as exc:
             raise ValueError(
                 f"early_stopping=True holds out validation_fraction={self.validation_fraction} "
                 f"of the {X.shape[0]} training samples, which is not possible here ({exc}). "
                 "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
                 "set early_stopping=False.") from None
-        X, Xv, y, yv = split[:4]
-        w, wv = ((np.ascontiguousarray(split[4]), split[5]) if weights is not None
-                 else (None, None))
-        return np.ascontiguousarray(X), y, w, (np.ascontiguousarray(Xv), yv, wv)
+        return rows, (X[held], y[held], None if weights is None else weights[held])
 
     def _initialize(self, n_features, hidden, rates, rs):
         n_out = self._n_outputs()
@@ -402,8 +399,9 @@ class _BaseMLP(BaseEstimator):
         self.history_ = {k: [] for k in _history_keys(self._score_key)}
 
     def _run_epochs(self, X, target, weights, val, batch, rs, n_threads, max_iter,
-                    use_early_stopping, incremental):
-        """The training loop; ``n_threads`` is the element-wise kernels' thread count."""
+                    use_early_stopping, incremental, rows=None):
+        """The training loop; ``n_threads`` is the element-wise kernels' thread count,
+        ``rows`` the rows of X (and target, weights) to train on (None: all)."""
         # max-norm changes the weights after each step: the step cannot prefetch for the next
         ws = Workspace(self._net, batch, prefetch=self.max_norm is None)
         stepper = _LayerwiseStep(self._net, self._optimizer, ws, self.alpha, self.l1,
@@ -420,7 +418,7 @@ class _BaseMLP(BaseEstimator):
         for _ in range(max_iter):
             clock = _EpochClock()
             self._train_epoch(X, target, weights, batch_target, batch_weights, ws, stepper, rs,
-                              n_threads, loss_limit, clock)
+                              n_threads, loss_limit, clock, rows)
             val_loss, val_acc = self._end_epoch(val, n_threads, clock)
             self._optimizer.iteration_ends(self.t_)
             if incremental:
@@ -432,12 +430,14 @@ class _BaseMLP(BaseEstimator):
         self._finish_training(use_early_stopping, incremental, converged)
 
     def _train_epoch(self, X, target, weights, batch_target, batch_weights, ws, stepper, rs,
-                     n_threads, loss_limit, clock):
+                     n_threads, loss_limit, clock, rows=None):
         """One pass over (X, target) in shuffled mini-batches, each stepped layer by layer;
         sets loss_ (the epoch's mean training loss, penalties included; with sample weights
         each batch's loss is their weighted mean, as in scikit-learn)."""
-        n, batch = X.shape[0], batch_target.shape[0]
+        n, batch = (X.shape[0] if rows is None else rows.size), batch_target.shape[0]
         order = rs.permutation(n) if self.shuffle else None
+        if rows is not None:  # positions among the training rows -> rows of X
+            order = rows if order is None else rows[order]
         total = 0.0
         for start in range(0, n, batch):
             m = min(batch, n - start)

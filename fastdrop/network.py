@@ -47,7 +47,8 @@ _ONE = _kernels.THRESHOLD_ONE
 _MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
 _DROPCONNECT_STEP_BASE = 2**62  # and DropConnect's weight masks from the units' masks
 DROPOUT_KINDS = ("bernoulli", "gaussian", "alpha")
-_PREDICT_CHUNK = 4096  # rows per prediction pass; a multiple of 64 keeps mask words aligned
+_PREDICT_CHUNK = 2048  # rows per prediction pass (a multiple of 64 keeps mask words aligned;
+# larger chunks gained nothing measurable and double the scratch each thread keeps)
 # output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
 # (rows, outputs) float matrix otherwise)
 _OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.sigmoid_xent,
@@ -544,10 +545,10 @@ class MLP:
         X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already
         n = X.shape[0]
         chunk = min(n, _PREDICT_CHUNK) or 1
-        out, bufs = self._predict_buffers(n, chunk)
-        weights = self._predict_weights(mc_step, n_threads)
         # the input as it is (C-contiguous, of our dtype) unless the pass changes it
         copy_input = self._changes_input(mc_step)
+        out, bufs = self._predict_buffers(n, chunk, copy_input)
+        weights = self._predict_weights(mc_step, n_threads)
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
             a = X[start:start + rows]
@@ -571,21 +572,23 @@ class MLP:
             return False
         return mc_step is not None or (not self.noise_at(0) and self.test_scale(0) != 1.0)
 
-    def _predict_buffers(self, n, chunk):
-        """The output (n rows) and per-layer scratch (chunk rows) of a prediction pass, kept
-        per thread between calls: a repeated call of one batch size allocates nothing, and
-        predictions on several Python threads never share scratch. The caller copies the
-        output before the thread's next call. The last entry is the output kernel's empty
-        target."""
+    def _predict_buffers(self, n, chunk, copy_input):
+        """The output (n rows) and per-layer scratch (chunk rows; the input's only when the
+        pass copies it) of a prediction pass, kept per thread between calls: a repeated call
+        of one batch size allocates nothing, and predictions on several Python threads never
+        share scratch. The caller copies the output before the thread's next call. The last
+        entry is the output kernel's empty target."""
         local = self.__dict__.get("_local")
         if local is None:
             local = self.__dict__.setdefault("_local", threading.local())
         cached = getattr(local, "predict", None)
-        if cached is None or cached[0] != (n, chunk):
+        if cached is None or cached[0] != (n, chunk, copy_input):
             no_target = (np.empty(0, dtype=np.int64) if self.output == "softmax"
                          else np.empty((0, self.sizes[-1]), dtype=self.dtype))
-            bufs = [np.empty(chunk * w, dtype=self.dtype) for w in self.sizes[:-1]]
-            cached = local.predict = ((n, chunk), np.empty((n, self.sizes[-1]), self.dtype),
+            bufs = [np.empty(chunk * w, dtype=self.dtype) if l or copy_input else None
+                    for l, w in enumerate(self.sizes[:-1])]
+            cached = local.predict = ((n, chunk, copy_input),
+                                      np.empty((n, self.sizes[-1]), self.dtype),
                                       bufs + [no_target])
         return cached[1], cached[2]
 

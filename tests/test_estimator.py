@@ -606,9 +606,10 @@ def test_small_predictions_skip_the_thread_budget_and_bad_rows_still_fail(digits
         est.predict_proba(X[:2, :10])
 
 
-@pytest.mark.parametrize("source", ["array", "memmap"])
+@pytest.mark.parametrize("source, early_stopping", [("array", False), ("memmap", False),
+                                                    ("array", True)])
 def test_fit_reads_a_float32_c_array_or_memmap_without_copying_it(tmp_path, monkeypatch,
-                                                                  source):
+                                                                  source, early_stopping):
     from fastdrop import _nn_kernels
     X, y = load_digits(return_X_y=True)
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -622,5 +623,7 @@ def test_fit_reads_a_float32_c_array_or_memmap_without_copying_it(tmp_path, monk
         sources.append(np.shares_memory(src, X))
         return take_rows(src, rows, dst, n_threads)
     monkeypatch.setattr(_nn_kernels, "take_rows", spy)
-    MLPClassifier((32,), max_iter=2, random_state=0).fit(X, y)
-    assert sources and all(sources)  # every batch was gathered from the caller's X
+    MLPClassifier((32,), max_iter=2, random_state=0, early_stopping=early_stopping).fit(X, y)
+    # every batch was gathered from the caller's X (early stopping copies the held-out rows
+    # only, and trains on the others where they lie)
+    assert sources and all(sources)
