@@ -45,16 +45,25 @@ def _ratio(a, b):
     return f"{a / b:.2f}" if b else ""
 
 
+def _benchmarks(path):
+    """The ``extra_info`` of every benchmark in a pytest-benchmark JSON file."""
+    with open(path) as f:
+        return [bench["extra_info"] for bench in json.load(f)["benchmarks"]]
+
+
+def _case_times(info, times_key="times"):
+    """(case, per-round seconds) of a benchmark that timed its cases in interleaved rounds."""
+    return [(case, [float(t) for t in times])
+            for case, times in zip(info["cases"], info[times_key])]
+
+
 def load_epochs(path):
     """{(dataset, n_threads): {(impl, dropout): per-round seconds per epoch}}: the interleaved
     epoch times of each round, in round order (every implementation runs once per round)."""
-    with open(path) as f:
-        data = json.load(f)
     table = defaultdict(dict)
-    for bench in data["benchmarks"]:
-        info = bench["extra_info"]
-        for (impl, p), times in zip(info["cases"], info["epoch_times"]):
-            table[(info["dataset"], info["n_threads"])][(impl, p)] = [float(t) for t in times]
+    for info in _benchmarks(path):
+        for (impl, p), times in _case_times(info, "epoch_times"):
+            table[(info["dataset"], info["n_threads"])][(impl, p)] = times
     return table
 
 
@@ -189,16 +198,13 @@ ACCURACY_TOLERANCE = 0.01  # same semantics: mean test accuracy within 1 point o
 
 def load_torch(path):
     """{(part, n_threads): {case: per-round seconds}} and the accuracy record (or None)."""
-    with open(path) as f:
-        data = json.load(f)
     table, accuracy = defaultdict(dict), None
-    for bench in data["benchmarks"]:
-        info = bench["extra_info"]
+    for info in _benchmarks(path):
         if info["part"] == "accuracy":
             accuracy = info
             continue
-        for case, times in zip(info["cases"], info["times"]):
-            table[(info["part"], info["n_threads"])][tuple(case)] = [float(t) for t in times]
+        for case, times in _case_times(info):
+            table[(info["part"], info["n_threads"])][tuple(case)] = times
     return table, accuracy
 
 
@@ -257,13 +263,10 @@ PREDICT_ACCEPTANCE = [
 
 def load_predict(path):
     """{(part, n_threads): {impl: per-round seconds per call}} of bench_predict.py."""
-    with open(path) as f:
-        data = json.load(f)
     table = defaultdict(dict)
-    for bench in data["benchmarks"]:
-        info = bench["extra_info"]
-        for (part, impl), times in zip(info["cases"], info["times"]):
-            table[(part, info["n_threads"])][impl] = [float(t) for t in times]
+    for info in _benchmarks(path):
+        for (part, impl), times in _case_times(info):
+            table[(part, info["n_threads"])][impl] = times
     return table
 
 
