@@ -385,16 +385,17 @@ def _info_parser(sub):
 
 
 def _bench_parser(sub):
-    bench = sub.add_parser("bench", help="kernel and epoch benchmarks (pytest-benchmark JSON) "
-                                         "and their ratio tables")
+    bench = sub.add_parser("bench", help="kernel, epoch and prediction benchmarks "
+                                         "(pytest-benchmark JSON) and their ratio tables")
     bench.add_argument("--out", default=DEFAULT_OUT,
                        help="output folder (default: ./fastdrop-results)")
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
                        help="quick: small arrays and data (a smoke run); full: kernels at "
                             "2^16 .. 2^24, epochs on 60000x784 and digits")
     bench.add_argument("--only", choices=["kernels", "epochs", "predict", "torch"],
-                       help="run one of the benchmark files (torch: fastdrop.torch against "
-                            "torch's dropout; part of the default run when torch is installed)")
+                       help="run one of the benchmark files (predict: predict_proba against "
+                            "scikit-learn and torch; torch: fastdrop.torch against torch's "
+                            "dropout, part of the default run when torch is installed)")
     bench.add_argument("--max-time", type=float, default=0.5,
                        help="seconds of timing per case (default 0.5)")
     bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")
