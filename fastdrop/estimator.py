@@ -862,7 +862,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _proba(self, X, n_threads, mc_step=None):
         if len(self.classes_) == 1:  # one class seen: it is certain, as scikit-learn predicts
             return np.ones((X.shape[0], 1))
-        out = self._net.predict_output(X, n_threads, mc_step).astype(np.float64)
+        out = self._net.predict_output(X, n_threads, mc_step, reuse_output=True).astype(
+            np.float64)
         if self.output_activation == "softmax":
             return out
         if self.n_outputs_ == 1:
@@ -1023,7 +1024,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X, n_threads, mc_step=None):
-        return self._net.predict_output(X, n_threads, mc_step).astype(np.float64)
+        return self._net.predict_output(X, n_threads, mc_step, reuse_output=True).astype(
+            np.float64)
 
     def predict(self, X, *, mc_samples=None, return_std=False):
         """Predicted targets: (n_samples, n_targets), or 1-D for one target (as scikit-learn).

@@ -535,12 +535,14 @@ class MLP:
             dz = da
 
     # ------------------------------------------------------------------ prediction
-    def predict_output(self, X, n_threads, mc_step=None):
+    def predict_output(self, X, n_threads, mc_step=None, reuse_output=False):
         """Output-layer activations (softmax or sigmoid) for X, in chunks of rows.
 
         Deterministic (weight scaling) by default; with ``mc_step`` a stochastic pass with
         element-wise masks of draw ``2**63 + mc_step`` (Monte-Carlo dropout), identical
-        whatever the chunking.
+        whatever the chunking. A new array, or with ``reuse_output`` the calling thread's
+        output buffer, which its next call of the same size overwrites (for callers that
+        copy it at once, as the estimators' float64 conversion does).
         """
         X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already
         n = X.shape[0]
@@ -548,6 +550,8 @@ class MLP:
         # the input as it is (C-contiguous, of our dtype) unless the pass changes it
         copy_input = self._changes_input(mc_step)
         out, bufs = self._predict_buffers(n, chunk, copy_input)
+        if not reuse_output:
+            out = np.empty_like(out)
         weights = self._predict_weights(mc_step, n_threads)
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)

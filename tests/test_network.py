@@ -437,3 +437,15 @@ def test_lecun_init_has_variance_one_over_fan_in():
     w = net.weights[0]
     assert w.std() == pytest.approx(np.sqrt(1 / 400), rel=0.01)
     assert np.all(net.intercepts[0] == 0)
+
+
+def test_predict_output_returns_a_new_array_unless_asked_to_reuse_one():
+    net = make_net((7, 33, 3), dropout=[0.2, 0.5], dtype=np.float32)
+    X = np.random.default_rng(5).standard_normal((100, 7)).astype(np.float32)
+    first = net.predict_output(X, 1, mc_step=1)
+    kept = first.copy()
+    second = net.predict_output(X, 1, mc_step=2)  # same size: must not touch `first`
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second)
+    reused = net.predict_output(X, 1, mc_step=1, reuse_output=True)
+    assert net.predict_output(X, 1, mc_step=2, reuse_output=True) is reused
