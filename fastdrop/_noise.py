@@ -111,7 +111,9 @@ class GaussianNoise:
         return math.sqrt(self.p / (1.0 - self.p))
 
     def multipliers(self, dtype=np.float64, n_threads=None):
-        """The noise itself, an array of ``shape``."""
+        """The noise itself, an array of ``shape`` and ``dtype`` (float32 or float64)."""
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         ones = np.ones(self.shape, dtype=dtype)
         return _apply_gaussian(ones, ones, self, resolve_n_threads(n_threads))
 

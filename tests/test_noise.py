@@ -250,6 +250,8 @@ def test_layers_draw_new_noise_each_step_and_are_identity_at_inference(rng):
     (lambda: gaussian_dropout(np.ones(3), 1.0, seed=0), r"p must be in \[0, 1\) here, got 1.0"),
     (lambda: alpha_dropout(np.ones(3), 1.0, seed=0), r"p must be in \[0, 1\) here"),
     (lambda: GaussianDropout(0.5).backward(np.ones(3)), "before a training forward pass"),
+    (lambda: gaussian_dropout(np.ones(3), 0.5, seed=0)[1].multipliers(np.int64),
+     "dtype must be float32 or float64, got int64"),
     (lambda: gaussian_dropout_backward(np.ones(3), "noise"), "noise must be a GaussianNoise"),
     (lambda: gaussian_dropout_backward(np.ones(4), gaussian_dropout(np.ones(3), 0.5, seed=0)[1]),
      r"dy must have the noise's shape \(3,\), got \(4,\)"),
