@@ -223,7 +223,7 @@ def parts_report(table, acceptance, level=0.95):
     for (part, threads), row in sorted(table.items()):
         first = next(iter(row.values()))
         for case, times in row.items():
-            name = " ".join(case) if isinstance(case, tuple) else case
+            name = " ".join(map(str, case)) if isinstance(case, tuple) else case
             lines.append(f"| {part} | {threads} | {name} | {np.median(times):.6f} "
                          f"| {paired_ratio(times, first):.2f} |")
     lines += ["", "## Acceptance lines", "",

@@ -55,6 +55,16 @@ def test_paired_ratio_cancels_drifting_load():
     assert paired_ratio(fast, None) is None
 
 
+def test_parts_report_names_cases_of_any_type():
+    from fastdrop._benchreport import TORCH_ACCEPTANCE, parts_report
+    # the torch loop's cases are (name, drop rate): a float in the case
+    table = {("loop", 2): {("torch", 0.0): [1.0, 1.1, 0.9], ("torch+fastdrop", 0.5): [1.0] * 3},
+             ("throughput", 2): {"fastdrop": [0.1] * 3}}
+    text = parts_report(table, TORCH_ACCEPTANCE)
+    assert "| loop | 2 | torch+fastdrop 0.5 |" in text and "| throughput | 2 | fastdrop |" in text
+    assert "replace_dropout 0.5 x no dropout" in text
+
+
 def test_median_ci_is_the_order_statistics_interval():
     from fastdrop._benchreport import median_ci
 
