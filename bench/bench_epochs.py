@@ -19,7 +19,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
-from .timing import rotated_round
+from .timing import benchmark_rounds
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 # FASTDROP_BENCH_ROUNDS overrides the timed rounds; FASTDROP_BENCH_THREADS ("2,16") the
@@ -84,21 +84,14 @@ def test_epochs(benchmark, dataset, n_threads):
              if _available(impl, n_threads)]
     runners = [EPOCH_IMPLEMENTATIONS[impl](X, y, hidden, p, batch, n_threads)
                for impl, p in cases]
-    times = [[] for _ in cases]
-    state = {"round": 0}
-
-    def one_round():
-        rotated_round([r.epoch for r in runners], state["round"], times, SETTLE_S)
-        state["round"] += 1
-
     benchmark.group = f"epochs {dataset} threads={n_threads}"
     build = fastdrop.build_info()
     # one burn-in round (allocation, JIT compilation, caches), then timed rounds
-    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
+    times = benchmark_rounds(benchmark, [r.epoch for r in runners], rounds, SETTLE_S)
     benchmark.extra_info.update(
         dataset=dataset, n_threads=n_threads, n_samples=len(y), batch_size=batch,
         hidden=list(hidden), blas_kernel=build["blas_kernel"],
         simd=build["simd"], optimizer_simd=build["optimizer_simd"],
         cases=[[impl, p] for impl, p in cases],
         settle_s=SETTLE_S, blas_pool=build["blas_pool"],
-        epoch_times=[ts[1:] for ts in times])  # without the burn-in round
+        epoch_times=times)

@@ -27,7 +27,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import numpy_own_threads
-from .timing import rotated_round
+from .timing import benchmark_rounds
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 _ROUNDS = int(os.environ.get("FASTDROP_BENCH_ROUNDS", 0))
@@ -131,18 +131,10 @@ def test_predict(benchmark, n_threads):
     parts = {"throughput": (X, 1), "latency": (X[:1], CALLS), "batch64": (X[:64], CALLS // 4)}
     cases = [(part, impl) for part in parts for impl in models]
     runners = [_repeat(models[impl], *parts[part]) for part, impl in cases]
-    times = [[] for _ in runners]
-    state = {"round": 0}
-
-    def one_round():
-        rotated_round(runners, state["round"], times, SETTLE_S)
-        state["round"] += 1
-
     benchmark.group = f"predict threads={n_threads}"
-    benchmark.pedantic(one_round, rounds=_ROUNDS or (3 if QUICK else 15), warmup_rounds=1,
-                       iterations=1)
+    times = benchmark_rounds(benchmark, runners, _ROUNDS or (3 if QUICK else 15), SETTLE_S)
     build = fastdrop.build_info()
-    per_call = [[t / parts[part][1] for t in ts[1:]] for (part, _), ts in zip(cases, times)]
+    per_call = [[t / parts[part][1] for t in ts] for (part, _), ts in zip(cases, times)]
     benchmark.extra_info.update(
         n_threads=n_threads, cases=[list(c) for c in cases], times=per_call,
         rows={part: int(Xb.shape[0]) for part, (Xb, _) in parts.items()},

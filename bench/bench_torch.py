@@ -23,7 +23,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
-from .timing import rotated_round
+from .timing import benchmark_rounds
 
 torch = pytest.importorskip("torch")
 fd_torch = pytest.importorskip("fastdrop.torch")
@@ -65,18 +65,6 @@ LOOP_CASES = [("torch", 0.0), ("torch", P), ("torch+fastdrop", P),
               ("torch+fastdrop-recompute", P), ("torch+fastdrop-1thread", P)]
 
 
-def _interleave(benchmark, runners, rounds, settle_s):
-    times = [[] for _ in runners]
-    state = {"round": 0}
-
-    def one_round():
-        rotated_round(runners, state["round"], times, settle_s)
-        state["round"] += 1
-
-    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
-    return [ts[1:] for ts in times]  # without the burn-in round
-
-
 def _record(benchmark, part, n_threads, cases, times, **info):
     build = fastdrop.build_info()
     benchmark.extra_info.update(
@@ -91,7 +79,7 @@ def test_op(benchmark, n_threads):
     cases = list(OP_CASES)
     runners = [OP_CASES[c]() for c in cases]
     benchmark.group = f"torch op threads={n_threads}"
-    times = _interleave(benchmark, runners, _ROUNDS or (3 if QUICK else 15), 0.0)
+    times = benchmark_rounds(benchmark, runners, _ROUNDS or (3 if QUICK else 15), 0.0)
     _record(benchmark, "op", n_threads, cases, times, elements=OP_SIZE)
 
 
@@ -102,8 +90,8 @@ def test_loop(benchmark, n_threads):
     runners = [EPOCH_IMPLEMENTATIONS[impl](X, y, (512, 512), p, 128, n_threads)
                for impl, p in LOOP_CASES]
     benchmark.group = f"torch loop threads={n_threads}"
-    times = _interleave(benchmark, [r.epoch for r in runners], _ROUNDS or (1 if QUICK else 9),
-                        SETTLE_S)
+    times = benchmark_rounds(benchmark, [r.epoch for r in runners],
+                             _ROUNDS or (1 if QUICK else 9), SETTLE_S)
     _record(benchmark, "loop", n_threads, LOOP_CASES, times, n_samples=len(y),
             hidden=[512, 512], batch_size=128)
 

@@ -27,6 +27,20 @@ def interleaved(runners, rounds, *, burn_in=1, settle_s=0.0):
     return {name: ts[burn_in:] for name, ts in zip(names, times)}
 
 
+def benchmark_rounds(benchmark, runners, rounds, settle_s=0.0):
+    """``interleaved`` under pytest-benchmark: ``rounds`` timed rounds after one burn-in
+    round, each a ``benchmark.pedantic`` round; [seconds per timed round] per runner."""
+    times = [[] for _ in runners]
+    state = {"round": 0}
+
+    def one_round():
+        rotated_round(runners, state["round"], times, settle_s)
+        state["round"] += 1
+
+    benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=1, iterations=1)
+    return [ts[1:] for ts in times]  # without the burn-in round
+
+
 def best_time(fn, budget=0.05):
     """The shortest of repeated calls of ``fn`` within ``budget`` seconds (after one warm-up
     call): the kernel's time with the least interference."""

@@ -525,6 +525,13 @@ def relu_dropout_backward(dy, y, mask, *, out=None, n_threads=None):
     return _deliver(dx, out)
 
 
+def _layer_seed(seed):
+    """A layer's seed: the one given, checked, or (None) one from the OS entropy pool."""
+    if seed is None:
+        seed = np.random.SeedSequence().entropy & (2**64 - 1)
+    return check_uint64(seed, "seed")
+
+
 class Dropout:
     """A dropout layer that draws a fresh mask on every training forward pass.
 
@@ -552,9 +559,7 @@ class Dropout:
     def __init__(self, p, *, seed=None, mode="inverted", store_mask=True, noise_shape=None):
         self.p = check_probability(p, "p")
         self.mode = check_mode(mode)
-        if seed is None:
-            seed = np.random.SeedSequence().entropy & (2**64 - 1)
-        self.seed = check_uint64(seed, "seed")
+        self.seed = _layer_seed(seed)
         self.store_mask = bool(store_mask)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.step = 0

@@ -30,8 +30,9 @@ import numpy as np
 
 from . import _kernels
 from ._nn_kernels import SELU_CONSTANTS
-from ._dropout import (_EMPTY_BITS, DropoutMask, _check_mask, _deliver, _identity, _n_words,
-                       _output, dropout, dropout_backward, keep_threshold)
+from ._dropout import (_EMPTY_BITS, DropoutMask, _check_mask, _deliver, _identity,
+                       _layer_seed, _n_words, _output, dropout, dropout_backward,
+                       keep_threshold)
 from ._threading import resolve_n_threads
 from ._validation import as_float_array, check_probability, check_uint64
 
@@ -312,12 +313,6 @@ def dropconnect_linear_backward(dy, x, weight, mask, *, n_threads=None):
 
 
 # ---------------------------------------------------------------- layers
-def _layer_seed(seed):
-    if seed is None:
-        seed = np.random.SeedSequence().entropy & (2**64 - 1)
-    return check_uint64(seed, "seed")
-
-
 class _NoiseLayer:
     """A layer that draws new noise on every training forward pass (step 0, 1, ...)."""
 

@@ -269,11 +269,6 @@ class MLP:
     def has_dropout(self):
         return any(t < _ONE for t in self.thresholds)
 
-    @property
-    def is_stochastic(self):
-        """Whether a training pass (or a Monte-Carlo prediction) draws anything."""
-        return self.has_dropout or self.dropconnect_threshold < _ONE
-
     def noise_at(self, site):
         """Whether site ``site`` takes Gaussian or alpha noise (a pass of its own)."""
         return self.dropout_kind != "bernoulli" and self.thresholds[site] < _ONE
@@ -580,8 +575,8 @@ class MLP:
         """The output (n rows) and per-layer scratch (chunk rows; the input's only when the
         pass copies it) of a prediction pass, kept per thread between calls: a repeated call
         of one batch size allocates nothing, and predictions on several Python threads never
-        share scratch. The caller copies the output before the thread's next call. The last
-        entry is the output kernel's empty target."""
+        share scratch. The output is handed out only to callers that copy it at once
+        (``reuse_output``). The last entry is the output kernel's empty target."""
         local = self.__dict__.get("_local")
         if local is None:
             local = self.__dict__.setdefault("_local", threading.local())

@@ -67,14 +67,9 @@ def rate_sweep(records, out, arch="default"):
                                   (axes[1], "best_val_loss", "best validation loss (log-loss)")):
             for fam, style in (("dropout", "o-"), ("dropout-batch", "s--")):
                 pts = sorted({**none, **curves[fam]}.items()) if curves[fam] else []
-                if not pts:
-                    continue
-                ivs = [_interval(runs, metric) for _, runs in pts]
-                ax.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
-                            yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
-                            fmt=style, capsize=3, color=FAMILY_COLORS[fam],
-                            label=f"{fam} ({'per-example' if fam == 'dropout' else 'per-batch'}"
-                                  " masks)")
+                _rate_curve(ax, pts, metric, style, fam,
+                            f"{fam} ({'per-example' if fam == 'dropout' else 'per-batch'} "
+                            "masks)")
             for fam in ("l2", "l1"):
                 c = chosen.get((dataset, fam))
                 if c is None:
@@ -97,6 +92,17 @@ def rate_sweep(records, out, arch="default"):
     return paths
 
 
+def _rate_curve(ax, pts, metric, style, family, label):
+    """``metric``'s mean and 95% interval over repeats at each rate of ``pts``
+    [(rate, {repeat: record})], one curve in the family's colour (nothing without points)."""
+    if not pts:
+        return
+    ivs = [_interval(runs, metric) for _, runs in pts]
+    ax.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
+                yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
+                fmt=style, capsize=3, color=FAMILY_COLORS[family], label=label)
+
+
 def noise_kinds(records, out, arch="default"):
     """Which kind of noise pays: validation accuracy against the rate for Bernoulli dropout
     and each other kind present (each rate at its validation-chosen learning rate; mean and
@@ -111,13 +117,7 @@ def noise_kinds(records, out, arch="default"):
             runs_by_rate = sweep(records, dataset, fam, param=param, arch=arch)
             if fam != "alpha-dropout":  # rate 0 of the others is the plain network
                 runs_by_rate = {**sweep(records, dataset, "none", arch=arch), **runs_by_rate}
-            pts = sorted(runs_by_rate.items())
-            if not pts:
-                continue
-            ivs = [_interval(runs, "val_score") for _, runs in pts]
-            left.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
-                          yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
-                          fmt=style, capsize=3, color=FAMILY_COLORS[fam], label=fam)
+            _rate_curve(left, sorted(runs_by_rate.items()), "val_score", style, fam, fam)
         left.set_xlabel("drop rate p (of units; of weights for DropConnect)")
         left.set_ylabel("validation accuracy (the selection metric)")
         left.grid(alpha=0.3)
