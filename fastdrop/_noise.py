@@ -97,15 +97,15 @@ class GaussianNoise:
     shape : tuple of int
     p : float
         The drop rate it stands for: the noise has mean 1 and variance ``p / (1 - p)``.
-    seed, step, offset : int
-        The draw and its first element.
+    seed, step : int
+        The draw.
     """
 
-    __slots__ = ("shape", "p", "seed", "step", "offset")
+    __slots__ = ("shape", "p", "seed", "step")
 
-    def __init__(self, shape, p, seed, step, offset=0):
+    def __init__(self, shape, p, seed, step):
         self.shape, self.p = tuple(shape), float(p)
-        self.seed, self.step, self.offset = int(seed), int(step), int(offset)
+        self.seed, self.step = int(seed), int(step)
 
     @property
     def std(self):
@@ -129,11 +129,8 @@ def _apply_gaussian(src, dst, noise, n_threads):
         if dst is not src:
             np.copyto(dst, src)
         return dst
-    first, shift = divmod(noise.offset, 64)
-    if shift:
-        raise ValueError(f"noise.offset must be a multiple of 64, got {noise.offset}")
     _kernels.gaussian(src.reshape(-1), dst.reshape(-1), noise.seed, noise.step,
-                      _gaussian_table(noise.p, src.dtype), n_threads, first_word=first)
+                      _gaussian_table(noise.p, src.dtype), n_threads)
     return dst
 
 
