@@ -34,7 +34,7 @@ from ._dropout import (_EMPTY_BITS, DropoutMask, _check_mask, _deliver, _identit
                        _layer_seed, _n_words, _output, dropout, dropout_backward,
                        keep_threshold)
 from ._threading import resolve_n_threads
-from ._validation import as_float_array, check_probability, check_uint64
+from ._validation import as_float_array, check_probability, check_shape, check_uint64
 
 __all__ = ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward", "alpha_dropout",
            "alpha_dropout_backward", "alpha_dropout_params", "dropconnect_linear",
@@ -104,8 +104,12 @@ class GaussianNoise:
     __slots__ = ("shape", "p", "seed", "step")
 
     def __init__(self, shape, p, seed, step):
-        self.shape, self.p = tuple(shape), float(p)
-        self.seed, self.step = int(seed), int(step)
+        p = check_probability(p, "p")
+        if p >= 1.0:
+            raise ValueError(f"p must be in [0, 1) for Gaussian noise (its variance is "
+                             f"p / (1 - p)), got {p!r}")
+        self.shape, self.p = check_shape(shape), p
+        self.seed, self.step = check_uint64(seed, "seed"), check_uint64(step, "step")
 
     @property
     def std(self):

@@ -59,6 +59,31 @@ def _unflatten(theta, arrays):
         start += a.size
 
 
+def _in_training_dtype(weights, dtype):
+    """Row weights (float64, non-negative, finite) in the network's dtype, refused where that
+    dtype would change what they mean: a positive weight that rounds to 0 (its rows would
+    silently not train), or weights whose sum it cannot hold (every loss would be inf)."""
+    if weights is None:
+        return None
+    info, positive = np.finfo(dtype), weights > 0
+    if not positive.any():
+        raise ValueError("sample_weight (times class_weight) is 0 for every sample: there is "
+                         "nothing to train on")
+    converted = np.ascontiguousarray(weights, dtype=dtype)
+    smallest, total = float(weights[positive].min()), float(weights.sum())
+    if (converted[positive] == 0).any():
+        raise ValueError(f"sample_weight (times class_weight) has positive values down to "
+                         f"{smallest:.3g}, below {dtype}'s smallest "
+                         f"({float(info.smallest_subnormal):.3g}): "
+                         f"they would round to 0 and their rows would not train. Scale the "
+                         f"weights up, or use dtype='float64'")
+    if total > info.max:
+        raise ValueError(f"sample_weight (times class_weight) sums to {total:.3g}, more than "
+                         f"{dtype} holds ({info.max:.3g}): every loss would be inf. Scale the "
+                         f"weights down, or use dtype='float64'")
+    return converted
+
+
 def _store_params(est, params):
     """Each constructor argument as the attribute of its name, nothing else (scikit-learn's
     rule for __init__), from the constructor's ``locals()``."""
@@ -267,18 +292,23 @@ class _BaseMLP(BaseEstimator):
         self._check_targets(y, fresh=first and not incremental)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
-        weights = self._row_weights(X, y, sample_weight, incremental)
+        weights = _in_training_dtype(self._row_weights(X, y, sample_weight, incremental), dtype)
         rs = check_random_state(self.random_state)
         if first:
             self._initialize(X.shape[1], hidden, rates, rs)
+        else:
+            self._continue_with_current_params(hidden, rates, rs, incremental)
         val, rows = None, None  # rows: the training rows of X (None: all)
-        if X_val is not None:
-            Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
-                                   multi_output=self._multi_output)
-            val = (Xv, yv, None)
+        if X_val is not None or y_val is not None:
+            val = (*self._validation_set(X_val, y_val, dtype), None)
         elif self.early_stopping and not incremental and self.solver != "lbfgs":
             rows, val = self._hold_out(X, y, weights, rs)
         use_early_stopping = self.early_stopping and val is not None and not incremental
+        if use_early_stopping and len(val[1]) < self._min_validation_rows:
+            raise ValueError(
+                f"The validation set is too small for early stopping: {len(val[1])} row(s), "
+                f"and its score needs at least {self._min_validation_rows}. Pass more rows "
+                f"in X_val, a larger validation_fraction, or set early_stopping=False.")
         target = self._encode_targets(y)
         n = X.shape[0] if rows is None else rows.size
         batch = min(200, n) if self.batch_size == "auto" else min(self.batch_size, n)
@@ -344,11 +374,25 @@ class _BaseMLP(BaseEstimator):
                           "data.", ConvergenceWarning)
 
     def _row_weights(self, X, y, sample_weight, incremental):
-        """The training rows' weights in the network's dtype, or None (all equal)."""
+        """The training rows' weights (float64), or None (all equal)."""
         if sample_weight is None:
             return None
-        w = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
-        return np.ascontiguousarray(w, dtype=np.dtype(self.dtype))
+        return _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True)
+
+    _min_validation_rows = 1  # rows a validation score needs (R^2: 2)
+
+    def _validation_set(self, X_val, y_val, dtype):
+        """fit's (X_val, y_val), checked against the training data."""
+        if X_val is None or y_val is None:
+            given = "y_val" if X_val is None else "X_val"
+            raise ValueError(f"X_val and y_val are a pair: {given} was given without the other")
+        Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
+                               multi_output=self._multi_output)
+        self._check_validation_targets(yv)
+        return Xv, yv
+
+    def _check_validation_targets(self, yv):
+        """Validation targets the training targets' kind (each estimator checks its own)."""
 
     def _hold_out(self, X, y, weights, rs):
         """early_stopping's split: the rows to train on (indices into X, which is not
@@ -366,14 +410,31 @@ class _BaseMLP(BaseEstimator):
                 "set early_stopping=False.") from None
         return rows, (X[held], y[held], None if weights is None else weights[held])
 
-    def _initialize(self, n_features, hidden, rates, rs):
-        n_out = self._n_outputs()
-        self._net = MLP([n_features, *hidden, n_out], output=self._network_output(),
-                        dropout=[self.input_dropout, *rates], dropout_mode=self.dropout_mode,
-                        dropout_scale=self.dropout_scale, dtype=np.dtype(self.dtype),
-                        activation=self.activation, dropout_kind=self.dropout_kind,
-                        dropconnect=self.dropconnect,
-                        init=self.init, random_state=rs)
+    def _network_spec(self, hidden, rates):
+        """Everything the engine is built from but its initial weights: a warm start or
+        partial_fit compares it with what built the network it continues."""
+        return dict(hidden=tuple(hidden), output=self._network_output(),
+                    dropout=(float(self.input_dropout), *rates),
+                    dropout_mode=self.dropout_mode, dropout_scale=self.dropout_scale,
+                    dtype=np.dtype(self.dtype), activation=self.activation,
+                    dropout_kind=self.dropout_kind, dropconnect=float(self.dropconnect))
+
+    # What the optimizer is built from (read at each fit, as scikit-learn rebuilds its own).
+    _OPTIMIZER_PARAMS = ("solver", "learning_rate_init", "momentum", "nesterovs_momentum",
+                         "learning_rate", "power_t", "beta_1", "beta_2", "epsilon")
+
+    def _optimizer_spec(self):
+        return {name: getattr(self, name) for name in self._OPTIMIZER_PARAMS}
+
+    def _build_network(self, n_features, spec, rs):
+        self._net = MLP([n_features, *spec["hidden"], self._n_outputs()], output=spec["output"],
+                        dropout=list(spec["dropout"]), dropout_mode=spec["dropout_mode"],
+                        dropout_scale=spec["dropout_scale"], dtype=spec["dtype"],
+                        activation=spec["activation"], dropout_kind=spec["dropout_kind"],
+                        dropconnect=spec["dropconnect"], init=self.init, random_state=rs)
+        self._built_spec = spec
+
+    def _build_optimizer(self):
         params = self._net.weights + self._net.intercepts
         if self.solver == "lbfgs":
             self._optimizer = None  # scipy's L-BFGS-B, in _fit_lbfgs
@@ -383,6 +444,37 @@ class _BaseMLP(BaseEstimator):
         else:
             self._optimizer = Adam(params, self.learning_rate_init, self.beta_1, self.beta_2,
                                    self.epsilon)
+        self._optimizer_built = self._optimizer_spec()
+
+    def _continue_with_current_params(self, hidden, rates, rs, incremental):
+        """A warm start or partial_fit honours every parameter as it is set now. The learned
+        weights fix the layer sizes (a change is an error naming it); a changed rate, noise
+        kind, activation or dtype rebuilds the engine around the learned weights (its
+        combinations checked as for a new one; ``init`` only draws a new network's weights).
+        The optimizer is rebuilt on every warm-start fit, as scikit-learn does, and on
+        partial_fit when the network or an optimizer parameter changed."""
+        spec, built = self._network_spec(hidden, rates), self._built_spec
+        if spec["hidden"] != built["hidden"]:
+            raise ValueError(
+                f"hidden_layer_sizes changed from {built['hidden']} to {spec['hidden']} since "
+                f"the network was fitted; warm_start and partial_fit continue its learned "
+                f"weights, which keep their sizes. Set warm_start=False to fit a new network.")
+        rebuilt = spec != built
+        if rebuilt:
+            old = self._net
+            self._build_network(old.sizes[0], spec, rs)
+            for new, learned in zip(self._net.weights + self._net.intercepts,
+                                    old.weights + old.intercepts):
+                np.copyto(new, learned, casting="unsafe")
+            self._net.seeds = list(old.seeds)  # the masks go on where they were
+            self.out_activation_ = self._out_activation_name()
+        if rebuilt or not incremental or self._optimizer_spec() != self._optimizer_built:
+            self._build_optimizer()
+
+    def _initialize(self, n_features, hidden, rates, rs):
+        self._build_network(n_features, self._network_spec(hidden, rates), rs)
+        self._build_optimizer()
+        n_out = self._n_outputs()
         self.n_outputs_ = n_out
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = self._out_activation_name()
@@ -809,10 +901,13 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                              "counts, which partial_fit does not see; pass a dict of class "
                              "weights or sample_weight")
         per_class = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        bad = ~np.isfinite(per_class) | (per_class < 0)
+        if bad.any():
+            raise ValueError(f"class_weight must be finite and non-negative for every class, "
+                             f"as sample_weight is; got {float(per_class[bad][0])} for class "
+                             f"{self.classes_[bad][0].item()!r}")
         rows = per_class[np.searchsorted(self.classes_, y)]
-        if weights is not None:
-            rows = rows * weights
-        return np.ascontiguousarray(rows, dtype=np.dtype(self.dtype))
+        return rows if weights is None else rows * weights
 
     def _n_outputs(self):
         n_classes = len(self.classes_)
@@ -1008,9 +1103,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _uniform_loss(self):
         return self._reference_loss
 
+    _min_validation_rows = 2  # R^2 of one row is undefined
+
+    def _check_validation_targets(self, yv):
+        n_targets = 1 if yv.ndim == 1 else yv.shape[1]
+        if n_targets != self.n_outputs_:
+            raise ValueError(f"y_val must have {self.n_outputs_} target(s) per row, as y has, "
+                             f"got {n_targets} (y_val of shape {yv.shape})")
+
     def _evaluate(self, Xv, yv, weights, n_threads):
-        """Validation loss (as loss_) and R^2, weighted by the samples' weights if any."""
-        if len(yv) < 2:
+        """Validation loss (as loss_) and R^2 (NaN for one row), weighted by the samples'
+        weights if any."""
+        if len(yv) == 0:
             return np.nan, np.nan
         pred = self._outputs(Xv, n_threads)
         yv = np.reshape(yv, pred.shape).astype(np.float64)
@@ -1019,8 +1123,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                                                   np.where(yv > 0, pred, 1)), axis=1)
         else:
             rows = np.sum((yv - pred) ** 2, axis=1) / 2
-        return (float(np.average(rows, weights=weights)),
-                float(r2_score(yv, pred, sample_weight=weights)))
+        r2 = float(r2_score(yv, pred, sample_weight=weights)) if len(yv) > 1 else np.nan
+        return float(np.average(rows, weights=weights)), r2
 
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X, n_threads, mc_step=None):

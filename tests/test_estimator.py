@@ -627,3 +627,102 @@ def test_fit_reads_a_float32_c_array_or_memmap_without_copying_it(tmp_path, monk
     # every batch was gathered from the caller's X (early stopping copies the held-out rows
     # only, and trains on the others where they lie)
     assert sources and all(sources)
+
+
+# Never silently wrong, round two (issue 24): warm starts and weights.
+
+@pytest.mark.parametrize("change", [
+    {"dropout": 0.5}, {"dropout_kind": "gaussian", "dropout": 0.3},
+    {"dropconnect": 0.3}, {"activation": "tanh"}, {"dropout_mode": "batch", "dropout": 0.5},
+    {"solver": "sgd"}, {"learning_rate_init": 1e-12}, {"dtype": "float64"},
+    {"input_dropout": 0.2}])
+def test_a_warm_start_honours_every_changed_parameter(blobs, change):
+    """The continued fit equals a fresh estimator with the new parameters, started from the
+    learned weights: nothing of the old settings survives but the weights."""
+    X, y = blobs
+    base = dict(hidden_layer_sizes=(16,), max_iter=3, random_state=0)
+    warm = fit_quiet(MLPClassifier(warm_start=True, **base), X, y)
+    learned = [c.copy() for c in warm.coefs_]
+    fit_quiet(warm.set_params(**change), X, y)
+    assert warm._net.dtype == np.dtype(warm.dtype) and warm._net.activation == warm.activation
+    assert warm._net.dropout_kind == warm.dropout_kind
+    assert warm._net.dropout_mode == warm.dropout_mode
+    assert warm._optimizer_built == warm._optimizer_spec()
+    if "learning_rate_init" in change:  # scikit-learn: the optimizer is rebuilt too
+        assert max(np.abs(c - w).max() for c, w in zip(warm.coefs_, learned)) < 1e-6
+    if change.get("dropout"):  # MC passes now vary, as the new rate says they must
+        assert warm.predict_proba(X[:20], mc_samples=5, return_std=True)[1].max() > 0
+
+
+def test_partial_fit_keeps_its_optimizer_unless_a_parameter_changed(blobs):
+    X, y = blobs
+    est = MLPClassifier((8,), random_state=0).partial_fit(X, y, classes=np.unique(y))
+    optimizer = est._optimizer
+    assert est.partial_fit(X, y)._optimizer is optimizer
+    est.set_params(learning_rate_init=1e-12)
+    before = [c.copy() for c in est.coefs_]
+    est.partial_fit(X, y)
+    assert est._optimizer is not optimizer and est._optimizer.learning_rate == 1e-12
+    assert max(np.abs(c - w).max() for c, w in zip(est.coefs_, before)) < 1e-6
+
+
+def test_a_warm_start_refuses_what_it_cannot_honour(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0), X, y)
+    with pytest.raises(ValueError, match=r"hidden_layer_sizes changed from \(8,\) to \(9,\)"):
+        est.set_params(hidden_layer_sizes=(9,)).fit(X, y)
+    est.set_params(hidden_layer_sizes=(8,), dropout=0.3, dropout_mode="batch",
+                   dropout_kind="gaussian")
+    with pytest.raises(ValueError, match="dropout_mode='batch' does not combine with "
+                                         "dropout_kind='gaussian'"):
+        est.fit(X, y)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(sample_weight=np.full(600, 1e-46)), "below float32's smallest"),
+    (dict(sample_weight=np.full(600, 1e38)), "sums to 6e\\+40, more than float32 holds"),
+    (dict(class_weight={0: np.nan, 1: 1.0, 2: 1.0}), "class_weight must be finite and "
+                                                     "non-negative .* got nan for class 0"),
+    (dict(class_weight={0: -1.0, 1: 1.0, 2: 1.0}), "got -1.0 for class 0"),
+])
+def test_weights_that_would_silently_change_the_fit_are_refused(blobs, bad, match):
+    X, y = blobs
+    params = {"class_weight": bad["class_weight"]} if "class_weight" in bad else {}
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier((8,), max_iter=2, **params).fit(X, y, sample_weight=bad.get(
+            "sample_weight"))
+    if "sample_weight" in bad and bad["sample_weight"][0] < 1:  # float64 holds them: trains
+        # (alpha=0: the penalty is divided by the batch's weight, 1e-44 here)
+        est = fit_quiet(MLPClassifier((8,), max_iter=2, dtype="float64", alpha=0.0), X, y,
+                        sample_weight=bad["sample_weight"])
+        assert est.loss_ > 0
+
+
+def test_validation_sets_that_cannot_score_are_refused(blobs):
+    X, y = blobs
+    with pytest.raises(ValueError, match="X_val and y_val are a pair: y_val was given"):
+        MLPClassifier((8,), max_iter=2).fit(X, y, y_val=y[:10])
+    with pytest.raises(ValueError, match="X_val and y_val are a pair: X_val was given"):
+        MLPClassifier((8,), max_iter=2).fit(X, y, X_val=X[:10])
+    reg = MLPRegressor((8,), max_iter=2, early_stopping=True)
+    with pytest.raises(ValueError, match="validation set is too small .* 1 row"):
+        reg.fit(X, y.astype(float), X_val=X[:1], y_val=y[:1].astype(float))
+    with pytest.raises(ValueError, match="validation set is too small .* 1 row"):
+        MLPRegressor((8,), max_iter=2, early_stopping=True,
+                     validation_fraction=0.1).fit(X[:10], y[:10].astype(float))
+    with pytest.raises(ValueError, match=r"y_val must have 2 target\(s\) per row, as y has, "
+                                         r"got 3"):
+        MLPRegressor((8,), max_iter=2).fit(X, np.c_[y, y].astype(float), X_val=X[:5],
+                                            y_val=np.ones((5, 3)))
+    est = fit_quiet(MLPRegressor((8,), max_iter=2), X, y.astype(float), X_val=X[:1],
+                    y_val=y[:1].astype(float))
+    assert np.isfinite(est.history_["val_loss"]).all()  # one row: a loss, no R^2
+
+
+def test_a_dtype_change_on_warm_start_continues_in_the_new_dtype(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((8,), max_iter=2, warm_start=True, random_state=0), X, y)
+    learned = [c.astype(np.float64) for c in est.coefs_]
+    fit_quiet(est.set_params(dtype="float64", max_iter=1, learning_rate_init=1e-12), X, y)
+    assert all(c.dtype == np.float64 and np.allclose(c, w) for c, w in zip(est.coefs_,
+                                                                             learned))

@@ -270,3 +270,16 @@ def test_public_names():
     for name in ("gaussian_dropout", "alpha_dropout", "dropconnect_linear", "GaussianDropout",
                  "AlphaDropout", "DropConnectLinear"):
         assert name in fastdrop.__all__
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (((3,), 1.0, 0, 0), ValueError, r"p must be in \[0, 1\) for Gaussian noise .* got 1.0"),
+    (((3,), 2.0, 0, 0), ValueError, r"p must be in \[0, 1\], got 2.0"),
+    (((3,), float("nan"), 0, 0), ValueError, "p must be in"),
+    (((3,), 0.5, -1, 0), ValueError, r"seed must be in \[0, 2\*\*64\), got -1"),
+    (((3,), 0.5, 0, 2**64), ValueError, "step must be in"),
+    (((-3,), 0.5, 0, 0), ValueError, "shape must have non-negative dimensions"),
+])
+def test_gaussian_noise_checks_its_arguments(args, error, match):
+    with pytest.raises(error, match=match):
+        fastdrop.GaussianNoise(*args)
