@@ -119,11 +119,19 @@ ACCEPTANCE = [
 ]
 
 
-def verdict(lo, hi, target):
+# The least coverage an interval needs before a verdict is read from it (5 rounds give
+# 0.94); fewer rounds (the quick profile's one) cannot decide anything.
+MIN_COVERAGE = 0.9
+
+
+def verdict(lo, hi, target, coverage=1.0):
     """'met' when the whole interval is at or under the target, 'missed' when it is all
-    above, 'undecided' when the target lies inside it (the noise is wider than the margin)."""
+    above, 'undecided' when the target lies inside it (the noise is wider than the margin),
+    'cannot decide' when too few rounds make the interval's coverage below MIN_COVERAGE."""
     if target is None:
         return ""
+    if coverage < MIN_COVERAGE:
+        return f"cannot decide (coverage {coverage:.2f} < {MIN_COVERAGE}: more rounds)"
     return "met" if hi <= target else "missed" if lo > target else "undecided"
 
 
@@ -141,7 +149,7 @@ def acceptance_table(table, level=0.95):
             lo, hi, coverage = median_ci(ratios, level)
             cells = [dataset, str(threads), label, "" if target is None else f"<= {target:g}",
                      f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
-                     str(ratios.size), verdict(lo, hi, target)]
+                     str(ratios.size), verdict(lo, hi, target, coverage)]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -238,7 +246,7 @@ def parts_report(table, acceptance, level=0.95):
             lines.append("| " + " | ".join([
                 part, str(threads), label, "" if target is None else f"<= {target:g}",
                 f"{np.median(ratios):.3f}", f"{lo:.3f} - {hi:.3f}", f"{coverage:.3f}",
-                str(ratios.size), verdict(lo, hi, target)]) + " |")
+                str(ratios.size), verdict(lo, hi, target, coverage)]) + " |")
     return "\n".join(lines)
 
 

@@ -33,8 +33,7 @@ def _finish(out, quiet, started):
                                 summary_table)
 
     records = ResultStore(out).records()
-    paths = plot_all(out)
-    summary = build_summary(records)
+    summary = build_summary(records)  # the summary first: no figure can stop it
     (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
     claims, chosen, table = (claims_markdown(summary), selected_markdown(summary),
                              summary_table(records))
@@ -42,6 +41,7 @@ def _finish(out, quiet, started):
             f"## Chosen on validation\n\n{chosen}\n\n"
             f"## Every configuration (default architecture)\n\n{table}\n")
     (Path(out) / "summary.md").write_text(text)
+    paths = plot_all(out)
     if not quiet:
         print(chosen)
         print()

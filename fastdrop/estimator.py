@@ -779,6 +779,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     tol : float, default=1e-4
     verbose : bool, default=False
     warm_start : bool, default=False
+        ``fit`` continues the fitted network's weights. Every parameter counts as it is set
+        then: a changed rate, noise kind, activation, mode, scale or dtype rebuilds the
+        network around the learned weights, the optimizer is rebuilt (as scikit-learn's),
+        and new ``hidden_layer_sizes`` are an error; ``init`` draws a new network only.
     momentum : float, default=0.9
     nesterovs_momentum : bool, default=True
     early_stopping : bool, default=False

@@ -1,5 +1,6 @@
 """Every figure of the study, drawn from stored records only (so results from another machine
 can be re-plotted): `fastdrop plot RESULTS_DIR`. Each figure is written as PNG and SVG."""
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,10 +31,17 @@ def _plt():
     return plt
 
 
+def file_name(name):
+    """A figure's file name from its title words: a dataset may be a path or an OpenML name
+    ("data/mine.csv", "openml:61"), and every character but letters, digits, "-", "_" and "."
+    becomes "_", so the figure lands in the figures folder whatever the dataset is called."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name).lstrip(".") or "_"
+
+
 def _save(fig, out, name):
     paths = []
     for ext in ("png", "svg"):
-        path = Path(out) / f"{name}.{ext}"
+        path = Path(out) / f"{file_name(name)}.{ext}"
         fig.savefig(path, dpi=120, bbox_inches="tight")
         paths.append(path)
     _plt().close(fig)

@@ -107,6 +107,9 @@ def test_acceptance_table_verdicts():
     assert "element dropout 0.5 x own p=0 | <= 1.05 | 1.00 | 1.00 - 1.10 | 0.961 | 9 | undecided" \
         in text
     assert "torch" not in text  # a line whose reference did not run is left out
+    one_round = acceptance_table({("synthetic", 2): {k: v[:1] for k, v in row.items()}})
+    assert "| met |" not in one_round and "| missed |" not in one_round
+    assert one_round.count("cannot decide (coverage 0.00 < 0.9: more rounds)") == 3
 
 
 def _one_line_error(capsys, argv, expected):

@@ -716,3 +716,70 @@ def test_the_guard_kills_a_killed_sweeps_children_and_only_then(tmp_path, sweep_
     finally:
         if _alive(child):
             os.kill(child, signal.SIGKILL)
+
+
+# Never silently wrong, round two (issue 24): the study's own surfaces.
+
+def test_a_user_file_given_with_a_path_gets_its_summary_and_figures(tmp_path, monkeypatch):
+    from sklearn.datasets import load_iris
+
+    data = tmp_path / "data"
+    data.mkdir()
+    X, y = load_iris(return_X_y=True)
+    np.savetxt(data / "mine.csv", np.c_[X, y], delimiter=",", header="a,b,c,d,label",
+               comments="")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "res"
+    assert main(["sweep", "--datasets", "data/mine.csv", "--regularizers", "dropout",
+                 "--rates", "0,0.5", "--seeds", "0", "--learning-rates", "1e-3",
+                 "--jobs", "1",  # a pool another test started has that test's folder
+                 "--out", str(out), "--quiet"]) == 0
+    assert (out / "summary.json").exists() and (out / "summary.md").exists()
+    assert (out / "figures" / "rate_sweep_data_mine.csv.png").stat().st_size > 0
+    assert main(["plot", str(out)]) == 0
+
+
+def test_extending_grids_passes_over_another_sweeps_dataset():
+    """A folder holding two sweeps' records: this sweep extends only its own datasets (a
+    choice at the edge of the other's grid was a bare StopIteration)."""
+    records, configs = [], []
+    for r in range(3):
+        for a in (1e-4, 1e-3, 1e-2):  # at the edge for both datasets
+            records += [_fit_record(d, "l2", a, r, val=0.8 + a, test=0.8)
+                        for d in ("iris", "wine")]
+            configs.append(RunConfig("iris", "l2", a, r))
+        records += [_fit_record(d, "dropout", 0.5, r, val=0.8, test=0.8)
+                    for d in ("iris", "wine")]
+    new, events = cfg.extend_grids(select(records), configs)
+    assert {c.dataset for c in new} == {"iris"} and {e["dataset"] for e in events} == {"iris"}
+    assert {c.dataset for c in cfg.second_stage(select(records), configs)} <= {"iris"}
+
+
+@pytest.mark.parametrize("name, works", [("synthetic-300x10", True), ("synthetic-300x1", False),
+                                         ("synthetic-10x3x8", False)])
+def test_synthetic_names_load_or_say_what_they_need(name, works):
+    from fastdrop.suite.datasets import load_xy
+
+    if works:
+        X, y = load_xy(check_name(name))
+        assert X.shape == (300, 10) and len(np.unique(y)) == 10
+    else:
+        with pytest.raises(ValueError, match=f"dataset '{name}': synthetic-NxD.xC. needs"):
+            check_name(name)
+
+
+def test_the_sweep_guard_ignores_ctrl_c():
+    """Ctrl-C reaches the terminal's whole process group: the guard must not print a
+    KeyboardInterrupt traceback above the sweep's one-line message."""
+    import fastdrop.suite._guard as guard
+
+    proc = subprocess.Popen([sys.executable, guard.__file__, str(os.getpid())],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert proc.poll() is None  # still watching
+    proc.stdin.write(b"x")
+    proc.stdin.flush()
+    _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0 and b"Traceback" not in err, err

@@ -40,6 +40,9 @@ def _children(parent):
 
 
 def main(sweep):
+    # Ctrl-C reaches the whole terminal's process group: the sweep reports it in one line,
+    # and the guard, which has nothing to say, goes on watching the sweep die
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seen = {}
     while os.getppid() == sweep:
         seen.update(_children(sweep))

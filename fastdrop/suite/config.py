@@ -295,7 +295,8 @@ def second_stage(selected, configs):
     dropout (``selected``: selection.select's entries), for the repeats ``configs`` ran."""
     new = []
     for entry in selected:
-        if entry["family"] != "dropout" or entry["arch"] != "default":
+        if (entry["family"] != "dropout" or entry["arch"] != "default"
+                or not _runs_of(configs, entry)):
             continue
         base = {k: v for k, v in entry["params"].items()}
         rate = base.pop("dropout")
@@ -390,6 +391,8 @@ def extend_grids(selected, configs):
     by 0.1."""
     new, events = [], []
     for entry in selected:
+        if not _runs_of(configs, entry):
+            continue  # a dataset of another sweep in the same folder: its own sweep extends it
         for name in entry.get("edges", ()):
             values = entry["grids"][name]
             chosen = entry["params"][name]

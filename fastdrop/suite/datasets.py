@@ -71,8 +71,10 @@ class Split:
 
 def check_name(name):
     """The dataset name, or ValueError listing the valid ones."""
-    if (name in _LOADERS or name in _PRESETS or name in _MNIST1D or _SYNTHETIC.match(name)
-            or _is_openml(name)):
+    if _SYNTHETIC.match(name):
+        _synthetic_settings(*_parse_synthetic(name), name)
+        return name
+    if name in _LOADERS or name in _PRESETS or name in _MNIST1D or _is_openml(name):
         return name
     if name.lower().endswith(_FILE_SUFFIXES):
         if not os.path.isfile(name):
@@ -98,11 +100,28 @@ def _raw(name):
     if name.lower().endswith(_FILE_SUFFIXES):
         return (*load_file(name), None)
     n, d, c = _PRESETS.get(name) or _parse_synthetic(name)
-    X, y = skd.make_classification(n, d, n_informative=max(2, min(d, 2 * c + d // 8)),
-                                   n_redundant=min(d // 10, d - 2), n_classes=c,
-                                   n_clusters_per_class=2, class_sep=1.0, flip_y=0.01,
-                                   random_state=0)
+    informative, redundant = _synthetic_settings(n, d, c, name)
+    X, y = skd.make_classification(n, d, n_informative=informative, n_redundant=redundant,
+                                   n_classes=c, n_clusters_per_class=2, class_sep=1.0,
+                                   flip_y=0.01, random_state=0)
     return X, y, None
+
+
+def _synthetic_settings(n, d, c, name):
+    """(informative, redundant) features of a synthetic set, or an error naming the set and
+    what its N, D and C must satisfy (make_classification's own conditions)."""
+    informative = max(2, min(d, 2 * c + d // 8))
+    redundant = min(d // 10, d - informative)
+    problems = [f"D >= 2 features (got {d})" if d < 2 else "",
+                f"C >= 2 classes (got {c})" if c < 2 else "",
+                f"N >= 2 * C samples, two clusters per class (got N={n}, C={c})"
+                if n < 2 * c else "",
+                f"C <= 2 ** (informative features) / 2, {2 ** min(informative, 62) // 2} for "
+                f"D={d} (got C={c})" if 2 * c > 2 ** min(informative, 62) else ""]
+    problems = [p for p in problems if p]
+    if problems:
+        raise ValueError(f"dataset {name!r}: synthetic-NxD[xC] needs " + "; ".join(problems))
+    return informative, redundant
 
 
 def _parse_synthetic(name):
