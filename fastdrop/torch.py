@@ -18,8 +18,9 @@ the masks are the same for any ``torch.set_num_threads`` (counter-based Philox d
 
 Importing this module needs torch (``pip install 'fastdrop[torch]'`` or any CPU torch).
 """
+import numbers
 import warnings
-from typing import List, Optional
+from typing import List
 
 import numpy as np
 import torch
@@ -45,15 +46,10 @@ class InputRankError(ValueError, RuntimeError):
     for bad arguments) and a RuntimeError (what torch raises for the same input)."""
 
 
-def _check_threads(n_threads, name="n_threads"):
+def _check_threads(n_threads):
     """None (torch's thread count when the kernel runs), or a resolved positive count: the
     numpy API's rules (0 and more than 4 per core refused, -1 all cores, -2 all but one)."""
-    if n_threads is None:
-        return None
-    try:
-        return resolve_n_threads(n_threads)
-    except (TypeError, ValueError) as error:
-        raise type(error)(str(error).replace("n_threads", name, 1)) from None
+    return None if n_threads is None else resolve_n_threads(n_threads)
 
 
 def _threads(n_threads):
@@ -305,7 +301,7 @@ def _check_input(input, p):
     if input.dtype not in _KERNEL_DTYPES + _CONVERTED_DTYPES:
         raise TypeError(f"fastdrop.torch.dropout takes float32, float64, bfloat16 or float16 "
                         f"tensors, got {input.dtype}")
-    if input.device.type not in ("cpu", "meta"):
+    if input.device.type != "cpu":
         raise ValueError(f"fastdrop.torch.dropout runs on CPU tensors, got device "
                          f"{input.device}; use torch.nn.functional.dropout there")
     if input.layout != torch.strided:
@@ -315,7 +311,7 @@ def _check_input(input, p):
 
 
 def _check_p(p):
-    if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= float(p) <= 1.0:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
@@ -332,8 +328,13 @@ def _fresh_seed():
 def _as_tensor(value):
     if isinstance(value, torch.Tensor):
         return value
-    value = int(value)  # uint64 seeds wrap to int64 and back in _as_uint64
-    return torch.full((), value - 2**64 if value >= 2**63 else value, dtype=torch.int64)
+    return torch.full((), _as_int64(value), dtype=torch.int64)
+
+
+def _as_int64(value):
+    """A uint64 seed or step as the int64 a tensor holds (_as_uint64 turns it back)."""
+    value = int(value)
+    return value - 2**64 if value >= 2**63 else value
 
 
 def _in_layout_of(y, input):
@@ -489,8 +490,9 @@ class _FastdropDropout:
     looks for dropout layers (Monte-Carlo dropout, Baal) expects."""
 
     _nd = 0  # channel dropout over this many spatial axes (0: element-wise)
-    __constants__ = ["p", "inplace", "store_mask", "_nd", "_seeded", "_seed_i64",
-                     "_script_threads"]
+    _seed_high = _SEED_HIGH  # TorchScript reads constants of the module, not globals
+    __constants__ = ["p", "inplace", "store_mask", "_nd", "_seed_i64", "_script_threads",
+                     "_seed_high"]
 
     def __init__(self, p=0.5, inplace=False, *, seed=None, store_mask=True, n_threads=None):
         _check_p(p)
@@ -499,8 +501,7 @@ class _FastdropDropout:
             seed = check_uint64(seed, "seed")
         self.seed, self.store_mask = seed, bool(store_mask)
         self.n_threads = _check_threads(n_threads)
-        self._seeded = seed is not None
-        self._seed_i64 = 0 if seed is None else (seed - 2**64 if seed >= 2**63 else seed)
+        self._seed_i64 = 0 if seed is None else _as_int64(seed)
         self._script_threads = -1 if n_threads is None else self.n_threads
         if seed is not None:  # unseeded: the state_dict of torch's module (nothing)
             self.register_buffer("step", torch.zeros((), dtype=torch.int64))
@@ -527,14 +528,12 @@ class _FastdropDropout:
         x = input.contiguous()
         if x.dtype == torch.bfloat16 or x.dtype == torch.float16:
             x = x.float()
-        if self._seeded:
+        if hasattr(self, "step"):  # seeded (decided when the module is compiled)
             seed = torch.full([], self._seed_i64, dtype=torch.int64)
-            step = torch.zeros([], dtype=torch.int64)
-            if hasattr(self, "step"):
-                step = self.step.clone()
-                self.step.add_(1)
+            step = self.step.clone()
+            self.step.add_(1)
         else:
-            seed = torch.randint(0, 9223372036854775807, [], dtype=torch.int64)
+            seed = torch.randint(0, self._seed_high, [], dtype=torch.int64)
             step = torch.zeros([], dtype=torch.int64)
         noise = _script_noise(list(x.shape), self._nd)
         y = torch.ops.fastdrop.dropout(x, self.p, seed, step, noise, self.store_mask,
