@@ -311,6 +311,8 @@ def _check_input(input, p):
 
 
 def _check_p(p):
+    if type(p) is float and 0.0 <= p <= 1.0:  # the common case, without an ABC check
+        return
     if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0.0 <= float(p) <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
