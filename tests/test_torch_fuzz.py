@@ -18,6 +18,7 @@ torch = pytest.importorskip("torch", minversion="2.4")
 fd_torch = pytest.importorskip("fastdrop.torch")
 
 import fastdrop  # noqa: E402
+from test_torch import _shared_axes  # noqa: E402
 
 N_CASES = 200
 SHAPES = [(), (0,), (1,), (65,), (3, 0), (7, 13), (2, 3, 5), (4, 3, 2, 5), (2, 3, 2, 2, 3),
@@ -85,12 +86,6 @@ def _outcome(case, impl, x, seed):
     return y, caught
 
 
-def _shared_axes(y):
-    dropped = y == 0
-    return {a for a in range(y.dim()) if y.shape[a] > 1
-            and torch.equal(dropped, dropped.narrow(a, 0, 1).expand_as(dropped))}
-
-
 @pytest.mark.parametrize("case", list(_cases()), ids=lambda c: str(c["case"]))
 def test_random_calls_behave_as_torchs_dropout_and_give_fastdrops_bits(case):
     seed = case["seed"]
@@ -114,7 +109,7 @@ def test_random_calls_behave_as_torchs_dropout_and_give_fastdrops_bits(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         noise = fd_torch._channel_noise(tuple(x.shape), nd, True) if nd else tuple(x.shape)
-    varying = {a for a in range(x.dim()) if x.shape[a] > 1} - _shared_axes(theirs)
+    varying = {a for a in range(x.dim()) if x.shape[a] > 1} - set(_shared_axes(theirs))
     assert varying <= {a for a, e in enumerate(noise) if e != 1}, (case, noise)  # torch's axes
     if case["entry"] == "replaced":
         return  # seeded by torch's generator: the values are checked by the other entries
