@@ -17,6 +17,48 @@ cdef extern from *:
     int omp_get_max_threads() noexcept nogil
     void omp_set_num_threads(int n) noexcept nogil
 
+cdef extern from *:
+    """
+    /* Flush-to-zero and denormals-are-zero for the calling thread (x86: MXCSR's FTZ and DAZ
+     * bits; AArch64: FPCR's FZ bit); elsewhere nothing. Returns the previous bits. */
+    #if defined(__x86_64__) || defined(_M_X64) || (defined(__i386__) && defined(__SSE2__))
+    #include <xmmintrin.h>
+    #define FD_FTZ_BITS 0x8040u
+    static unsigned fd_fp_get(void) { return _mm_getcsr() & FD_FTZ_BITS; }
+    static void fd_fp_put(unsigned bits) {
+        _mm_setcsr((_mm_getcsr() & ~FD_FTZ_BITS) | (bits & FD_FTZ_BITS));
+    }
+    #elif defined(__aarch64__) && (defined(__GNUC__) || defined(__clang__))
+    #define FD_FTZ_BITS (1u << 24)
+    static unsigned fd_fp_get(void) {
+        unsigned long r; __asm__ volatile("mrs %0, fpcr" : "=r"(r)); return (unsigned)r & FD_FTZ_BITS;
+    }
+    static void fd_fp_put(unsigned bits) {
+        unsigned long r; __asm__ volatile("mrs %0, fpcr" : "=r"(r));
+        r = (r & ~(unsigned long)FD_FTZ_BITS) | (bits & FD_FTZ_BITS);
+        __asm__ volatile("msr fpcr, %0" : : "r"(r));
+    }
+    #else
+    #define FD_FTZ_BITS 0u
+    static unsigned fd_fp_get(void) { return 0; }
+    static void fd_fp_put(unsigned bits) { (void)bits; }
+    #endif
+    /* The same bits on the calling thread and on every thread of an OpenMP team of n (the
+     * pool prange and the BLAS callback use; threads it starts later copy the caller's). */
+    static void fd_fp_put_team(unsigned bits, int n) {
+        fd_fp_put(bits);
+    #ifdef _OPENMP
+        if (n > 1) {
+            #pragma omp parallel num_threads(n)
+            fd_fp_put(bits);
+        }
+    #endif
+    }
+    """
+    unsigned FD_FTZ_BITS
+    unsigned fd_fp_get() noexcept nogil
+    void fd_fp_put_team(unsigned bits, int n) noexcept nogil
+
 cdef extern from "_blas_pool.h":
     size_t fd_blas_callback_address() noexcept nogil
     void fd_blas_pool_init() noexcept nogil
@@ -80,6 +122,15 @@ def _single_thread_after_fork():
         "worker processes with the 'spawn' or 'forkserver' method to keep them multithreaded.",
         RuntimeWarning, stacklevel=4)
     return 1
+
+
+def flush_denormals(bint on, int n_threads):
+    """Set flush-to-zero / denormals-are-zero on the calling thread and an OpenMP team of
+    ``n_threads``; returns the calling thread's previous setting, to pass back afterwards
+    (:func:`fastdrop._threading.thread_budget`). False where the CPU has no such mode."""
+    previous = fd_fp_get() != 0
+    fd_fp_put_team(FD_FTZ_BITS if on else 0, n_threads)
+    return previous
 
 
 def omp_max_threads():

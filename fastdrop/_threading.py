@@ -201,9 +201,26 @@ def thread_budget(n_threads):
     run on the OpenMP pool (:class:`OpenMPBlasPool`). Yields the element-wise kernels'
     thread count: ``n_threads`` when they share that pool with BLAS, else 1 (two pools
     fanning out in turn would fight for the cores)."""
-    if n_threads == 1:
-        with blas_limits(1):
-            yield 1
-        return
-    with blas_limits(n_threads), openmp_blas_pool() as shared:
-        yield n_threads if shared else 1
+    with denormals_flushed(n_threads):
+        if n_threads == 1:
+            with blas_limits(1):
+                yield 1
+            return
+        with blas_limits(n_threads), openmp_blas_pool() as shared:
+            yield n_threads if shared else 1
+
+
+@contextmanager
+def denormals_flushed(n_threads):
+    """Subnormal numbers read and written as 0 on the calling thread and the OpenMP pool
+    while a fit or prediction runs, then the previous mode back. An L1 or L2 penalty shrinks
+    the weights of dead units geometrically, through the subnormal range, where every
+    multiply that reads or makes one takes a microcode assist: a strongly penalized fit's
+    epochs grew 14-30x slower as it trained (docs/bench/README.md). Every thread computes
+    in the same mode, so results stay the same for any thread count. (BLAS threads of
+    OpenBLAS's own, where its jobs cannot run on the OpenMP pool, keep their mode.)"""
+    previous = _openmp_helpers.flush_denormals(True, n_threads)
+    try:
+        yield
+    finally:
+        _openmp_helpers.flush_denormals(previous, n_threads)
