@@ -10,7 +10,8 @@ import sys
 import numpy as np
 
 import fastdrop
-from fastdrop._benchreport import median_ci, round_ratios
+from fastdrop._benchreport import round_ratios
+from fastdrop.suite.stats import median_ci
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import LR, MOMENTUM

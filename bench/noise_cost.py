@@ -14,7 +14,8 @@ import sys
 import numpy as np
 
 import fastdrop
-from fastdrop._benchreport import median_ci, round_ratios
+from fastdrop._benchreport import round_ratios
+from fastdrop.suite.stats import median_ci
 
 from .baselines import IMPLEMENTATIONS
 from .timing import interleaved

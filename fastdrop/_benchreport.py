@@ -1,9 +1,11 @@
 """Turn `fastdrop bench`'s pytest-benchmark JSON (kernels, epochs) into same-run ratio tables."""
 import json
 from collections import defaultdict
-from math import comb
+import math
 
 import numpy as np
+
+from .suite.stats import FAILS, HOLDS, MIN_COVERAGE, Interval, at_most, median_ci
 
 
 def load_rates(path):
@@ -80,27 +82,6 @@ def paired_ratio(times, ref_times):
     return float(np.median(round_ratios(times, ref_times)))
 
 
-def median_ci(values, level=0.95):
-    """A distribution-free confidence interval for the median: (lo, hi, coverage).
-
-    The order statistics (x_(k), x_(n+1-k)) cover the true median with probability
-    1 - 2 P(Binomial(n, 1/2) < k), whatever the distribution; k is the largest with that
-    coverage at least ``level``. With fewer than 6 values 95% is out of reach: the interval
-    is then the whole range and ``coverage`` says what it holds (5 values: 0.94).
-    """
-    x = np.sort(np.asarray(values, dtype=float))
-    n = x.size
-    if n == 0:
-        raise ValueError("median_ci needs at least one value, got none")
-    k, coverage = 1, 1 - 2 * 0.5 ** n
-    while k < (n + 1) // 2:
-        tail = sum(comb(n, i) for i in range(k + 1)) / 2 ** n  # P(B < k + 1)
-        if 1 - 2 * tail < level:
-            break
-        k, coverage = k + 1, 1 - 2 * tail
-    return float(x[k - 1]), float(x[n - k]), coverage
-
-
 # The MLP issue's acceptance lines: (label, (impl, p), reference (impl, p), target).
 # A target of None is reported only (JAX: "the aim is to beat it").
 ACCEPTANCE = [
@@ -119,20 +100,16 @@ ACCEPTANCE = [
 ]
 
 
-# The least coverage an interval needs before a verdict is read from it (5 rounds give
-# 0.94); fewer rounds (the quick profile's one) cannot decide anything.
-MIN_COVERAGE = 0.9
-
-
 def verdict(lo, hi, target, coverage=1.0):
-    """'met' when the whole interval is at or under the target, 'missed' when it is all
-    above, 'undecided' when the target lies inside it (the noise is wider than the margin),
-    'cannot decide' when too few rounds make the interval's coverage below MIN_COVERAGE."""
+    """The study's ``at_most`` rule (suite/stats.py) on a ratio's interval: holds when the
+    whole interval is at or under the target, does not hold when all of it is above,
+    undecided when the target lies inside it (the noise is wider than the margin); 'cannot
+    decide' when too few rounds make the interval's coverage below MIN_COVERAGE."""
     if target is None:
         return ""
     if coverage < MIN_COVERAGE:
         return f"cannot decide (coverage {coverage:.2f} < {MIN_COVERAGE}: more rounds)"
-    return "met" if hi <= target else "missed" if lo > target else "undecided"
+    return at_most(Interval(math.nan, lo, hi, 0), target)
 
 
 def acceptance_table(table, level=0.95):
@@ -158,9 +135,9 @@ def epoch_report(table):
     """The whole epochs.md: the timing table, then the acceptance lines with their intervals."""
     return (epoch_table(table) + "\n\n## Acceptance lines\n\n"
             "Ratios are paired per round; the interval is a distribution-free confidence "
-            "interval of their median over the rounds (order statistics). A line is met when "
-            "the whole interval is within the target, missed when none of it is, undecided "
-            "otherwise.\n\n" + acceptance_table(table))
+            "interval of their median over the rounds (order statistics). A line holds when "
+            "the whole interval is within the target, does not hold when none of it is, "
+            "undecided otherwise.\n\n" + acceptance_table(table))
 
 
 def epoch_table(table):
@@ -286,7 +263,7 @@ def accuracy_table(accuracy):
     diff = float(fd_acc.mean() - torch_acc.mean())
     seeds = ", ".join(f"{s}: {a:.4f} / {b:.4f}"
                       for s, a, b in zip(accuracy["seeds"], torch_acc, fd_acc))
-    ok = "met" if abs(diff) <= ACCURACY_TOLERANCE else "missed"
+    ok = HOLDS if abs(diff) <= ACCURACY_TOLERANCE else FAILS
     return ("| digits, dropout 0.5, {e} epochs | nn.Dropout | fastdrop | difference | target "
             "| verdict |\n|---|---:|---:|---:|---:|---|\n"
             "| mean of seeds ({s}) | {a:.4f} | {b:.4f} | {d:+.4f} | within {t} | {ok} |"

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from .suite.config import NOISE_FAMILIES
+from .suite.families import FAMILIES, NOISE_FAMILIES
 
 DEFAULT_OUT = "fastdrop-results"
 NO_TESTS_COLLECTED = 5  # pytest's exit code
@@ -25,112 +25,16 @@ def _csv(kind):
     return parse
 
 
-def _finish(out, quiet, started):
-    """Figures, summary.json and summary.md from what is stored in ``out``."""
-    from .plots import plot_all
-    from .suite.store import ResultStore
-    from .suite.summary import (build_summary, claims_markdown, selected_markdown,
-                                summary_table)
+def _execution(args):
+    from .suite.study import Execution
 
-    records = ResultStore(out).records()
-    summary = build_summary(records)  # the summary first: no figure can stop it
-    (Path(out) / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False))
-    claims, chosen, table = (claims_markdown(summary), selected_markdown(summary),
-                             summary_table(records))
-    text = (f"# fastdrop results\n\n## The claims\n\n{claims}\n\n"
-            f"## Chosen on validation\n\n{chosen}\n\n"
-            f"## Every configuration (default architecture)\n\n{table}\n")
-    (Path(out) / "summary.md").write_text(text)
-    paths = plot_all(out)
-    if not quiet:
-        print(chosen)
-        print()
-        print(claims)
-        print(f"\n{len(records)} records in {Path(out) / 'records.jsonl'}; "
-              f"{len(paths)} figure files in {Path(out) / 'figures'}; summary in "
-              f"{Path(out) / 'summary.md'} and summary.json "
-              f"({time.perf_counter() - started:.0f} s)")
-    return 0
-
-
-def _execute(configs, args, experiments_for=(), extend=False, second=False):
-    from .suite.config import second_stage
-    from .suite.experiments import run_experiments
-    from .suite.runner import run_configs
-    from .suite.store import ResultStore
-    from .suite.selection import select
-
-    started = time.perf_counter()
-    with ResultStore(args.out) as store:
-        store.write_manifest({"profile": args.profile, "jobs": args.jobs,
-                              "scheduler": args.scheduler})
-        try:
-            run_configs(configs, store, n_jobs=args.jobs, scheduler=args.scheduler,
-                        progress=not args.quiet)
-            if extend:
-                configs = configs + _extend_grids(configs, store, args)
-            if second:
-                later = second_stage(select(store.records()), configs)
-                if later:
-                    _say(args, f"dropout + L2: {len(later)} fits on dropout's choice")
-                    run_configs(later, store, n_jobs=args.jobs, scheduler=args.scheduler,
-                                progress=not args.quiet)
-                    _extend_grids(configs + later, store, args)
-            if experiments_for:
-                run_experiments(store, args.profile, experiments_for, progress=not args.quiet,
-                                n_jobs=args.jobs)
-        except KeyboardInterrupt:
-            print(f"\ninterrupted: finished runs are in {store.path}; run the same command "
-                  "again to continue where it stopped", file=sys.stderr)
-            return 130
-        return _finish(args.out, args.quiet, started)
-
-
-def _say(args, text):
-    if not args.quiet:
-        print(text, file=sys.stderr)
-
-
-def _extend_grids(configs, store, args):
-    """While validation chooses a grid's edge, run one step past it (at most
-    MAX_GRID_EXTENSIONS times); each extension is stored as a record of its own. Returns the
-    configurations added."""
-    from .suite.config import MAX_GRID_EXTENSIONS, extend_grids
-    from .suite.runner import run_configs
-    from .suite.selection import select
-
-    added = []
-    for _ in range(MAX_GRID_EXTENSIONS):
-        records = store.records()
-        selected = select(records) + select(records, "seed")
-        new, events = extend_grids(selected, configs + added)
-        done = store.keys()
-        new = [c for c in new if c.key not in done]
-        if not new:
-            break
-        for e in events:
-            _say(args, f"{e['dataset']}: validation chose {e['family']} {e['param']}="
-                       f"{e['chosen']:g}, the edge of {e['grid']}; adding {e['added']:g}")
-            store.append({"kind": "grid_extension", "profile": args.profile,
-                          "key": f"grid_extension|{e['dataset']}|{e['arch']}|{e['family']}|"
-                                 f"{e['param']}|{e['added']:g}", **e})
-        run_configs(new, store, n_jobs=args.jobs, scheduler=args.scheduler,
-                    progress=not args.quiet)
-        added += new
-    return added
+    return Execution(args.out, args.jobs, args.scheduler, args.quiet)
 
 
 def _cmd_run(args):
-    from .suite.config import default_suite, get_profile
+    from .suite.study import run_study
 
-    profile = get_profile(args.profile)
-    configs = default_suite(args.profile)
-    if not args.quiet:
-        print(f"fastdrop run --profile {profile.name}: {len(configs)} fits on "
-              f"{', '.join(profile.datasets)}, {len(profile.seeds)} repeats"
-              + (f"; trimmed: {profile.trims}" if profile.trims else ""), file=sys.stderr)
-    return _execute(configs, args, experiments_for=profile.datasets[:1], extend=True,
-                    second=True)
+    return run_study(args.profile, _execution(args))
 
 
 def _cmd_sweep(args):
@@ -153,7 +57,9 @@ def _cmd_sweep(args):
                    arch=pick("arch", "default"), l1_grid=pick("l1", None),
                    l2_grid=pick("l2", None),
                    searched={"learning_rate_init": lrs} if lrs else None)
-    return _execute(configs, args, extend=args.extend_grids)
+    from .suite.study import run_sweep
+
+    return run_sweep(configs, args.profile, _execution(args), extend=args.extend_grids)
 
 
 def _cmd_plot(args):
@@ -173,19 +79,23 @@ def _cmd_plot(args):
         print(f"fastdrop plot: {Path(args.results) / 'records.jsonl'} holds no records yet",
               file=sys.stderr)
         return 2
-    return _finish(args.results, args.quiet, time.perf_counter())
+    from .suite.study import finish
+
+    return finish(args.results, args.quiet, time.perf_counter())
 
 
 README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
-                 "mnist1d": "mnist1d_markdown"}
-# A second study's tables beside the main one's: the families whose claims each shows.
-README_SECTIONS = {"noise": NOISE_FAMILIES}
+                 "mnist1d": "mnist1d_markdown", "across": "across_markdown",
+                 "power": "power_markdown"}
+# Another study's tables beside the main one's: the families whose claims each shows (None:
+# every family; "full": the full profile's run beside the quick one's).
+README_SECTIONS = {"noise": NOISE_FAMILIES, "full": None}
 
 
 def _update_readme(results, readme, section=None):
-    """The README's study tables, generated from a stored summary.json, never by hand: every
-    block NAME, or with ``section`` the blocks NAME:SECTION the file has (another study's
-    tables beside the main one's)."""
+    """The README's study tables, generated from a stored summary.json, never by hand: the
+    blocks NAME the file has, or with ``section`` its blocks NAME:SECTION (another study's
+    tables beside the main one's); a file with none of them is an error."""
     import re
 
     from .suite import summary as sm
@@ -197,18 +107,16 @@ def _update_readme(results, readme, section=None):
         tag = name if section is None else f"{name}:{section}"
         block = re.compile(rf"(<!-- fastdrop:{tag} -->\n).*?(<!-- /fastdrop:{tag} -->)", re.S)
         if not block.search(text):
-            if section is None:
-                raise ValueError(f"{readme} has no <!-- fastdrop:{tag} --> ... "
-                                 f"<!-- /fastdrop:{tag} --> block")
             continue
-        if name == "claims" and section is not None:
+        if name == "claims" and section is not None and README_SECTIONS[section]:
             table = sm.claims_markdown(summary, README_SECTIONS[section])
         else:
             table = getattr(sm, fn)(summary)
         text = block.sub(lambda m: m.group(1) + table + "\n" + m.group(2), text)
         written.append(tag)
     if not written:
-        raise ValueError(f"{readme} has no <!-- fastdrop:NAME:{section} --> block (NAME: "
+        tag = "NAME" if section is None else f"NAME:{section}"
+        raise ValueError(f"{readme} has no <!-- fastdrop:{tag} --> block (NAME: "
                          f"{', '.join(README_TABLES)})")
     Path(readme).write_text(text)
     print(f"wrote the {', '.join(written)} tables of {readme} from "
@@ -325,11 +233,13 @@ def build_parser():
 
 def _run_parser(sub):
     run = sub.add_parser("run", help="the study: every regularizer family, each tuned on "
-                                     "validation, on MNIST-1D over 5 repeats; claims, "
-                                     "figures and summary.json")
+                                     "validation, on MNIST-1D and scikit-learn's datasets; "
+                                     "claims per dataset and across them, figures and "
+                                     "summary.json")
     run.add_argument("--profile", choices=["quick", "full"], default="quick",
-                     help="quick: under 10 minutes on 2 cores (default); full: 7 datasets, "
-                          "10 repeats, every rate, up to 300 epochs")
+                     help="quick: under 10 minutes on 2 cores (default); full: 6 datasets, "
+                          "10-20 repeats, every rate, up to 300 epochs, the article's "
+                          "network (about 1-2 hours on 2 cores; rerun to resume)")
     _add_execution(run)
     run.set_defaults(func=_cmd_run)
 
@@ -340,10 +250,8 @@ def _sweep_parser(sub):
     sweep.add_argument("--datasets", type=_csv(str),
                        help="e.g. digits,wine,synthetic-5000x100 (default: digits)")
     sweep.add_argument("--regularizers", type=_csv(str),
-                       help="of none,early-stopping,l2,l1,dropout,dropout-batch,dropout-l2 "
-                            "(crosses --l2 with --rates),dropout-maxnorm,input-dropout,"
-                            "gaussian-dropout,alpha-dropout (a SELU network),dropconnect "
-                            "(default: dropout)")
+                       help=f"of {','.join(FAMILIES)} (dropout-l2 crosses --l2 with "
+                            "--rates; default: dropout)")
     sweep.add_argument("--rates", type=_csv(float), help="drop rates (default: 0,0.5)")
     sweep.add_argument("--l2", type=_csv(float), help="alpha grid (default: the profile's)")
     sweep.add_argument("--l1", type=_csv(float), help="l1 grid (default: the profile's)")

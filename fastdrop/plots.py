@@ -7,18 +7,12 @@ from pathlib import Path
 import numpy as np
 
 from .suite.store import ResultStore
-from .suite.config import NOISE_FAMILIES
-from ._benchreport import median_ci
-from .suite.stats import Interval, mean_interval
-from .suite.selection import chosen_runs, epochs_to_converge, fits, select, sweep
-from .suite.summary import targets, time_to_target
+from .suite.families import NOISE_FAMILIES
+from .suite.families import color as family_color
+from .suite.stats import Interval, mean_interval, median_ci
+from .suite.selection import (accuracy_targets, chosen_runs, epochs_to_converge, fits,
+                              select, sweep, time_to_target)
 
-FAMILY_COLORS = {"none": "black", "dropout": "tab:blue", "dropout-batch": "tab:cyan",
-                 "dropout-maxnorm": "tab:purple", "input-dropout": "tab:pink",
-                 "dropout-l2": "tab:olive",
-                 "l2": "tab:orange", "l1": "tab:green", "early-stopping": "tab:brown",
-                 "gaussian-dropout": "tab:red", "alpha-dropout": "tab:gray",
-                 "dropconnect": "gold"}
 CURVE_RATES = (0.0, 0.2, 0.5, 0.8)
 
 
@@ -84,8 +78,8 @@ def rate_sweep(records, out, arch="default"):
                     continue
                 iv = _interval(chosen_runs(records, c), metric)
                 if np.isfinite(iv.low):
-                    ax.axhspan(iv.low, iv.high, color=FAMILY_COLORS[fam], alpha=0.15)
-                ax.axhline(iv.estimate, color=FAMILY_COLORS[fam], lw=1,
+                    ax.axhspan(iv.low, iv.high, color=family_color(fam), alpha=0.15)
+                ax.axhline(iv.estimate, color=family_color(fam), lw=1,
                            label=f"{fam.upper()} chosen on validation "
                                  f"({_params_label(c['params'])})")
             ax.set_xlabel("drop rate p on hidden layers")
@@ -108,7 +102,7 @@ def _rate_curve(ax, pts, metric, style, family, label):
     ivs = [_interval(runs, metric) for _, runs in pts]
     ax.errorbar([r for r, _ in pts], [iv.estimate for iv in ivs],
                 yerr=np.array([_half(iv) or [[0], [0]] for iv in ivs])[:, :, 0].T,
-                fmt=style, capsize=3, color=FAMILY_COLORS[family], label=label)
+                fmt=style, capsize=3, color=family_color(family), label=label)
 
 
 def noise_kinds(records, out, arch="default"):
@@ -136,7 +130,7 @@ def noise_kinds(records, out, arch="default"):
             c = chosen[(dataset, fam)]
             iv = _interval(chosen_runs(records, c), "test_accuracy")
             right.errorbar([i], [iv.estimate], yerr=_half(iv), fmt="o", capsize=4,
-                           color=FAMILY_COLORS[fam])
+                           color=family_color(fam))
         right.set_xticks(range(len(order)),
                          [f"{f}\n{_params_label(chosen[(dataset, f)]['params'])}"
                           for f in order], fontsize=6, rotation=30, ha="right")
@@ -199,7 +193,7 @@ def time_vs_epochs(records, out):
             continue
         ex = mean_interval(done)
         n_max = max(n_max, len(runs))
-        color = FAMILY_COLORS[family]
+        color = family_color(family)
         label = family if family not in seen else None
         seen.add(family)
         ax.errorbar(ex.estimate, ratio.estimate, xerr=_half(ex), yerr=_half(ratio),
@@ -246,10 +240,10 @@ def _iso_cost_lines(ax, xs, ys):
 
 
 def time_to_target_bars(records, out):
-    """Seconds of training until validation accuracy first reaches a target every family can
-    reach (summary.targets), for each family's validation-chosen configuration, with the
+    """Seconds of training until validation accuracy first reaches the dataset's target
+    (selection.accuracy_targets), for each family's validation-chosen configuration, with the
     count of repeats that reached it."""
-    plt, goal = _plt(), targets(records)
+    plt, goal = _plt(), accuracy_targets(records)
     chosen = select(records)
     if not chosen:
         return []
@@ -261,12 +255,12 @@ def time_to_target_bars(records, out):
         for c in (c for c in chosen if c["dataset"] == dataset):
             group = list(chosen_runs(records, c).values())
             times = [t for t in (time_to_target(r, goal[dataset]) for r in group)
-                     if t is not None]
+                     if np.isfinite(t)]
             bars.append((c["family"], _params_label(c["params"]), mean_interval(times),
                          len(times), len(group)))
         bars.sort(key=lambda b: (np.isnan(b[2].estimate), b[2].estimate))
         heights = [0.0 if np.isnan(b[2].estimate) else b[2].estimate for b in bars]
-        ax.bar(range(len(bars)), heights, color=[FAMILY_COLORS[b[0]] for b in bars],
+        ax.bar(range(len(bars)), heights, color=[family_color(b[0]) for b in bars],
                yerr=np.array([_half(b[2]) or [[0], [0]] for b in bars])[:, :, 0].T,
                capsize=3)
         for i, b in enumerate(bars):
@@ -279,8 +273,9 @@ def time_to_target_bars(records, out):
         ax.set_title(f"{dataset}: time to {goal[dataset]:.3f} validation accuracy",
                      fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Time to a validation accuracy every family reaches (99% of the weakest "
-                 "family's best), choice made on validation; k/n: repeats that reached it",
+    fig.suptitle("Time to 99% of the no-dropout network's best validation accuracy (epochs "
+                 "to it x the run's median epoch time), each family's validation choice; k/n: "
+                 "repeats that reached it",
                  fontsize=9)
     return _save(fig, out, "time_to_target")
 
@@ -416,6 +411,58 @@ def mc_dropout(records, out):
     return paths
 
 
+def critical_difference(records, out):
+    """Demšar's critical-difference diagram: the core families' average ranks over the
+    datasets (1 = best), Nemenyi's critical difference as a bar, and a thick line joining
+    each group of families no further apart than it (no difference the test can see)."""
+    from .suite.claims import across_datasets
+
+    a = across_datasets(records)
+    if a is None:
+        return []
+    plt = _plt()
+    ranks, names, cd = np.array(a["ranks"]), a["families"], a["nemenyi_cd"]
+    k = len(names)
+    order = np.argsort(ranks)
+    fig, ax = plt.subplots(figsize=(8, 1.6 + 0.32 * k), layout="constrained")
+    ax.set_xlim(k + 0.2, 0.8)  # the best rank on the right, as Demšar draws it
+    ax.set_ylim(-(k // 2 + 2.5), 2.2)
+    ax.axhline(0, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.15], color="black", lw=1)
+        ax.annotate(str(r), (r, 0.25), ha="center", fontsize=8)
+    ax.plot([1, 1 + cd], [1.4, 1.4], color="black", lw=2)
+    ax.annotate(f"CD = {cd:.2f}", (1 + cd / 2, 1.6), ha="center", fontsize=8)
+    for i, idx in enumerate(order):  # best half labelled on the right, the rest on the left
+        right = i < (k + 1) // 2
+        y = -(i + 1) * 0.8 if right else -(k - i) * 0.8
+        end = 0.7 if right else k + 0.1
+        ax.plot([ranks[idx], ranks[idx], end], [0, y, y], color=family_color(names[idx]),
+                lw=1)
+        ax.annotate(f"{names[idx]} ({ranks[idx]:.2f})", (end, y), fontsize=8, va="center",
+                    ha="left" if right else "right")
+    _clique_bars(ax, np.sort(ranks), cd)
+    ax.axis("off")
+    f = a["friedman"]
+    p = "n/a" if f["p"] is None else f"{f['p']:.3f}"
+    ax.set_title(f"Average rank over {f['n']} datasets (test accuracy of each family's "
+                 f"validation choice); Friedman / Iman-Davenport p = {p}; bars join families "
+                 f"within Nemenyi's CD ({1 - a['confidence']:.2f})", fontsize=8)
+    return _save(fig, out, "critical_difference")
+
+
+def _clique_bars(ax, ranks, cd):
+    """Thick bars under the axis over each maximal run of ranks within ``cd`` of its first."""
+    cliques = []
+    for i in range(len(ranks)):
+        j = max(j for j in range(i, len(ranks)) if ranks[j] - ranks[i] <= cd)
+        if j > i and not any(a <= i and j <= b for a, b in cliques):
+            cliques.append((i, j))
+    for n, (i, j) in enumerate(cliques):
+        y = -0.25 - 0.2 * n
+        ax.plot([ranks[i] - 0.03, ranks[j] + 0.03], [y, y], color="black", lw=3)
+
+
 def plot_all(results_dir, out=None):
     """Draw every figure the stored records allow; returns the written paths."""
     store = ResultStore(results_dir)
@@ -426,7 +473,7 @@ def plot_all(results_dir, out=None):
     if fits(records):
         paths += rate_sweep(records, out) + time_vs_epochs(records, out)
         paths += time_to_target_bars(records, out) + learning_curves(records, out)
-        paths += noise_kinds(records, out)
+        paths += noise_kinds(records, out) + critical_difference(records, out)
     if fits(records, arch="seed"):
         paths += rate_sweep(records, out, arch="seed")
     paths += kernel_throughput(records, out) + threads_scaling(records, out)

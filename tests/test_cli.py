@@ -66,7 +66,7 @@ def test_parts_report_names_cases_of_any_type():
 
 
 def test_median_ci_is_the_order_statistics_interval():
-    from fastdrop._benchreport import median_ci
+    from fastdrop.suite.stats import median_ci
 
     # n=9: (x_(2), x_(8)), coverage 1 - 2 * 10/512; n=11: (x_(2), x_(10)); n=5: the range
     assert median_ci(range(9)) == (1.0, 7.0, 1 - 20 / 512)
@@ -80,7 +80,7 @@ def test_median_ci_is_the_order_statistics_interval():
 def test_median_ci_covers_the_median_as_often_as_it_says():
     """Skewed samples (exponential, median ln 2): the interval's hit rate over 4000 samples
     of 9 lies within a 99.9% binomial bound of its stated coverage."""
-    from fastdrop._benchreport import median_ci
+    from fastdrop.suite.stats import median_ci
 
     rng = np.random.default_rng(0)
     trials, hits, coverage = 4000, 0, None
@@ -95,7 +95,7 @@ def test_acceptance_table_verdicts():
     from fastdrop._benchreport import acceptance_table, verdict
 
     assert [verdict(0.5, 0.59, 0.6), verdict(0.61, 0.7, 0.6), verdict(0.55, 0.65, 0.6),
-            verdict(0.5, 0.7, None)] == ["met", "missed", "undecided", ""]
+            verdict(0.5, 0.7, None)] == ["holds", "does not hold", "undecided", ""]
     base = [1.0, 1.1, 0.9, 1.2, 1.0, 1.05, 0.95, 1.0, 1.1]
     row = {("fastdrop", 0.0): base,
            ("sklearn", 0.0): [2 * t for t in base],            # every round: 0.5
@@ -103,12 +103,12 @@ def test_acceptance_table_verdicts():
            ("fastdrop", 0.5): [t * r for t, r in zip(base, [1.0, 1.1] * 4 + [1.0])]}
     text = acceptance_table({("synthetic", 2): row})
     assert "| no-dropout epoch x sklearn | <= 0.6 | 0.50 | 0.50 - 0.50 |" in text
-    assert text.count("| met |") == 1 and text.count("| missed |") == 1
+    assert text.count("| holds |") == 1 and text.count("| does not hold |") == 1
     assert "element dropout 0.5 x own p=0 | <= 1.05 | 1.00 | 1.00 - 1.10 | 0.961 | 9 | undecided" \
         in text
     assert "torch" not in text  # a line whose reference did not run is left out
     one_round = acceptance_table({("synthetic", 2): {k: v[:1] for k, v in row.items()}})
-    assert "| met |" not in one_round and "| missed |" not in one_round
+    assert "| holds |" not in one_round and "| does not hold |" not in one_round
     assert one_round.count("cannot decide (coverage 0.00 < 0.9: more rounds)") == 3
 
 

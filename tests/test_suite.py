@@ -2,6 +2,7 @@
 import dataclasses
 import itertools
 import json
+import math
 import re
 import os
 import signal
@@ -76,11 +77,38 @@ def test_user_files_load_as_datasets(tmp_path):
         assert split.X_train.shape == (36, 3) and split.n_classes == 3, path
     rec = run_one(RunConfig(str(npz), "dropout", 0.2, 1))
     assert rec["error"] is None and rec["dataset"] == str(npz)
+    assert (rec["n_train"], rec["n_val"], rec["n_test"]) == (36, 12, 12)
     np.savez(tmp_path / "bad.npz", X=X)
     with pytest.raises(ValueError, match="must hold arrays 'X' and 'y', missing \\['y'\\]"):
         load_split(str(tmp_path / "bad.npz"))
     with pytest.raises(ValueError, match="does not exist"):
         check_name(str(tmp_path / "missing.csv"))
+
+
+def test_a_users_file_gets_verdict_rows_with_intervals(tmp_path):
+    """`fastdrop sweep --datasets my.csv ...` then `fastdrop plot`: the claims about the
+    user's file, each with a finite corrected interval."""
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(150, 6, n_informative=4, random_state=0)
+    mine = tmp_path / "my.csv"
+    mine.write_text("a,b,c,d,e,f,label\n" + "".join(
+        ",".join(f"{v:.5f}" for v in row) + f",{t}\n" for row, t in zip(X, y)))
+    out = tmp_path / "res"
+    assert main(["sweep", "--datasets", str(mine), "--regularizers", "dropout,l1,l2",
+                 "--rates", "0,0.5", "--l1", "1e-4", "--l2", "1e-3", "--learning-rates",
+                 "1e-2", "--seeds", "0,1,2", "--out", str(out), "--quiet"]) == 0
+    assert main(["plot", str(out), "--quiet"]) == 0
+    data = json.loads((out / "summary.json").read_text())
+    rows = [c for c in data["claims"] if c["dataset"] == str(mine)]
+    assert {c["claim"] for c in rows} >= {"dropout beats the better of L1 and L2",
+                                          "dropout costs more wall time to reach the same "
+                                          "accuracy"}
+    beats = next(c for c in rows if c["claim"] == "dropout beats the better of L1 and L2")
+    assert beats["n"] == 3 and all(math.isfinite(v) for v in beats["ci"])
+    assert data["protocol"]["per_dataset"][str(mine)]["test"].startswith(
+        "corrected resampled t (Nadeau & Bengio 2003), n_test/n_train = 0.333")
+    assert data["power"][0]["dataset"] == str(mine)
 
 
 def test_openml_offline_is_a_clear_error(monkeypatch):
@@ -171,7 +199,8 @@ def test_sweep_killed_with_sigkill_then_rerun_has_every_run_once(tmp_path):
     assert 2 <= done_before < 8, "the kill should land mid-sweep"
     subprocess.run(_sweep_cmd(out, "--jobs", "2"), check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
-    keys = [json.loads(line)["key"] for line in records.read_text().splitlines()]
+    lines = [json.loads(line) for line in records.read_text().splitlines()]
+    keys = [r["key"] for r in lines if r["kind"] == "fit"]
     assert len(keys) == 8 and len(set(keys)) == 8
 
 
@@ -200,8 +229,8 @@ def test_run_one_record_fields():
                   "test_accuracy", "gap", "history", "family"):
         assert field in rec
     assert len(rec["history"]["val_accuracy"]) == rec["n_iter"]
-    assert time_to_target(rec, 0.0) == rec["history"]["time"][0]
-    assert time_to_target(rec, 2.0) is None
+    assert time_to_target(rec, 0.0) == rec["epoch_time"]  # one epoch, at the median's cost
+    assert time_to_target(rec, 2.0) == math.inf  # never reached: censored
 
 
 def _fit_record(dataset, regularizer, strength, repeat, val, test, epochs=20, converged=True,
@@ -344,10 +373,11 @@ def test_every_family_searches_the_learning_rates():
     for family in {c.family for c in default}:
         lrs = {c.search_params()["learning_rate_init"] for c in default if c.family == family}
         assert lrs == set(quick.learning_rates), family
-    maxnorm = [c.estimator_params() for c in default_suite("quick")
+    full = cfg.get_profile("full")  # the quick profile leaves max-norm out
+    maxnorm = [c.estimator_params() for c in default_suite("full")
                if c.regularizer == "dropout-maxnorm"]
     assert {(p["max_norm"], p["learning_rate_init"]) for p in maxnorm} == set(
-        itertools.product(quick.maxnorm_radii, quick.maxnorm_learning_rates))
+        itertools.product(full.maxnorm_radii, full.maxnorm_learning_rates))
     assert all(p["solver"] == "sgd" for p in maxnorm)
 
 
@@ -455,7 +485,7 @@ def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
                     'learning_rates = [1e-3]\n')
     out = tmp_path / "res"
     assert main(["sweep", "--config", str(toml), "--out", str(out), "--quiet"]) == 0
-    assert len(ResultStore(out).records()) == 6
+    assert len(ResultStore(out).records("fit")) == 6
     figures = out / "figures"
     for name in ("rate_sweep_iris", "time_to_target", "learning_curves_iris"):
         assert (figures / f"{name}.png").stat().st_size > 0
@@ -471,7 +501,8 @@ def test_cli_sweep_from_toml_then_plot_from_records(tmp_path, capsys):
 def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
     """`fastdrop run` end to end on a shrunken profile: all seven kinds of figure."""
     tiny = cfg.Profile("quick", max_iter=5, n_iter_no_change=3, tol=1e-4, batch_size=64,
-                       learning_rates=(1e-3,), datasets=("iris",), seeds=(0,),
+                       learning_rates=(1e-3,), datasets=("iris", "wine"), seeds=(0, 1),
+                       max_repeats=(("wine", 3),), extras_datasets=("iris",),
                        rates=(0.0, 0.2, 0.5, 0.8), batch_rates=(0.5,), l2_grid=(1e-3,),
                        l1_grid=(1e-4,), seed_arch_datasets=("iris",),
                        seed_arch_rates=(0.0, 0.5), mc_samples=(1, 5), maxnorm_radii=(1.0,),
@@ -491,7 +522,7 @@ def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
     names = {p.stem for p in (out / "figures").glob("*.png")}
     assert {"rate_sweep_iris", "rate_sweep_iris_seed", "time_vs_epochs", "time_to_target",
             "learning_curves_iris", "kernel_throughput", "epoch_time_vs_threads",
-            "mc_dropout_iris"} <= names
+            "mc_dropout_iris", "critical_difference"} <= names
     summary = (out / "summary.md").read_text()
     assert "## The claims" in summary and "## Chosen on validation" in summary
     cost = [r for r in ResultStore(out).records() if r["kind"] == "epoch_cost"]
@@ -504,7 +535,16 @@ def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
                                                "dropout-l2"}
     assert {r.get("budget", 1) for r in records if r["arch"] == "seed"} == {1, 3}
     data = json.loads((out / "summary.json").read_text())
-    assert {"protocol", "selected", "claims"} <= set(data)
+    assert {"protocol", "selected", "claims", "power", "across", "compute"} <= set(data)
+    # the pilot's two repeats, then the plan's: wine's cap is 3
+    plans = ResultStore(out).records("repeats_plan")
+    assert [p["dataset"] for p in plans] == ["wine"] and plans[0]["cap"] == 3
+    wine = {r["repeat"] for r in records if r["dataset"] == "wine"}
+    assert wine == set(range(plans[0]["planned"]))
+    assert {r["repeat"] for r in records if r["dataset"] == "iris"} == {0, 1}
+    assert data["across"]["datasets"] == ["iris", "wine"]
+    assert data["claims"][0]["dataset"] == "across 2 datasets"
+    assert "## Across datasets" in summary
     for entry in data["selected"]:
         assert {"dataset", "family", "params", "grid", "at_grid_edge", "val_score",
                 "test_accuracy", "test_accuracy_ci"} <= set(entry)

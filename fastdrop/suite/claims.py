@@ -1,18 +1,21 @@
 """The claims: each is a small function from the evidence of one dataset and architecture to
 at most one verdict row, listed in CLAIMS (adding a claim is adding a function there);
 stats.py makes every verdict."""
+import functools
 import math
 from collections import defaultdict
 from dataclasses import dataclass
 
 import numpy as np
 
-from .._benchreport import median_ci
 from .config import LEARNING_RATE
-from .selection import (CONVERGENCE_TOL, _by_config, _params_text, best_at,
-                        epochs_to_converge, select)
-from .stats import (MARGIN, Interval, beats, both, mean_interval, not_better, paired_interval,
-                    within)
+from .families import CORE
+from .selection import (CONVERGENCE_TOL, _by_config, _params_text, accuracy_targets, best_at,
+                        chosen_runs, epochs_to_converge, select, time_to_target)
+from .stats import (CONFIDENCE, MARGIN, Interval, average_ranks, beats, both,
+                    detectable_effect, exceeds, friedman, holm_vs_control, mean_interval,
+                    median_ci, median_interval, nemenyi_cd, not_better, paired_interval,
+                    repeats_for, signed_rank, within)
 
 ARTICLE = "the article"
 SRIVASTAVA = "Srivastava et al. 2014"
@@ -20,7 +23,15 @@ KLAMBAUER = "Klambauer et al. 2017"
 WAN = "Wan et al. 2013"
 
 
-@dataclass(frozen=True)
+def test_train_ratio(records, dataset):
+    """n_test / n_train of a dataset's splits (the corrected t's correction), from its fit
+    records; 0 (the plain paired t) for records that do not say."""
+    ratios = [r["n_test"] / r["n_train"] for r in records
+              if r.get("dataset") == dataset and r.get("n_train")]
+    return float(np.median(ratios)) if ratios else 0.0
+
+
+@dataclass(frozen=True, eq=False)
 class Evidence:
     """What a claim about one dataset and architecture reads: each family's validation
     choice (``chosen``), every configuration's runs (``configs``) and all records."""
@@ -30,8 +41,17 @@ class Evidence:
     configs: dict
     records: list
 
+    @functools.cached_property
+    def ratio(self):
+        return test_train_ratio(self.records, self.dataset)
+
     def choice(self, family):
         return self.chosen.get((self.dataset, family))
+
+    def compare(self, a, b):
+        """Test accuracies {repeat: value} of two sides, on the repeats both ran: the
+        corrected resampled t interval of their mean difference."""
+        return paired_interval(*_paired(a, b), test_train_ratio=self.ratio)
 
     def best(self, family, **fixed):
         """{repeat: test accuracy} of the validation-preferred configuration of ``family``
@@ -61,7 +81,7 @@ def best_rate_near(ev, reference, claim):
     sel, at_ref = ev.choice("dropout"), ev.best("dropout", dropout=reference)
     if sel is None or not at_ref:
         return None
-    iv = paired_interval(*_paired(sel["test_by_repeat"], at_ref))
+    iv = ev.compare(sel["test_by_repeat"], at_ref)
     rate = sel["params"].get("dropout")
     return _claim(ev.dataset, claim, ARTICLE, not_better(iv), iv,
                   f"validation chose p={rate:g}; its test accuracy minus p={reference:g}'s "
@@ -78,23 +98,37 @@ def rises_then_falls(ev, claim):
     if top == rate:
         return None
     best = sel["test_by_repeat"]
-    rises = paired_interval(*_paired(best, none))
-    falls = paired_interval(*_paired(best, ev.best("dropout", dropout=top)))
+    rises = ev.compare(best, none)
+    falls = ev.compare(best, ev.best("dropout", dropout=top))
     return _claim(ev.dataset, claim, ARTICLE, both(beats(rises), beats(falls)), rises,
                   f"chosen p={rate:g} minus p=0: {rises.estimate:+.4f}; minus p={top:g}: "
                   f"{falls.estimate:+.4f} [{falls.low:+.4f}, {falls.high:+.4f}]")
 
 
+def better_penalty(ev):
+    """The validation choice of L1 or L2, whichever validation prefers (None: neither ran)."""
+    penalties = [c for c in (ev.choice("l2"), ev.choice("l1")) if c]
+    return max(penalties, key=lambda c: c["val_score"]) if penalties else None
+
+
+def main_differences(ev):
+    """{repeat: test accuracy of dropout's validation choice minus the better penalty's}:
+    the study's main comparison on one dataset (empty where a side is missing)."""
+    dropout, penalty = ev.choice("dropout"), better_penalty(ev)
+    if dropout is None or penalty is None:
+        return {}
+    a, b = dropout["test_by_repeat"], penalty["test_by_repeat"]
+    return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
+
+
 def beats_penalties(ev, family, claim, source=SRIVASTAVA):
     """``family``'s choice beats the better (on validation) of L1's and L2's choices."""
-    rival = ev.choice(family)
-    penalties = [c for c in (ev.choice("l2"), ev.choice("l1")) if c]
-    if rival is None or not penalties:
+    rival, penalty = ev.choice(family), better_penalty(ev)
+    if rival is None or penalty is None:
         return None
     if family == "dropout-maxnorm" and not rival.get("max_norm_clipped"):
         return None  # a constraint that never bound is plain dropout
-    penalty = max(penalties, key=lambda c: c["val_score"])
-    iv = paired_interval(*_paired(rival["test_by_repeat"], penalty["test_by_repeat"]))
+    iv = ev.compare(rival["test_by_repeat"], penalty["test_by_repeat"])
     return _claim(ev.dataset, claim, source, beats(iv), iv,
                   f"{family} {_params_text(rival['params'])} vs {penalty['family']} "
                   f"{_params_text(penalty['params'])}, all chosen on validation", family)
@@ -108,10 +142,10 @@ def versus_dropout(ev, family, claim, source, rule):
     if rival is None or dropout is None:
         return None
     if rule == "beats":
-        iv = paired_interval(*_paired(rival["test_by_repeat"], dropout["test_by_repeat"]))
+        iv = ev.compare(rival["test_by_repeat"], dropout["test_by_repeat"])
         verdict, sense = beats(iv), f"{family} minus dropout (holds when {family} is better)"
     else:
-        iv = paired_interval(*_paired(dropout["test_by_repeat"], rival["test_by_repeat"]))
+        iv = ev.compare(dropout["test_by_repeat"], rival["test_by_repeat"])
         verdict, sense = not_better(iv), (f"dropout minus {family} (holds when dropout is no "
                                           "better by the margin)")
     return _claim(ev.dataset, claim, source, verdict, iv,
@@ -124,7 +158,7 @@ def no_input_dropout(ev):
     with_input, hidden = ev.choice("input-dropout"), ev.best("dropout", dropout=0.5)
     if with_input is None or not hidden:
         return None
-    iv = paired_interval(*_paired(with_input["test_by_repeat"], hidden))
+    iv = ev.compare(with_input["test_by_repeat"], hidden)
     return _claim(ev.dataset, "no dropout on the input", ARTICLE, not_better(iv), iv,
                   "input 0.2 + hidden 0.5 minus hidden 0.5 alone, each at its validation-"
                   "chosen learning rate (holds when input dropout does not help by the margin)")
@@ -160,6 +194,50 @@ def doubles_epochs(ev):
                   "out")
 
 
+def costs_more_time(ev, family="dropout"):
+    """Wall time to the dataset's validation target (selection.time_to_target) of
+    ``family``'s validation choice over no dropout's, per repeat: the median ratio with its
+    distribution-free interval. A run that never reached the target is censored: its time is
+    infinite, so a censored ``family`` run orders as an infinite ratio and a censored
+    no-dropout run as 0; pairs where neither reached it are left out, and counted."""
+    row = time_ratio(ev, family, "none")
+    if row is None:
+        return None
+    iv, counts, target = row
+    return _claim(ev.dataset, f"{family} costs more wall time to reach the same accuracy",
+                  ARTICLE, exceeds(iv, 1.0), iv,
+                  f"seconds to {target:.3f} validation accuracy (99% of no dropout's best; "
+                  f"epochs to it x the run's median epoch time), {family} / none, median of "
+                  f"per-repeat ratios; {counts['censored']} of {counts['pairs']} {family} runs "
+                  f"and {counts['censored_ref']} no-dropout runs never reached it "
+                  f"(censored){_dropped(counts)}", family)
+
+
+def _dropped(counts):
+    return f"; {counts['both']} pair(s) where neither did left out" if counts["both"] else ""
+
+
+def time_ratio(ev, family, reference):
+    """(median ratio Interval, counts, target) of the time to the validation target of two
+    families' validation choices, paired by repeat; None where a side is missing."""
+    a, b = ev.choice(family), ev.choice(reference)
+    target = accuracy_targets(ev.records).get(ev.dataset)
+    if a is None or b is None or target is None:
+        return None
+    runs_a, runs_b = chosen_runs(ev.records, a), chosen_runs(ev.records, b)
+    ratios, counts = [], {"pairs": 0, "censored": 0, "censored_ref": 0, "both": 0}
+    for k in sorted(set(runs_a) & set(runs_b)):
+        ta, tb = time_to_target(runs_a[k], target), time_to_target(runs_b[k], target)
+        counts["pairs"] += 1
+        counts["censored"] += math.isinf(ta)
+        counts["censored_ref"] += math.isinf(tb)
+        if math.isinf(ta) and math.isinf(tb):
+            counts["both"] += 1
+            continue
+        ratios.append(math.inf if math.isinf(ta) else 0.0 if math.isinf(tb) else ta / tb)
+    return median_interval(ratios), counts, target
+
+
 def longer_budget_changes_top_rate(ev):
     """The sweep's top rate with the longest epoch budget run beats it at the profile's."""
     sel = ev.choice("dropout")
@@ -171,7 +249,7 @@ def longer_budget_changes_top_rate(ev):
     long = best_at(_by_config(ev.records, ev.arch, longer), ev.dataset, "dropout", dropout=top)
     if not short or not long:
         return None
-    iv = paired_interval(*_paired(_tests(long), _tests(short)))
+    iv = ev.compare(_tests(long), _tests(short))
     capped = sum(not r.get("converged", True) for r in short.values())
     return _claim(ev.dataset, f"the article's network: {longer}x the epochs changes the "
                               f"accuracy at p={top:g}", ARTICLE, beats(iv), iv,
@@ -190,6 +268,7 @@ CLAIMS = {
                                    "dropout + max-norm beats the better of L1 and L2"),
         no_input_dropout,
         doubles_epochs,
+        costs_more_time,
         lambda ev: versus_dropout(ev, "gaussian-dropout", "Gaussian dropout works as well as "
                                   "Bernoulli dropout", SRIVASTAVA, "matches"),
         lambda ev: beats_penalties(ev, "gaussian-dropout",
@@ -217,12 +296,102 @@ def claims(records):
     """Every claim's verdict per dataset, from paired intervals over repeats (stats.py)."""
     out = []
     for arch, claim_fns in CLAIMS.items():
-        chosen = {(c["dataset"], c["family"]): c for c in select(records, arch)}
-        configs = _by_config(records, arch)
-        for dataset in sorted({d for d, _ in chosen}):
-            ev = Evidence(dataset, arch, chosen, configs, records)
+        for ev in evidence(records, arch).values():
             out += [row for row in (fn(ev) for fn in claim_fns) if row is not None]
-    return out + epoch_cost_claims(records) + weight_scaling_claims(records)
+    across = across_datasets(records)
+    pooled = across["claims"] if across else []
+    return pooled + out + epoch_cost_claims(records) + weight_scaling_claims(records)
+
+
+def evidence(records, arch="default"):
+    """{dataset: Evidence} of one architecture."""
+    chosen = {(c["dataset"], c["family"]): c for c in select(records, arch)}
+    configs = _by_config(records, arch)
+    return {d: Evidence(d, arch, chosen, configs, records) for d in sorted({d for d, _ in chosen})}
+
+
+HALF_WIDTH_GOAL = 0.01   # the main comparison's interval: +-1 accuracy point
+
+
+def power(records):
+    """Per dataset, what the main comparison (dropout against the better of L1 and L2, both
+    chosen on validation) could resolve: its repeats, the standard deviation of the paired
+    differences, the corrected interval's half-width, the smallest effect found with
+    probability POWER, and the repeats a half-width of HALF_WIDTH_GOAL would take (None:
+    out of reach, the corrected t's floor is above it)."""
+    rows = []
+    for dataset, ev in evidence(records).items():
+        diffs = main_differences(ev)
+        if len(diffs) < 2:
+            continue
+        d = np.array(list(diffs.values()))
+        sd = float(d.std(ddof=1))
+        iv = mean_interval(d, test_train_ratio=ev.ratio)
+        rows.append({"dataset": dataset, "repeats": len(d), "test_train_ratio": ev.ratio,
+                     "test": "corrected resampled t" if ev.ratio else "paired t",
+                     "sd": sd, "estimate": iv.estimate, "half_width": iv.half_width,
+                     "detectable_effect": detectable_effect(sd, len(d), ev.ratio),
+                     "repeats_for_goal": repeats_for(sd, HALF_WIDTH_GOAL, ev.ratio),
+                     "goal": HALF_WIDTH_GOAL})
+    return rows
+
+
+def across_datasets(records, families=CORE, control="dropout"):
+    """Demšar's comparison over the datasets where every one of ``families`` has a
+    validation choice: per dataset the families ranked by test accuracy, the Friedman test,
+    Nemenyi's critical difference, Holm's test of each family against ``control``, and the
+    pooled verdict rows (Wilcoxon signed-rank over the per-dataset mean differences, as the
+    Hodges-Lehmann estimate with its exact interval). None with fewer than 2 datasets."""
+    evs = {d: ev for d, ev in evidence(records).items()
+           if all(ev.choice(f) for f in families)}
+    if len(evs) < 2:
+        return None
+    datasets = sorted(evs)
+    scores = [[evs[d].choice(f)["test_accuracy"] for f in families] for d in datasets]
+    ranks = average_ranks(scores)
+    n, k = len(datasets), len(families)
+    test = friedman(ranks, n)
+    holm = holm_vs_control(ranks, families.index(control), n)
+    return {
+        "datasets": datasets, "families": list(families), "scores": scores,
+        "ranks": [float(r) for r in ranks],
+        "friedman": {"chi2": test.chi2, "p_chi2": test.p_chi2, "iman_davenport_f": test.f,
+                     "p": test.p, "k": k, "n": n},
+        "nemenyi_cd": nemenyi_cd(k, n), "confidence": CONFIDENCE, "control": control,
+        "holm": {families[i]: {"z": z, "p": p, "p_holm": adj}
+                 for i, (z, p, adj) in holm.items()},
+        "claims": [c for c in (_pooled(evs, "dropout beats the better of L1 and L2",
+                                       main_differences, SRIVASTAVA),
+                               _pooled(evs, "dropout + L2 beats L2", _l2_differences,
+                                       SRIVASTAVA, "dropout-l2")) if c],
+    }
+
+
+def _l2_differences(ev):
+    a, b = ev.choice("dropout-l2"), ev.choice("l2")
+    if a is None or b is None:
+        return {}
+    a, b = a["test_by_repeat"], b["test_by_repeat"]
+    return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
+
+
+def _pooled(evs, claim, differences, source, family="dropout"):
+    """One verdict over datasets: each dataset's mean paired difference, the signed-rank
+    test's Hodges-Lehmann interval over them, the ``beats`` rule."""
+    means = {d: float(np.mean(list(diff.values())))
+             for d, diff in ((d, differences(ev)) for d, ev in evs.items()) if diff}
+    if len(means) < 2:
+        return None
+    test = signed_rank(list(means.values()))
+    wins = sum(v > 0 for v in means.values())
+    coverage = (f"exact coverage {test.coverage:.3f}" if test.coverage
+                else f"{CONFIDENCE:.0%} needs 6 or more datasets: no interval")
+    return _claim(f"across {len(means)} datasets", f"{claim} across datasets", source,
+                  beats(test.interval), test.interval,
+                  f"per-dataset mean differences, Hodges-Lehmann estimate with the Wilcoxon "
+                  f"signed-rank interval ({coverage}), two-sided p = {test.p:.3f}; ahead on "
+                  f"{wins} of {len(means)}: " + ", ".join(f"{d} {v:+.4f}"
+                                                         for d, v in means.items()), family)
 
 
 def epoch_cost_claims(records):
@@ -258,7 +427,8 @@ def weight_scaling_claims(records):
     out = []
     for (dataset, rate), recs in sorted(groups.items()):
         ws = [r["weight_scaling_accuracy"] for r in recs]
-        iv = paired_interval([r["mc_accuracy"][-1] for r in recs], ws)
+        ratio = test_train_ratio(recs, dataset)
+        iv = paired_interval([r["mc_accuracy"][-1] for r in recs], ws, test_train_ratio=ratio)
         samples = recs[0]["samples"]
         mean_acc = np.mean([r["mc_accuracy"] for r in recs], axis=0)
         matched = next((t for t, a in zip(samples, mean_acc) if a >= np.mean(ws)), None)

@@ -6,6 +6,7 @@ import numbers
 from dataclasses import asdict, dataclass, field
 
 from .datasets import check_name
+from .families import FAMILIES, LOG_PARAMS, get_family
 
 ARCHITECTURES = {
     # hidden widths, output: the MLP default, and the article's Keras experiment as an MLP
@@ -13,45 +14,6 @@ ARCHITECTURES = {
     "seed": {"hidden": (64, 128, 256, 512, 512), "output": "sigmoid"},
 }
 
-REGULARIZERS = {
-    # name: what ``strength`` means
-    "none": "unused",
-    "early-stopping": "unused: no penalty, stops on validation and restores the best "
-                      "epoch's weights (a family of its own when the profile's switch is off)",
-    "l2": "alpha (scikit-learn's scaling)",
-    "l1": "l1 penalty",
-    "dropout": "drop rate on every hidden layer, per-example masks",
-    "dropout-batch": "drop rate on every hidden layer, one unit mask per mini-batch",
-    "dropout-l2": "alpha, added to dropout's validation-chosen rate and learning rate",
-    "dropout-maxnorm": "drop rate, plus max-norm on every hidden unit, under SGD with "
-                       "momentum at large steps (Srivastava et al.'s setting, where it binds)",
-    "input-dropout": "drop rate on the inputs (hidden layers at 0.5)",
-    "gaussian-dropout": "the Bernoulli rate whose variance multiplicative Gaussian noise on "
-                        "every hidden layer matches, p / (1 - p) (Srivastava et al. 2014, "
-                        "section 10)",
-    "alpha-dropout": "alpha dropout rate on every hidden layer of a SELU network with LeCun "
-                     "initialization (Klambauer et al. 2017); rate 0 is that network alone",
-    "dropconnect": "drop rate of every layer's weights, one mask per mini-batch "
-                   "(Wan et al. 2013)",
-}
-
-
-# Families whose strength is a drop rate, and those of them whose rate 0 is the plain network:
-# the "none" family, run once whichever of them a grid names (alpha dropout's rate 0 is still
-# a SELU network, input dropout's and max-norm's are not plain either).
-RATE_FAMILIES = ("dropout", "dropout-batch", "dropout-maxnorm", "input-dropout",
-                 "gaussian-dropout", "alpha-dropout", "dropconnect")
-PLAIN_AT_ZERO = ("dropout", "dropout-batch", "gaussian-dropout", "dropconnect")
-# The kinds of noise the study compares with Bernoulli dropout (`fastdrop sweep
-# --regularizers`).
-NOISE_FAMILIES = ("gaussian-dropout", "alpha-dropout", "dropconnect")
-# The estimator parameter a family's strength sets (None: nothing searched; else "dropout").
-SEARCHED_PARAM = {"none": None, "early-stopping": None, "l2": "alpha", "l1": "l1",
-                  "dropout-l2": "alpha", "input-dropout": "input_dropout",
-                  "dropconnect": "dropconnect"}
-# Parameters searched on a log scale (their grids extend by their outermost step); the
-# others are drop rates (extended by 0.1 within 0.1 .. 0.9).
-LOG_PARAMS = ("alpha", "l1", "learning_rate_init", "max_norm")
 LEARNING_RATE = "learning_rate_init"
 
 
@@ -92,6 +54,11 @@ class Profile:
     cost_rates: tuple = (0.2, 0.5, 0.8)  # epoch cost per rate, element and batch mode
     cost_dataset: str = "mnist1d-20k"    # where that is timed (epochs long enough to time)
     trims: str = ""                  # what this profile leaves out, said when it runs
+    # (dataset, most repeats): where more repeats than ``seeds`` may run, when the pilot
+    # says they narrow the main comparison (study.plan_repeats)
+    max_repeats: tuple = ()
+    # where batch-mode dropout, input dropout and dropout + max-norm run (None: everywhere)
+    extras_datasets: tuple | None = None
 
     @property
     def stopping(self):
@@ -111,24 +78,34 @@ L1_GRID = (1e-4, 1e-3, 1e-2, 1e-1)
 # Adam's step sizes: two to start, grown past whichever edge validation chooses (at the
 # chosen strength), as every other grid is.
 LEARNING_RATES = (3e-3, 1e-2)
+SMALL_SETS = ("digits", "breast_cancer", "wine", "iris")
 PROFILES = {
     "quick": Profile("quick", max_iter=150, n_iter_no_change=15, tol=1e-4, batch_size=64,
-                     learning_rates=LEARNING_RATES, datasets=("mnist1d",),
+                     learning_rates=LEARNING_RATES,
+                     datasets=("mnist1d",) + SMALL_SETS + ("synthetic-1500x20x4",),
                      seeds=(0, 1, 2, 3, 4), rates=(0.0, 0.1, 0.2, 0.3, 0.5, 0.8),
                      batch_rates=(0.2, 0.5, 0.8), l2_grid=L2_GRID, l1_grid=L1_GRID,
-                     seed_arch_datasets=("mnist1d",), seed_arch_rates=(0.0, 0.1, 0.2, 0.5),
-                     trims="MNIST-1D only; the rate sweep at 0-0.3, 0.5, 0.8; batch mode "
-                           "at 0.2, 0.5, 0.8; the article's network at 0, 0.1, 0.2, 0.5, "
-                           "without L1/L2 references (full: every rate 0.0-0.9, L1/L2 on "
-                           "the article's network too, 10 repeats, 7 datasets)"),
+                     max_repeats=(("digits", 12), ("breast_cancer", 20), ("wine", 20),
+                                  ("iris", 20)),
+                     extras_datasets=("mnist1d",), maxnorm_rates=(),
+                     trims="the rate sweep at 0-0.3, 0.5, 0.8; batch mode and input "
+                           "dropout on MNIST-1D only; 5 repeats (up to 12-20 on the small "
+                           "sets where they narrow the main comparison); dropout + max-norm "
+                           "and the article's 64-128-256-512-512 network left out (full: "
+                           "every rate 0.0-0.9, 10-20 repeats, max-norm, the article's "
+                           "network with L1/L2)"),
     "full": Profile("full", max_iter=300, n_iter_no_change=20, tol=1e-4, batch_size=64,
                     learning_rates=LEARNING_RATES,
-                    datasets=("mnist1d", "mnist1d-20k", "digits", "breast_cancer", "wine",
-                              "synthetic", "synthetic-60k"),
+                    datasets=("mnist1d",) + SMALL_SETS + ("synthetic",),
                     seeds=tuple(range(10)), rates=RATES, batch_rates=RATES[1:],
                     l2_grid=L2_GRID, l1_grid=L1_GRID,
-                    seed_arch_datasets=("mnist1d", "mnist1d-20k"), seed_arch_penalties=True,
-                    maxnorm_rates=(0.2, 0.5, 0.8)),
+                    seed_arch_datasets=("mnist1d",), seed_arch_penalties=True,
+                    maxnorm_rates=(0.2, 0.5, 0.8),
+                    max_repeats=(("digits", 20), ("breast_cancer", 20), ("wine", 20),
+                                 ("iris", 20)),
+                    trims="MNIST-1D 20k and synthetic-60k left out of the fits (each fit "
+                          "costs 5-20x MNIST-1D's and decides no claim the others do not; "
+                          "MNIST-1D 20k still times the epochs)"),
 }
 MAX_GRID_EXTENSIONS = 2  # steps added at most past each edge
 
@@ -152,9 +129,7 @@ class RunConfig:
 
     def __post_init__(self):
         check_name(self.dataset)
-        if self.regularizer not in REGULARIZERS:
-            raise ValueError(f"regularizer must be one of {sorted(REGULARIZERS)}, "
-                             f"got {self.regularizer!r}")
+        family = get_family(self.regularizer)
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {self.arch!r}")
         get_profile(self.profile)
@@ -162,7 +137,7 @@ class RunConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be a {what} int, got {value!r}")
-        high = 1.0 if self.regularizer in RATE_FAMILIES else float("inf")
+        high = 1.0 if family.is_rate else float("inf")
         if not 0.0 <= self.strength < high:
             what = "a drop rate in [0, 1)" if high == 1.0 else "a penalty >= 0"
             raise ValueError(f"{self.regularizer} strength must be {what}, got {self.strength}")
@@ -176,14 +151,14 @@ class RunConfig:
     @property
     def family(self):
         """The regularizer family for plots (rate 0 of any dropout flavour is 'none')."""
-        if self.regularizer in PLAIN_AT_ZERO and self.strength == 0:
+        if FAMILIES[self.regularizer].plain_at_zero and self.strength == 0:
             return "none"
         return self.regularizer
 
     def search_params(self):
         """What was searched for this configuration's family, as a dict (the record's
         ``params``): the strength under its own name, and the overrides."""
-        name = SEARCHED_PARAM.get(self.regularizer, "dropout")
+        name = FAMILIES[self.regularizer].searched
         params = {name: self.strength} if name else {}
         params.update(dict(self.overrides))
         return params
@@ -196,28 +171,9 @@ class RunConfig:
                       n_iter_no_change=p.n_iter_no_change, tol=p.tol, batch_size=p.batch_size,
                       learning_rate_init=p.learning_rates[0], random_state=self.seed,
                       early_stopping=p.early_stopping or self.regularizer == "early-stopping")
-        params.update(_FAMILY_PARAMS[self.regularizer](self.strength))
+        params.update(FAMILIES[self.regularizer].params(self.strength))
         params.update(dict(self.overrides))
         return params
-
-
-# What each family sets in the estimator, given its strength (overrides come on top).
-_FAMILY_PARAMS = {
-    "none": lambda s: {},
-    "early-stopping": lambda s: {},
-    "l2": lambda s: {"alpha": s},
-    "l1": lambda s: {"l1": s},
-    "dropout": lambda s: {"dropout": s},
-    "dropout-batch": lambda s: {"dropout": s, "dropout_mode": "batch"},
-    "dropout-l2": lambda s: {"alpha": s},
-    "dropout-maxnorm": lambda s: {"dropout": s, "solver": "sgd", "momentum": 0.9,
-                                  "max_norm": 3.0},
-    "input-dropout": lambda s: {"dropout": 0.5, "input_dropout": s},
-    "gaussian-dropout": lambda s: {"dropout": s, "dropout_kind": "gaussian"},
-    "alpha-dropout": lambda s: {"dropout": s, "dropout_kind": "alpha", "activation": "selu",
-                                "init": "lecun"},
-    "dropconnect": lambda s: {"dropconnect": s},
-}
 
 
 def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default",
@@ -225,17 +181,15 @@ def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default
     """Every combination; ``rates`` serve the dropout flavours, the grids L1 and L2.
     ``searched``: {estimator parameter: values} crossed with them (default: _searched)."""
     p = get_profile(profile)
-    strengths = {"none": (0.0,), "early-stopping": (0.0,), "l2": l2_grid or p.l2_grid,
-                 "l1": l1_grid or p.l1_grid}
-    strengths["dropout-l2"] = strengths["l2"]
+    given = {"l2_grid": l2_grid, "l1_grid": l1_grid}
     configs = {}
     for dataset in datasets:
         for reg in regularizers:
             # dropout + L2 crosses the L2 grid with the rates
             extra = [(("dropout", float(r)),) for r in rates] if reg == "dropout-l2" else [()]
-            for s in strengths.get(reg, rates):
+            for s in _strengths(get_family(reg), rates, p, given):
                 # rate 0 of a family whose rate 0 is the plain network: that network, once
-                name = "dropout" if reg in PLAIN_AT_ZERO and s == 0 else reg
+                name = "dropout" if FAMILIES[reg].plain_at_zero and s == 0 else reg
                 for overrides in _combinations(searched or _searched(p, reg, arch)):
                     for more in extra:
                         for seed in seeds:
@@ -243,6 +197,16 @@ def grid(datasets, regularizers, rates, seeds, *, profile="quick", arch="default
                                           profile, tuple(sorted(overrides + more)), budget)
                             configs.setdefault(c.key, c)
     return list(configs.values())
+
+
+def _strengths(family, rates, p, given):
+    """The strengths a family runs: the rates given, its profile grid (unless ``given``
+    overrides it), or 0 alone."""
+    if family.is_rate:
+        return rates
+    if not family.grid:
+        return (0.0,)
+    return given.get(family.grid) or getattr(p, family.grid)
 
 
 def _searched(p, regularizer, arch):
@@ -272,18 +236,18 @@ def default_suite(profile="quick"):
     "seed" architecture's rate sweep, and its top rate with a longer budget. Dropout + L2
     follows once dropout's choice is known (:func:`second_stage`)."""
     p = get_profile(profile)
+    extras = p.datasets if p.extras_datasets is None else p.extras_datasets
     configs = grid(p.datasets, ["dropout"], p.rates, p.seeds, profile=profile)
-    configs += grid(p.datasets, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
+    configs += grid(extras, ["dropout-batch"], p.batch_rates, p.seeds, profile=profile)
     configs += grid(p.datasets, ["l2", "l1"], (), p.seeds, profile=profile)
     if not p.early_stopping:
         configs += grid(p.datasets, ["early-stopping"], (), p.seeds, profile=profile)
-    configs += grid(p.datasets, ["input-dropout"], (0.2,), p.seeds, profile=profile)
-    configs += grid(p.datasets, ["dropout-maxnorm"], p.maxnorm_rates, p.seeds,
-                    profile=profile)
+    configs += grid(extras, ["input-dropout"], (0.2,), p.seeds, profile=profile)
+    configs += grid(extras, ["dropout-maxnorm"], p.maxnorm_rates, p.seeds, profile=profile)
     if p.seed_arch_penalties:
         configs += grid(p.seed_arch_datasets, ["l2", "l1"], (), p.seeds, profile=profile,
                         arch="seed")
-    for budget in (1, p.longer_budget):
+    for budget in (1, p.longer_budget) if p.seed_arch_datasets else ():
         rates = p.seed_arch_rates if budget == 1 else p.seed_arch_rates[-1:]
         configs += grid(p.seed_arch_datasets, ["dropout"], rates, p.seeds, profile=profile,
                         arch="seed", budget=budget)
@@ -313,7 +277,7 @@ def config_for(dataset, family, params, seed, arch="default", profile="quick", b
     """The RunConfig of a family and its ``params`` (a record's ``params``)."""
     params = dict(params)
     regularizer = "dropout" if family == "none" else family
-    name = SEARCHED_PARAM.get(regularizer, "dropout")
+    name = FAMILIES[regularizer].searched
     strength = params.pop(name, 0.0) if name else 0.0
     return RunConfig(dataset, regularizer, float(strength), seed, arch, profile,
                      tuple(sorted(params.items())), budget)

@@ -20,7 +20,7 @@ from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
 from .config import LEARNING_RATE, RunConfig, get_profile
 from .datasets import load_split
-from .runner import _exit_with_parent, in_workers, share_cores
+from .runner import _exit_with_parent, in_workers, share_cores, split_sizes
 
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *,
@@ -50,6 +50,7 @@ def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *
         curves["mc_kl"].append(_mean_kl(mc, ws))
     return {"kind": "mc", "key": f"mc|{dataset}|{profile}|{rate}|{seed}", "dataset": dataset,
             "profile": profile, "rate": rate, "seed": seed, "learning_rate": lr,
+            **split_sizes(split),
             "samples": list(p.mc_samples),
             **curves, "weight_scaling_accuracy": _accuracy(est, ws, split.y_test),
             "weight_scaling_log_loss": _log_loss(est, ws, split.y_test)}

@@ -33,7 +33,8 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
     record = {"kind": "fit", "key": config.key, **asdict(config),
               "overrides": [list(kv) for kv in config.overrides], "family": config.family,
               "params": config.search_params(), "repeat": config.seed,
-              "split_id": split.split_id, "n_threads": n_threads, "wall": wall, "error": error}
+              "split_id": split.split_id, **split_sizes(split), "n_threads": n_threads,
+              "wall": wall, "error": error}
     if error is not None or not hasattr(est, "history_"):
         return record
     h = est.history_
@@ -59,6 +60,12 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
                  for k, vals in h.items()},
     )
     return record
+
+
+def split_sizes(split):
+    """Rows in each part of a repeat's split: the corrected t's n_test / n_train reads them."""
+    return {"n_train": int(split.y_train.size), "n_val": int(split.y_val.size),
+            "n_test": int(split.y_test.size)}
 
 
 _parent_watch = None

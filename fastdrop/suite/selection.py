@@ -1,10 +1,11 @@
 """Selection on validation, from stored records only: which configuration of each family
 validation prefers, and the per-record measures the claims and figures share."""
+import math
 from collections import defaultdict
 
 import numpy as np
 
-from .config import LOG_PARAMS, SEARCHED_PARAM
+from .families import LOG_PARAMS, searched_param
 from .stats import mean_interval
 
 
@@ -36,7 +37,7 @@ def _mean_val(runs):
 
 def _strength(family, params):
     """The value of a family's main searched parameter (0 where nothing is searched)."""
-    name = SEARCHED_PARAM.get(family, "dropout")
+    name = searched_param(family)
     return params.get(name, 0.0) if name else 0.0
 
 
@@ -106,7 +107,7 @@ def select(records, arch="default"):
         _, key, runs = _best(options)
         params = dict(key)
         grids = _grids(k for _, k, _ in options)
-        main = SEARCHED_PARAM.get(family, "dropout")
+        main = searched_param(family)
         edges = _edges(family, grids, params)
         tests = [runs[k]["test_accuracy"] for k in sorted(runs)]
         ci = mean_interval(tests)
@@ -142,6 +143,42 @@ def epochs_to_converge(record):
     at_cap = not record.get("converged", True)
     censored = at_cap and int(np.nanargmin(losses)) >= len(losses) - CENSOR_TAIL
     return first, censored
+
+
+TARGET_FRACTION = 0.99   # of the plain network's best validation accuracy
+
+
+def accuracy_targets(records, fraction=TARGET_FRACTION):
+    """Per dataset: the validation accuracy every family is timed to, ``fraction`` of the mean
+    best validation accuracy of the no-dropout network validation chose (without one: of the
+    weakest validation-chosen family's; before the protocol's records: of the best any
+    configuration reached)."""
+    chosen = select(records)
+    plain = {c["dataset"]: c["best_val_accuracy"] for c in chosen if c["family"] == "none"}
+    weakest = {}
+    for c in chosen:
+        weakest[c["dataset"]] = min(weakest.get(c["dataset"], 1.0), c["best_val_accuracy"])
+    best = defaultdict(float)
+    for r in fits(records):
+        best[r["dataset"]] = max(best[r["dataset"]], r.get("best_val_accuracy", 0.0))
+    return {d: fraction * plain.get(d, weakest.get(d, best[d])) for d in best}
+
+
+def epochs_to_target(record, target):
+    """The first epoch whose validation accuracy reaches ``target``; None if none did."""
+    for epoch, acc in enumerate(record["history"]["val_accuracy"], 1):
+        if acc is not None and acc >= target:
+            return epoch
+    return None
+
+
+def time_to_target(record, target):
+    """Wall seconds a run needs to reach ``target``: epochs to it times the run's median
+    epoch time (the product the brief weighs: more epochs against cheaper ones; the
+    median, so that a moment of load on the machine does not count), or infinity when the
+    run never reached it (censored)."""
+    epochs = epochs_to_target(record, target)
+    return math.inf if epochs is None else epochs * record["epoch_time"]
 
 
 def _params_text(params):

@@ -5,38 +5,14 @@ from collections import defaultdict
 
 import numpy as np
 
-from .claims import claims
+from .claims import across_datasets, claims, power, test_train_ratio
 from .config import get_profile
-from .selection import _params_key, _params_text, epochs_to_converge, fits, select
-from .stats import CONFIDENCE, MARGIN, METHOD
+from .selection import (_params_key, _params_text, accuracy_targets, epochs_to_converge,
+                        fits, select, time_to_target)
+from .stats import CONFIDENCE, CORRECTED_T, MARGIN, PAIRED_T, VERDICT_RULES
 
 METRICS = ("val_score", "best_val_accuracy", "best_val_loss", "final_val_loss",
            "test_accuracy", "epoch_time", "n_iter", "gap")
-
-
-def targets(records, fraction=0.99):
-    """Per dataset: a validation accuracy every family can reach, ``fraction`` of the
-    weakest validation-chosen family's mean best validation accuracy (before the protocol's
-    records: of the best accuracy any configuration reached)."""
-    weakest = {}
-    for c in select(records):
-        weakest[c["dataset"]] = min(weakest.get(c["dataset"], 1.0), c["best_val_accuracy"])
-    if weakest:
-        return {d: fraction * b for d, b in weakest.items()}
-    best = defaultdict(float)
-    for r in fits(records):
-        best[r["dataset"]] = max(best[r["dataset"]], r["best_val_accuracy"])
-    return {d: fraction * b for d, b in best.items()}
-
-
-def time_to_target(record, target):
-    """Wall seconds of training until validation accuracy first reaches ``target``."""
-    elapsed = 0.0
-    for t, acc in zip(record["history"]["time"], record["history"]["val_accuracy"]):
-        elapsed += t
-        if acc is not None and acc >= target:
-            return elapsed
-    return None
 
 
 def _sd(values):
@@ -45,7 +21,7 @@ def _sd(values):
 
 def aggregate(records, arch="default"):
     """{(dataset, family, params key): {metric: (mean, std), 'n': seeds, ...}}."""
-    goal = targets(records)
+    goal = accuracy_targets(records)
     groups = defaultdict(list)
     for r in fits(records, arch):
         groups[(r["dataset"], r["family"], _params_key(r.get("params")))].append(r)
@@ -61,7 +37,7 @@ def aggregate(records, arch="default"):
         row["epochs_to_converge"] = (float(np.mean(done)), _sd(done)) \
             if done else (float("nan"), float("nan"))
         ttt = [time_to_target(r, goal[key[0]]) for r in runs]
-        reached = [t for t in ttt if t is not None]
+        reached = [t for t in ttt if math.isfinite(t)]
         row["time_to_target"] = (float(np.mean(reached)), _sd(reached)) \
             if reached else (float("nan"), float("nan"))
         row["reached_target"] = len(reached) / len(runs)
@@ -70,9 +46,21 @@ def aggregate(records, arch="default"):
 
 
 def protocol(records):
-    repeats = sorted({r["repeat"] for r in fits(records) if "repeat" in r})
-    profiles = sorted({r["profile"] for r in fits(records) if "profile" in r})
-    return {"repeats": len(repeats), "selection": "validation",
+    fit_records = fits(records)
+    repeats = defaultdict(set)
+    for r in fit_records:
+        repeats[r["dataset"]].add(r["repeat"])
+    profiles = sorted({r["profile"] for r in fit_records if "profile" in r})
+    per_dataset = {}
+    for dataset in sorted(repeats):
+        ratio = test_train_ratio(records, dataset)
+        per_dataset[dataset] = {
+            "repeats": len(repeats[dataset]),
+            "test": ("corrected resampled t (Nadeau & Bengio 2003), n_test/n_train = "
+                     f"{ratio:.3f}") if ratio else "paired t (split sizes not recorded)",
+            "test_train_ratio": ratio}
+    return {"repeats": max((len(v) for v in repeats.values()), default=0),
+            "per_dataset": per_dataset, "selection": "validation",
             "selection_rule": "per dataset and family, the parameters (strength and learning "
                               "rate) with the best mean validation accuracy over repeats; "
                               "test accuracy reported for that choice only; a choice at a "
@@ -80,14 +68,17 @@ def protocol(records):
             "stopping": {name: get_profile(name).stopping for name in profiles},
             "learning_rates": {name: list(get_profile(name).learning_rates)
                                for name in profiles},
-            "method": METHOD, "margin": MARGIN, "confidence": CONFIDENCE,
-            "verdict_rules": {
-                "beats": "holds if the interval's low end > 0; does not hold if its high "
-                         "end < margin; else undecided",
-                "not_better": "holds if the high end < margin; does not hold if the low end "
-                              "> 0; else undecided",
-                "within": "holds if the interval lies inside the range; does not hold if "
-                          "it lies outside; else undecided"}}
+            "method": CORRECTED_T, "method_runs": PAIRED_T + "; medians of per-repeat ratios "
+                      "with a distribution-free interval where runs are censored",
+            "across_datasets": ACROSS, "margin": MARGIN, "confidence": CONFIDENCE,
+            "verdict_rules": VERDICT_RULES}
+
+
+ACROSS = ("Demšar 2006: per dataset, the families ranked by the test accuracy of their "
+          "validation choice; Friedman test with Iman-Davenport's F; Nemenyi's critical "
+          "difference; Holm's step-down test against dropout; pooled verdicts from the "
+          "Wilcoxon signed-rank test over per-dataset mean differences (Hodges-Lehmann "
+          "estimate, exact interval, the 'beats' rule)")
 
 
 def build_summary(records):
@@ -109,7 +100,8 @@ def build_summary(records):
         else:
             kept.append(entry)
     return _json_ready({"protocol": protocol(records), "selected": kept, "dropped": dropped,
-                        "claims": claims(records)})
+                        "claims": claims(records), "power": power(records),
+                        "across": across_datasets(records)})
 
 
 def _json_ready(value):
@@ -199,3 +191,43 @@ def selected_markdown(summary):
 
 def _short(text):
     return text.replace("learning_rate_init", "lr")
+
+
+def power_markdown(summary):
+    """Per dataset: what the main comparison could resolve (claims.power)."""
+    lines = ["| dataset | repeats | test | n_test/n_train | sd of differences | dropout minus "
+             "better of L1/L2 | half-width | smallest detectable effect (80% power) | repeats "
+             "for +-1 point |", "|---|---:|---|---:|---:|---:|---:|---:|---|"]
+    for p in summary.get("power", []):
+        needed = p["repeats_for_goal"]
+        needed = ("out of reach (the corrected t's floor is wider)" if needed is None
+                  else str(needed))
+        lines.append(f"| {p['dataset']} | {p['repeats']} | {p['test']} | "
+                     f"{p['test_train_ratio']:.3f} | {p['sd']:.4f} | {p['estimate']:+.4f} | "
+                     f"{_num(p['half_width'], '{:.4f}')} | "
+                     f"{_num(p['detectable_effect'], '{:.4f}')} | {needed} |")
+    return "\n".join(lines)
+
+
+def across_markdown(summary):
+    """The comparison over datasets: average ranks, Friedman, Nemenyi, Holm (claims)."""
+    a = summary.get("across")
+    if not a:
+        return "(fewer than two datasets with every core family: no comparison across them)"
+    f = a["friedman"]
+    lines = [f"{f['n']} datasets ({', '.join(a['datasets'])}), {f['k']} families. Friedman "
+             f"chi2 = {f['chi2']:.2f} (p = {f['p_chi2']:.3f}), Iman-Davenport F = "
+             f"{_num(f['iman_davenport_f'], '{:.2f}')} (p = {f['p']:.3f}); Nemenyi critical "
+             f"difference {a['nemenyi_cd']:.2f} ranks at {1 - a['confidence']:.2f}.", "",
+             f"| family | average rank | z against {a['control']} | p | Holm-adjusted p |",
+             "|---|---:|---:|---:|---:|"]
+    for fam, rank in sorted(zip(a["families"], a["ranks"]), key=lambda x: x[1]):
+        h = a["holm"].get(fam)
+        cells = ("-", "-", "-") if h is None else (f"{h['z']:+.2f}", f"{h['p']:.3f}",
+                                                   f"{h['p_holm']:.3f}")
+        lines.append(f"| {fam} | {rank:.2f} | " + " | ".join(cells) + " |")
+    lines += ["", "| dataset | " + " | ".join(a["families"]) + " |",
+              "|---|" + "---:|" * len(a["families"])]
+    for dataset, row in zip(a["datasets"], a["scores"]):
+        lines.append(f"| {dataset} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    return "\n".join(lines)
