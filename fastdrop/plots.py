@@ -426,7 +426,7 @@ def critical_difference(records, out):
     order = np.argsort(ranks)
     fig, ax = plt.subplots(figsize=(8, 1.6 + 0.32 * k), layout="constrained")
     ax.set_xlim(k + 0.2, 0.8)  # the best rank on the right, as Demšar draws it
-    ax.set_ylim(-(k // 2 + 2.5), 2.2)
+    ax.set_ylim(-((k + 1) // 2 * 0.8 + 0.6), 2.2)
     ax.axhline(0, color="black", lw=1)
     for r in range(1, k + 1):
         ax.plot([r, r], [0, 0.15], color="black", lw=1)
@@ -440,7 +440,7 @@ def critical_difference(records, out):
         ax.plot([ranks[idx], ranks[idx], end], [0, y, y], color=family_color(names[idx]),
                 lw=1)
         ax.annotate(f"{names[idx]} ({ranks[idx]:.2f})", (end, y), fontsize=8, va="center",
-                    ha="left" if right else "right")
+                    ha="left" if right else "right", annotation_clip=False)
     _clique_bars(ax, np.sort(ranks), cd)
     ax.axis("off")
     f = a["friedman"]
