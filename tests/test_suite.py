@@ -249,6 +249,20 @@ def _fit_record(dataset, regularizer, strength, repeat, val, test, epochs=20, co
                         "val_loss": losses}}
 
 
+def test_a_configuration_that_diverged_on_a_repeat_is_not_chosen():
+    records = []
+    for r in range(4):
+        records.append(_fit_record("d", "l2", 1e-3, r, val=0.80, test=0.80))
+        wild = _fit_record("d", "l2", 1e-1, r, val=0.95, test=0.95)
+        if r == 3:  # diverged: the sweep records the error and no scores
+            wild = {k: v for k, v in wild.items() if k in ("kind", "key", "arch", "dataset",
+                                                         "family", "params", "repeat")}
+            wild["error"] = "diverged"
+        records.append(wild)
+    chosen = {c["family"]: c for c in select(records)}
+    assert chosen["l2"]["params"] == {"alpha": 1e-3} and chosen["l2"]["n"] == 4
+
+
 def test_selection_follows_validation_when_test_disagrees():
     records = []
     for r in range(5):
