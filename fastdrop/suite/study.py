@@ -17,7 +17,7 @@ from pathlib import Path
 from .claims import power
 from .config import (MAX_GRID_EXTENSIONS, default_suite, extend_grids, get_profile,
                      second_stage)
-from .runner import run_configs
+from .runner import pending, run_configs
 from .selection import select
 from .store import ResultStore
 
@@ -119,7 +119,9 @@ def _second_stage(configs, store, ex, profile_name):
     later = second_stage(select(store.records()), configs)
     if not later:
         return []
-    ex.say(f"dropout + L2: {len(later)} fits on dropout's choice")
+    todo = len(pending(later, store))
+    if todo:
+        ex.say(f"dropout + L2: {todo} fits on dropout's choice")
     ex.run(later, store)
     return later + _extend(configs + later, store, ex, profile_name)
 
@@ -168,10 +170,11 @@ def plan_repeats(configs, store, profile_name, ex):
                 and c.budget == 1]
         seeds = sorted({c.seed for c in base})
         extra = range(max(seeds) + 1, max(seeds) + 1 + plan["planned"] - len(seeds))
-        if extra:
+        more = [dataclasses.replace(c, seed=s) for c in _distinct(base) for s in extra]
+        if pending(more, store):
             ex.say(f"{dataset}: {plan['planned']} repeats (the pilot's {plan['pilot_repeats']} "
                    f"give sd {plan['sd']:.4f}; {plan['wanted']} wanted, cap {plan['cap']})")
-        added += [dataclasses.replace(c, seed=s) for c in _distinct(base) for s in extra]
+        added += more
     return added
 
 
