@@ -284,6 +284,10 @@ class _BaseMLP(BaseEstimator):
 
     def _fit(self, X, y, X_val, y_val, incremental, sample_weight=None):
         hidden, rates = self._check_params()
+        if incremental and self.early_stopping:
+            # scikit-learn's rule and message (its gh-25693): one epoch per call holds out
+            # no validation split, and a best-weights rule across calls has nothing to use
+            raise ValueError("partial_fit does not support early_stopping=True")
         # a new network unless one exists and partial_fit or warm_start asks to continue it
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),

@@ -730,3 +730,19 @@ def test_a_dtype_change_on_warm_start_continues_in_the_new_dtype(blobs):
     fit_quiet(est.set_params(dtype="float64", max_iter=1, learning_rate_init=1e-12), X, y)
     assert all(c.dtype == np.float64 and np.allclose(c, w) for c, w in zip(est.coefs_,
                                                                              learned))
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_partial_fit_refuses_early_stopping_as_scikit_learn_does(cls):
+    """scikit-learn's message (gh-25693), after a fit and on a fresh estimator; before, a
+    partial_fit after an early-stopped fit ended in a TypeError comparing None."""
+    X = np.random.default_rng(0).standard_normal((60, 4)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    kw = {"classes": [0, 1]} if cls is MLPClassifier else {}
+    est = cls(early_stopping=True, max_iter=3, random_state=0)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        est.partial_fit(X, y)
+    with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
+        cls(early_stopping=True).partial_fit(X, y, **kw)
