@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import LEARNING_RATE
 from .families import CORE
-from .selection import (CONVERGENCE_TOL, _by_config, _params_text, accuracy_targets, best_at,
+from .selection import (CONVERGENCE_TOL, TARGET_FRACTION, _by_config, _params_text, best_at,
                         chosen_runs, epochs_to_converge, select, time_to_target)
 from .stats import (CONFIDENCE, MARGIN, Interval, average_ranks, beats, both,
                     detectable_effect, exceeds, friedman, holm_vs_control, mean_interval,
@@ -111,14 +111,19 @@ def better_penalty(ev):
     return max(penalties, key=lambda c: c["val_score"]) if penalties else None
 
 
-def main_differences(ev):
-    """{repeat: test accuracy of dropout's validation choice minus the better penalty's}:
-    the study's main comparison on one dataset (empty where a side is missing)."""
-    dropout, penalty = ev.choice("dropout"), better_penalty(ev)
-    if dropout is None or penalty is None:
+def _differences(a, b):
+    """{repeat: test accuracy of choice ``a`` minus choice ``b``} on the repeats both ran
+    (empty where a side is missing)."""
+    if a is None or b is None:
         return {}
-    a, b = dropout["test_by_repeat"], penalty["test_by_repeat"]
+    a, b = a["test_by_repeat"], b["test_by_repeat"]
     return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
+
+
+def main_differences(ev):
+    """Dropout's validation choice minus the better penalty's, per repeat: the study's main
+    comparison on one dataset."""
+    return _differences(ev.choice("dropout"), better_penalty(ev))
 
 
 def beats_penalties(ev, family, claim, source=SRIVASTAVA):
@@ -220,10 +225,10 @@ def _dropped(counts):
 def time_ratio(ev, family, reference):
     """(median ratio Interval, counts, target) of the time to the validation target of two
     families' validation choices, paired by repeat; None where a side is missing."""
-    a, b = ev.choice(family), ev.choice(reference)
-    target = accuracy_targets(ev.records).get(ev.dataset)
-    if a is None or b is None or target is None:
+    a, b, none = ev.choice(family), ev.choice(reference), ev.choice("none")
+    if a is None or b is None or none is None:
         return None
+    target = TARGET_FRACTION * none["best_val_accuracy"]  # selection.accuracy_targets' rule
     runs_a, runs_b = chosen_runs(ev.records, a), chosen_runs(ev.records, b)
     ratios, counts = [], {"pairs": 0, "censored": 0, "censored_ref": 0, "both": 0}
     for k in sorted(set(runs_a) & set(runs_b)):
@@ -292,13 +297,15 @@ CLAIMS = {
 }
 
 
-def claims(records):
-    """Every claim's verdict per dataset, from paired intervals over repeats (stats.py)."""
+def claims(records, across=None):
+    """Every claim's verdict per dataset, from paired intervals over repeats (stats.py),
+    the pooled rows of ``across`` (across_datasets(records), computed when not given)
+    first."""
     out = []
     for arch, claim_fns in CLAIMS.items():
         for ev in evidence(records, arch).values():
             out += [row for row in (fn(ev) for fn in claim_fns) if row is not None]
-    across = across_datasets(records)
+    across = across_datasets(records) if across is None else across
     pooled = across["claims"] if across else []
     return pooled + out + epoch_cost_claims(records) + weight_scaling_claims(records)
 
@@ -368,11 +375,7 @@ def across_datasets(records, families=CORE, control="dropout"):
 
 
 def _l2_differences(ev):
-    a, b = ev.choice("dropout-l2"), ev.choice("l2")
-    if a is None or b is None:
-        return {}
-    a, b = a["test_by_repeat"], b["test_by_repeat"]
-    return {k: a[k] - b[k] for k in sorted(set(a) & set(b))}
+    return _differences(ev.choice("dropout-l2"), ev.choice("l2"))
 
 
 def _pooled(evs, claim, differences, source, family="dropout"):

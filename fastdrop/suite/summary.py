@@ -99,9 +99,10 @@ def build_summary(records):
                                    "be plain dropout"})
         else:
             kept.append(entry)
+    across = across_datasets(records)
     return _json_ready({"protocol": protocol(records), "selected": kept, "dropped": dropped,
-                        "claims": claims(records), "power": power(records),
-                        "across": across_datasets(records)})
+                        "claims": claims(records, across or {}), "power": power(records),
+                        "across": across})
 
 
 def _json_ready(value):
