@@ -329,6 +329,6 @@ def signed_rank(differences, confidence=CONFIDENCE):
         c += 1
     if c == 0:
         return SignedRank(_empty(n, estimate), p, 0.0)
-    coverage = 1 - 2 * (cdf[c - 1] if c >= 1 else 0.0)
+    coverage = 1 - 2 * cdf[c - 1]
     return SignedRank(Interval(estimate, float(walsh[c - 1]), float(walsh[-c]), n), p,
                       float(coverage))
