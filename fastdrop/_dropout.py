@@ -28,151 +28,14 @@ import numpy as np
 
 from . import _kernels
 from ._threading import resolve_n_threads
-from ._validation import (as_float_array, check_mode, check_out, check_probability,
-                          check_same_shape, check_shape, check_uint64)
+from ._plumbing import (EMPTY_BITS, NO_BIAS, ONE, DropoutMask, backward_kernel, check_mask,
+                        deliver, identity, keep_threshold, layer_seed, n_words, numpy_output,
+                        output_buffer, packed_words, train_scale)
+from ._validation import (as_float_array, check_mode, check_probability, check_same_shape,
+                          check_shape, check_uint64)
 
 __all__ = ["DropoutMask", "bernoulli_mask", "dropout", "dropout_backward", "dropout_inference",
            "relu_dropout", "relu_dropout_backward", "Dropout", "keep_threshold"]
-
-_ONE = _kernels.THRESHOLD_ONE  # threshold that keeps every element
-# Placeholders for "no mask storage" / "no bias" (the kernels take empty arrays for those).
-_EMPTY_BITS = np.empty(0, dtype=np.uint64)
-_NO_BIAS = {np.dtype(np.float32): np.empty(0, np.float32),
-            np.dtype(np.float64): np.empty(0, np.float64)}
-
-
-def keep_threshold(keep_prob):
-    """The 16-bit threshold for a keep probability: realized keep = threshold / 65536."""
-    if keep_prob >= 1.0:
-        return _ONE
-    if keep_prob <= 0.0:
-        return 0
-    threshold = int(round(keep_prob * _ONE))
-    return 1 if threshold < 1 else (_ONE - 1 if threshold > _ONE - 1 else threshold)
-
-
-def _n_words(size):
-    return (size + 63) // 64
-
-
-class DropoutMask:
-    """The keep decisions of one dropout draw.
-
-    Either stored, 1 bit per element (``bits``, a uint64 array; bit ``j`` of word ``w`` is
-    element ``64 * w + j`` of the flattened array, bits past the end are 0), or not stored
-    (``bits is None``, ``nbytes == 0``): the decisions are then recomputed from ``(seed, step)``
-    whenever they are needed. Masks with ``keep_prob`` 0 or 1 never store anything.
-
-    Attributes
-    ----------
-    shape : tuple of int
-    keep_prob : float
-        Realized keep probability, ``threshold / 65536``.
-    scale : float
-        Factor applied to kept elements at train time (``1 / keep_prob`` for inverted dropout,
-        1 for classic).
-    seed, step, offset : int
-        The draw and the index of the first element.
-    """
-
-    __slots__ = ("shape", "threshold", "scale", "seed", "step", "offset", "bits")
-
-    def __init__(self, shape, threshold, scale, seed, step, offset=0, bits=None):
-        self.shape = tuple(shape)
-        self.threshold = int(threshold)
-        self.scale = float(scale)
-        self.seed, self.step, self.offset = int(seed), int(step), int(offset)
-        self.bits = bits
-
-    @property
-    def keep_prob(self):
-        return self.threshold / _ONE
-
-    @property
-    def size(self):
-        return math.prod(self.shape)
-
-    @property
-    def stored(self):
-        return self.bits is not None
-
-    @property
-    def nbytes(self):
-        """Bytes of mask storage: ceil(size / 64) * 8 when stored, else 0."""
-        return 0 if self.bits is None else self.bits.nbytes
-
-    def packed(self, n_threads=None):
-        """The packed uint64 words, computed now if they are not stored."""
-        if self.bits is not None:
-            return self.bits
-        return _packed_words(self.size, self.threshold, self.seed, self.step, self.offset,
-                             resolve_n_threads(n_threads))
-
-    def to_bool(self):
-        """The mask as a numpy bool array of ``shape`` (True = kept)."""
-        _check_mask(self)
-        return _unpack(self.packed(), self.size).reshape(self.shape)
-
-    def __repr__(self):
-        storage = f"{self.nbytes} bytes" if self.stored else "recomputed"
-        return (f"DropoutMask(shape={self.shape}, keep_prob={self.keep_prob:.6g}, "
-                f"seed={self.seed}, step={self.step}, {storage})")
-
-
-def _check_mask(mask):
-    """A mask built or edited by hand must still fit its shape: the kernels trust it."""
-    if not isinstance(mask, DropoutMask):
-        raise TypeError(f"mask must be a DropoutMask, got {type(mask).__name__}")
-    shape = check_shape(mask.shape, "mask.shape")
-    if not 0 <= mask.threshold <= _ONE:
-        raise ValueError(f"mask.threshold must be in [0, {_ONE}], got {mask.threshold}")
-    bits = mask.bits
-    if bits is None:
-        return
-    n_words = _n_words(math.prod(shape))
-    if not (isinstance(bits, np.ndarray) and bits.dtype == np.uint64 and bits.ndim == 1
-            and bits.flags.c_contiguous):
-        raise TypeError("mask.bits must be None or a C-contiguous 1-d uint64 array, got "
-                        f"{type(bits).__name__} {getattr(bits, 'dtype', '')}")
-    if bits.shape[0] != n_words:
-        raise ValueError(f"mask.bits must hold {n_words} words for mask.shape {shape}, got "
-                         f"{bits.shape[0]}")
-
-
-def _unpack(words, count):
-    """The first ``count`` decisions of packed words, as bools (bit j of word i is element
-    64 i + j)."""
-    flat = np.unpackbits(words.astype("<u8", copy=False).view(np.uint8), count=count,
-                         bitorder="little")
-    return flat.view(np.bool_)
-
-
-def _identity(x, out):
-    """``x`` itself, or copied into ``out``: a pass that changes nothing."""
-    if out is None:
-        return x
-    y = check_out(out, x.shape, x.dtype)
-    np.copyto(y, x)
-    return y
-
-
-def _packed_words(size, threshold, seed, step, offset, n_threads):
-    """Packed decisions for elements [offset, offset + size) of draw (seed, step)."""
-    n_words = _n_words(size)
-    if threshold >= _ONE or threshold == 0:
-        words = np.full(n_words, np.uint64(0xFFFFFFFFFFFFFFFF if threshold else 0))
-    else:
-        first, shift = divmod(offset, 64)
-        if shift == 0:
-            words = np.empty(n_words, dtype=np.uint64)
-            _kernels.mask_words(words, first, seed, step, threshold, n_threads)
-        else:  # element offset + j lives at bit (shift + j) of the aligned words: splice them
-            aligned = np.empty(n_words + 1, dtype=np.uint64)
-            _kernels.mask_words(aligned, first, seed, step, threshold, n_threads)
-            words = (aligned[:-1] >> np.uint64(shift)) | (aligned[1:] << np.uint64(64 - shift))
-    if size % 64:
-        words[-1] &= np.uint64((1 << (size % 64)) - 1)
-    return words
 
 
 def bernoulli_mask(shape, keep_prob, *, seed, step=0, offset=0, n_threads=None):
@@ -206,48 +69,8 @@ def bernoulli_mask(shape, keep_prob, *, seed, step=0, offset=0, n_threads=None):
     if offset + size > 2**64:
         raise ValueError(f"offset + size must be at most 2**64, got {offset} + {size}")
     threshold = keep_threshold(keep_prob)
-    bits = _packed_words(size, threshold, seed, step, offset, resolve_n_threads(n_threads))
+    bits = packed_words(size, threshold, seed, step, offset, resolve_n_threads(n_threads))
     return DropoutMask(shape, threshold, 1.0, seed, step, offset, bits)
-
-
-def _train_scale(threshold, mode):
-    return _ONE / threshold if (mode == "inverted" and threshold) else 1.0
-
-
-def _output(out, like, *reads):
-    """Where a kernel writes: ``(buffer, out)``, then :func:`_deliver` ``(buffer, out)``.
-
-    The buffer is a fresh array when ``out`` is None, and ``out`` itself when it is exactly
-    ``like``'s memory (in place) or shares none with ``like`` and ``reads``. Otherwise (a
-    shifted view of an input, say) an element-wise pass would read what it had already
-    written, so the kernel writes a scratch array that is copied into ``out`` after.
-    """
-    if out is None:
-        return np.empty_like(like), None
-    check_out(out, like.shape, like.dtype)
-    if any(_overlaps_partly(out, a) for a in (like,) + reads):
-        return np.empty_like(like), out
-    return out, None
-
-
-def _overlaps_partly(out, a):
-    """Some memory shared with ``a``, but not element for element. Both are C-contiguous, so
-    the bounds check of ``may_share_memory`` is exact."""
-    same = (a.__array_interface__["data"][0] == out.__array_interface__["data"][0]
-            and a.size == out.size and a.dtype == out.dtype)
-    return not same and np.may_share_memory(out, a)
-
-
-def _numpy_output(out, like):
-    """Where numpy writes: it handles overlapping memory itself."""
-    return np.empty_like(like) if out is None else check_out(out, like.shape, like.dtype)
-
-
-def _deliver(buffer, out):
-    if out is None:
-        return buffer
-    np.copyto(out, buffer)
-    return out
 
 
 def _check_noise_shape(noise_shape, shape, name="noise_shape"):
@@ -306,17 +129,17 @@ def _apply_shared(src, dst, mask, bits, n_threads):
 def _shared_forward(x, p, noise, *, seed, step, mode, out, n_threads, store_mask):
     """Dropout with a mask of the noise shape, broadcast over x."""
     threshold = keep_threshold(1.0 - p)
-    mask = DropoutMask(noise, threshold, _train_scale(threshold, mode), seed, step)
-    if threshold in (0, _ONE):  # p == 1 or 0: as for a full mask
+    mask = DropoutMask(noise, threshold, train_scale(threshold, mode), seed, step)
+    if threshold in (0, ONE):  # p == 1 or 0: as for a full mask
         return _fused_forward(x, p, seed=seed, step=step, mode=mode, out=out,
                               n_threads=n_threads, store_mask=False, bias=None,
                               relu=False)[0], mask
     bits = mask.packed(n_threads)
-    y, out = _output(out, x)
+    y, out = output_buffer(out, x)
     _apply_shared(x, y, mask, bits, n_threads)
     if store_mask:
         mask.bits = bits
-    return _deliver(y, out), mask
+    return deliver(y, out), mask
 
 
 def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, relu):
@@ -325,22 +148,22 @@ def _fused_forward(x, p, *, seed, step, mode, out, n_threads, store_mask, bias, 
     mode = check_mode(mode)
     seed, step = check_uint64(seed, "seed"), check_uint64(step, "step")
     threshold = keep_threshold(1.0 - p)
-    scale = _train_scale(threshold, mode)
+    scale = train_scale(threshold, mode)
     mask = DropoutMask(x.shape, threshold, scale, seed, step)
     if threshold == 0:  # p == 1: everything dropped, no random numbers needed
-        y = _numpy_output(out, x)
+        y = numpy_output(out, x)
         y.fill(0)
         return y, mask
-    if threshold == _ONE and bias is None and not relu:  # p == 0: the identity
-        return _identity(x, out), mask
-    bias_flat = bias if bias is not None else _NO_BIAS[x.dtype]
-    y, out = _output(out, x, bias_flat)
-    store = store_mask and threshold < _ONE
-    bits = np.empty(_n_words(x.size), dtype=np.uint64) if store else _EMPTY_BITS
+    if threshold == ONE and bias is None and not relu:  # p == 0: the identity
+        return identity(x, out), mask
+    bias_flat = bias if bias is not None else NO_BIAS[x.dtype]
+    y, out = output_buffer(out, x, bias_flat)
+    store = store_mask and threshold < ONE
+    bits = np.empty(n_words(x.size), dtype=np.uint64) if store else EMPTY_BITS
     _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed=seed, step=step,
                      threshold=threshold, scale=scale, bias=bias_flat, relu=relu,
                      n_threads=resolve_n_threads(n_threads))
-    y = _deliver(y, out)
+    y = deliver(y, out)
     if store:
         mask.bits = bits
     return y, mask
@@ -406,50 +229,22 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
     mask was not stored (``store_mask=False``). A mask of a noise shape is broadcast over
     ``dy``. ``dy`` is converted like ``x`` in :func:`dropout`; ``out`` may be ``dy`` itself.
     """
-    _check_mask(mask)
+    check_mask(mask)
     dy = as_float_array(dy, "dy")
     shared = mask.shape != dy.shape
     if shared and not _broadcasts_to(mask.shape, dy.shape):
         raise ValueError(f"dy must have the shape of mask, {mask.shape}, or a shape that mask "
                          f"broadcasts to along its axes of length 1, got {dy.shape}")
-    if mask.threshold == _ONE and mask.scale == 1.0:  # p == 0: identity
-        return _identity(dy, out)
-    dx, out = _output(out, dy)
+    if mask.threshold == ONE and mask.scale == 1.0:  # p == 0: identity
+        return identity(dy, out)
+    dx, out = output_buffer(out, dy)
     if mask.threshold == 0:
         dx.fill(0)
     elif shared:
         _apply_shared(dy, dx, mask, mask.packed(n_threads), n_threads)
     else:
-        _backward_kernel(dy, dx, mask, resolve_n_threads(n_threads))
-    return _deliver(dx, out)
-
-
-def _backward_kernel(dy, dx, mask, n_threads):
-    """dx = keep ? dy * mask.scale : 0 for a checked mask of dy's shape with 0 < keep < 1."""
-    if mask.bits is not None:
-        _kernels.apply_bits(dy.reshape(-1), mask.bits, dx.reshape(-1), mask.scale, n_threads)
-    elif mask.offset == 0:  # recompute: the forward of dy with the same draw
-        _kernels.forward(dy.reshape(-1), dx.reshape(-1), _EMPTY_BITS, seed=mask.seed,
-                         step=mask.step, threshold=mask.threshold, scale=mask.scale,
-                         bias=_NO_BIAS[dy.dtype], relu=False, n_threads=n_threads)
-    else:
-        _kernels.apply_bits(dy.reshape(-1), mask.packed(n_threads), dx.reshape(-1), mask.scale,
-                            n_threads)
-
-
-def _dropout_checked(x, threshold, seed, step, store_mask, n_threads):
-    """(y, mask) of inverted dropout of a C-contiguous float32/float64 array, for callers that
-    have checked every argument and hold 0 < threshold < 65536 (fastdrop.torch's hot path:
-    no validation, no ``out``)."""
-    mask = DropoutMask(x.shape, threshold, _ONE / threshold, seed, step)
-    y = np.empty_like(x)
-    bits = np.empty(_n_words(x.size), dtype=np.uint64) if store_mask else _EMPTY_BITS
-    _kernels.forward(x.reshape(-1), y.reshape(-1), bits, seed=seed, step=step,
-                     threshold=threshold, scale=mask.scale, bias=_NO_BIAS[x.dtype], relu=False,
-                     n_threads=n_threads)
-    if store_mask:
-        mask.bits = bits
-    return y, mask
+        backward_kernel(dy, dx, mask, resolve_n_threads(n_threads))
+    return deliver(dx, out)
 
 
 def dropout_inference(x, p, *, mode="inverted", out=None):
@@ -462,9 +257,9 @@ def dropout_inference(x, p, *, mode="inverted", out=None):
     mode = check_mode(mode)
     x = as_float_array(x, "x")
     if mode == "inverted":
-        return _identity(x, out)
-    keep = keep_threshold(1.0 - p) / _ONE
-    y = _numpy_output(out, x)
+        return identity(x, out)
+    keep = keep_threshold(1.0 - p) / ONE
+    y = numpy_output(out, x)
     np.multiply(x, x.dtype.type(keep), out=y)
     return y
 
@@ -511,7 +306,7 @@ def relu_dropout_backward(dy, y, mask, *, out=None, n_threads=None):
     The mask's bits are not read (only its scale); the bias gradient is ``dx.sum(axis=0)``.
     ``out`` may be ``dy`` itself.
     """
-    _check_mask(mask)
+    check_mask(mask)
     dy = as_float_array(dy, "dy")
     check_same_shape(dy, "dy", mask.shape, "mask")
     y = np.asarray(y)
@@ -519,17 +314,10 @@ def relu_dropout_backward(dy, y, mask, *, out=None, n_threads=None):
     if y.dtype != dy.dtype:
         raise ValueError(f"y must have the dtype of dy, {dy.dtype}, got {y.dtype}")
     y = np.asarray(y, order="C")
-    dx, out = _output(out, dy, y)
+    dx, out = output_buffer(out, dy, y)
     _kernels.gate(dy.reshape(-1), y.reshape(-1), dx.reshape(-1), mask.scale,
                   resolve_n_threads(n_threads))
-    return _deliver(dx, out)
-
-
-def _layer_seed(seed):
-    """A layer's seed: the one given, checked, or (None) one from the OS entropy pool."""
-    if seed is None:
-        seed = np.random.SeedSequence().entropy & (2**64 - 1)
-    return check_uint64(seed, "seed")
+    return deliver(dx, out)
 
 
 class Dropout:
@@ -559,7 +347,7 @@ class Dropout:
     def __init__(self, p, *, seed=None, mode="inverted", store_mask=True, noise_shape=None):
         self.p = check_probability(p, "p")
         self.mode = check_mode(mode)
-        self.seed = _layer_seed(seed)
+        self.seed = layer_seed(seed)
         self.store_mask = bool(store_mask)
         self.noise_shape = None if noise_shape is None else tuple(noise_shape)
         self.step = 0

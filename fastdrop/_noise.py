@@ -23,16 +23,16 @@ not depend on the thread count or the SIMD path, and backward passes recompute t
   mask per example (Wan et al.'s formulation) would turn it into one matrix-vector product
   per row.
 """
-import functools
 import math
 
 import numpy as np
 
 from . import _kernels
-from ._nn_kernels import SELU_CONSTANTS
-from ._dropout import (_EMPTY_BITS, DropoutMask, _check_mask, _deliver, _identity,
-                       _layer_seed, _n_words, _output, dropout, dropout_backward,
-                       keep_threshold)
+from ._dropout import dropout, dropout_backward
+from ._plumbing import (EMPTY_BITS, ONE, SELU_ALPHA, SELU_LAMBDA, DropoutMask,
+                        alpha_dropout_params, alpha_into, check_mask, deliver, gaussian_table,
+                        identity, keep_threshold, layer_seed, n_words, output_buffer,
+                        standard_normal_table)
 from ._threading import resolve_n_threads
 from ._validation import as_float_array, check_probability, check_shape, check_uint64
 
@@ -40,10 +40,6 @@ __all__ = ["GaussianNoise", "gaussian_dropout", "gaussian_dropout_backward", "al
            "alpha_dropout_backward", "alpha_dropout_params", "dropconnect_linear",
            "dropconnect_linear_backward", "GaussianDropout", "AlphaDropout",
            "DropConnectLinear", "SELU_ALPHA", "SELU_LAMBDA"]
-
-_ONE = _kernels.THRESHOLD_ONE
-SELU_ALPHA, SELU_LAMBDA = SELU_CONSTANTS  # Klambauer et al. 2017, eq. 14
-_ALPHA_PRIME = -SELU_LAMBDA * SELU_ALPHA
 
 
 def _check_rate(p, why):
@@ -55,37 +51,18 @@ def _check_rate(p, why):
 
 
 # ---------------------------------------------------------------- Gaussian dropout
-@functools.lru_cache(maxsize=1)
-def _standard_normal_table():
-    """The 65536 normal quantiles at (k + 1/2) / 65536, scaled to variance 1. The upper half
-    is the negated lower half, so the table is antisymmetric (mean 0) on every scipy, whose
-    ndtri need not be."""
-    from scipy.special import ndtri
-
-    lower = ndtri((np.arange(_ONE // 2, dtype=np.float64) + 0.5) / _ONE)
-    z = np.concatenate([lower, -lower[::-1]])
-    return z / np.sqrt(np.mean(z * z))
 
 
 def _table_ks_distance():
     from scipy.special import ndtr
 
-    z = _standard_normal_table()
-    k = np.arange(_ONE)
-    return float(max(np.max(np.abs((k + 1) / _ONE - ndtr(z))), np.max(np.abs(k / _ONE - ndtr(z)))))
+    z = standard_normal_table()
+    k = np.arange(ONE)
+    return float(max(np.max(np.abs((k + 1) / ONE - ndtr(z))), np.max(np.abs(k / ONE - ndtr(z)))))
 
 
 GAUSSIAN_TABLE_MAX = 4.33  # max |z| of the table, rounded up (tested)
 GAUSSIAN_TABLE_KS = 1.1e-5  # its Kolmogorov-Smirnov distance to N(0, 1), rounded up (tested)
-
-
-@functools.lru_cache(maxsize=32)
-def _gaussian_table(p, dtype):
-    """Read-only multipliers 1 + sigma * z for drop rate p, in dtype."""
-    sigma = math.sqrt(p / (1.0 - p))
-    table = (1.0 + sigma * _standard_normal_table()).astype(dtype)
-    table.flags.writeable = False
-    return table
 
 
 class GaussianNoise:
@@ -134,7 +111,7 @@ def _apply_gaussian(src, dst, noise, n_threads):
             np.copyto(dst, src)
         return dst
     _kernels.gaussian(src.reshape(-1), dst.reshape(-1), noise.seed, noise.step,
-                      _gaussian_table(noise.p, src.dtype), n_threads)
+                      gaussian_table(noise.p, src.dtype), n_threads)
     return dst
 
 
@@ -161,10 +138,10 @@ def gaussian_dropout(x, p, *, seed, step=0, out=None, n_threads=None):
     p = _check_rate(p, "Gaussian noise of variance p / (1 - p) would be infinite")
     noise = GaussianNoise(x.shape, p, check_uint64(seed, "seed"), check_uint64(step, "step"))
     if p == 0.0:
-        return _identity(x, out), noise
-    y, out = _output(out, x)
+        return identity(x, out), noise
+    y, out = output_buffer(out, x)
     _apply_gaussian(x, y, noise, resolve_n_threads(n_threads))
-    return _deliver(y, out), noise
+    return deliver(y, out), noise
 
 
 def gaussian_dropout_backward(dy, noise, *, out=None, n_threads=None):
@@ -175,30 +152,13 @@ def gaussian_dropout_backward(dy, noise, *, out=None, n_threads=None):
     if dy.shape != noise.shape:
         raise ValueError(f"dy must have the noise's shape {noise.shape}, got {dy.shape}")
     if noise.p == 0.0:
-        return _identity(dy, out)
-    dx, out = _output(out, dy)
+        return identity(dy, out)
+    dx, out = output_buffer(out, dy)
     _apply_gaussian(dy, dx, noise, resolve_n_threads(n_threads))
-    return _deliver(dx, out)
+    return deliver(dx, out)
 
 
 # ---------------------------------------------------------------- alpha dropout
-def alpha_dropout_params(keep_prob):
-    """``(a, b, fill)`` of alpha dropout at keep probability ``q``: a dropped unit becomes
-    ``fill = a * alpha' + b``, a kept one ``a * x + b``, with
-    ``a = (q + alpha'^2 q (1 - q))^(-1/2)`` and ``b = -a alpha' (1 - q)`` (Klambauer et al.
-    2017, eq. 10 with the roles of q and 1 - q as here)."""
-    q = float(keep_prob)
-    a = 1.0 / math.sqrt(q + _ALPHA_PRIME**2 * q * (1.0 - q))
-    b = -a * _ALPHA_PRIME * (1.0 - q)
-    return a, b, _ALPHA_PRIME * a + b
-
-
-def _alpha_into(src, dst, bits, threshold, seed, step, n_threads, first_word=0):
-    """dst = alpha dropout of src at the realized keep probability threshold / 65536."""
-    a, b, fill = alpha_dropout_params(threshold / _ONE)
-    _kernels.alpha(src.reshape(-1), dst.reshape(-1), bits, seed, step, threshold, a, b, fill,
-                   n_threads, first_word=first_word)
-    return a
 
 
 def alpha_dropout(x, p, *, seed, step=0, out=None, n_threads=None, store_mask=True):
@@ -224,17 +184,17 @@ def alpha_dropout(x, p, *, seed, step=0, out=None, n_threads=None, store_mask=Tr
     p = _check_rate(p, "every unit dropped leaves no signal to rescale")
     seed, step = check_uint64(seed, "seed"), check_uint64(step, "step")
     threshold = keep_threshold(1.0 - p)
-    a = alpha_dropout_params(threshold / _ONE)[0]
+    a = alpha_dropout_params(threshold / ONE)[0]
     mask = DropoutMask(x.shape, threshold, a, seed, step)
-    if threshold == _ONE:
-        return _identity(x, out), mask
-    y, out = _output(out, x)
+    if threshold == ONE:
+        return identity(x, out), mask
+    y, out = output_buffer(out, x)
     store = bool(store_mask)
-    bits = np.empty(_n_words(x.size), dtype=np.uint64) if store else _EMPTY_BITS
-    _alpha_into(x, y, bits, threshold, seed, step, resolve_n_threads(n_threads))
+    bits = np.empty(n_words(x.size), dtype=np.uint64) if store else EMPTY_BITS
+    alpha_into(x, y, bits, threshold, seed, step, resolve_n_threads(n_threads))
     if store:
         mask.bits = bits
-    return _deliver(y, out), mask
+    return deliver(y, out), mask
 
 
 def alpha_dropout_backward(dy, mask, *, out=None, n_threads=None):
@@ -300,7 +260,7 @@ def dropconnect_linear_backward(dy, x, weight, mask, *, n_threads=None):
     """Gradients of :func:`dropconnect_linear`: ``(dx, dweight, dbias)``, with ``dweight``
     masked and scaled like the weights were (``dbias`` is dy summed over its rows)."""
     x, weight, _ = _check_linear(x, weight, None)
-    _check_mask(mask)
+    check_mask(mask)
     if mask.shape != weight.shape:
         raise ValueError(f"mask must have weight's shape {weight.shape}, got {mask.shape}")
     dy = as_float_array(dy, "dy").astype(weight.dtype, copy=False)
@@ -318,7 +278,7 @@ class _NoiseLayer:
     """A layer that draws new noise on every training forward pass (step 0, 1, ...)."""
 
     def __init__(self, seed):
-        self.seed = _layer_seed(seed)
+        self.seed = layer_seed(seed)
         self.step = 0
         self._draw = None
 
@@ -346,7 +306,7 @@ class GaussianDropout(_NoiseLayer):
 
     def forward(self, x, training=True, *, out=None, n_threads=None):
         if not training:
-            return _identity(as_float_array(x, "x"), out)
+            return identity(as_float_array(x, "x"), out)
         y, self._draw = gaussian_dropout(x, self.p, seed=self.seed, step=self._next_step(),
                                          out=out, n_threads=n_threads)
         return y
@@ -367,7 +327,7 @@ class AlphaDropout(_NoiseLayer):
 
     def forward(self, x, training=True, *, out=None, n_threads=None):
         if not training:
-            return _identity(as_float_array(x, "x"), out)
+            return identity(as_float_array(x, "x"), out)
         y, self._draw = alpha_dropout(x, self.p, seed=self.seed, step=self._next_step(),
                                       out=out, n_threads=n_threads, store_mask=self.store_mask)
         return y

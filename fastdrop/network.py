@@ -36,14 +36,13 @@ import threading
 import numpy as np
 
 from . import _kernels, _nn_kernels
-from ._dropout import (_EMPTY_BITS, _NO_BIAS, _packed_words, _train_scale, _unpack,
-                       keep_threshold)
-from ._noise import _alpha_into, _gaussian_table, alpha_dropout_params
+from ._plumbing import (EMPTY_BITS, NO_BIAS, alpha_dropout_params, alpha_into, gaussian_table,
+                        keep_threshold, packed_words, train_scale, unpack)
 from .optim import SubmatrixCopy, SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
 
-_ONE = _kernels.THRESHOLD_ONE
+ONE = _kernels.THRESHOLD_ONE
 _MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
 _DROPCONNECT_STEP_BASE = 2**62  # and DropConnect's weight masks from the units' masks
 DROPOUT_KINDS = ("bernoulli", "gaussian", "alpha")
@@ -151,7 +150,7 @@ class Workspace:
         self.noisy = [np.empty(batch_size * w, dtype=dt) if net.noise_at(l + 1) else None
                       for l, w in enumerate(sizes[1:-1])]
         self.masked_weights = ([np.empty_like(w) for w in net.weights]
-                               if net.dropconnect_threshold < _ONE else None)
+                               if net.dropconnect_threshold < ONE else None)
         self.batch_mode = net.dropout_mode == "batch"
         if self.batch_mode:
             self.x_kept = np.empty(batch_size * sizes[0], dtype=dt)
@@ -232,11 +231,11 @@ class MLP:
                              f"{self.dropout_kind!r}")
         kind = f"dropout_kind={self.dropout_kind!r}"
         noisy = self.dropout_kind != "bernoulli" and self.has_dropout
-        dropconnect = f"dropconnect={1 - self.dropconnect_threshold / _ONE:.4g}"
+        dropconnect = f"dropconnect={1 - self.dropconnect_threshold / ONE:.4g}"
         for name, value, what, clash, why in (
                 ("dropout_mode", "batch", kind, noisy,
                  "batch mode drops whole units, and this noise is not a unit mask"),
-                ("dropout_mode", "batch", dropconnect, self.dropconnect_threshold < _ONE,
+                ("dropout_mode", "batch", dropconnect, self.dropconnect_threshold < ONE,
                  "DropConnect masks single weights: no submatrix to skip to"),
                 ("dropout_scale", "classic", kind, noisy,
                  "Gaussian and alpha noise keep the mean themselves")):
@@ -267,18 +266,18 @@ class MLP:
 
     @property
     def has_dropout(self):
-        return any(t < _ONE for t in self.thresholds)
+        return any(t < ONE for t in self.thresholds)
 
     def noise_at(self, site):
         """Whether site ``site`` takes Gaussian or alpha noise (a pass of its own)."""
-        return self.dropout_kind != "bernoulli" and self.thresholds[site] < _ONE
+        return self.dropout_kind != "bernoulli" and self.thresholds[site] < ONE
 
     # ------------------------------------------------------------------ dropout scales
     def keep_prob(self, site):
-        return self.thresholds[site] / _ONE
+        return self.thresholds[site] / ONE
 
     def train_scale(self, site):
-        return _train_scale(self.thresholds[site], self.dropout_scale)
+        return train_scale(self.thresholds[site], self.dropout_scale)
 
     def test_scale(self, site):
         return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
@@ -311,7 +310,7 @@ class MLP:
         x = ws.x[:m]
         if self.noise_at(0):  # input noise, in place on the batch copy
             self._noise(x, x, 0, step, n_threads)
-        elif self.thresholds[0] < _ONE:
+        elif self.thresholds[0] < ONE:
             self._drop(x, x, 0, step, None, False, n_threads)
         a = x
         for l in range(self.n_layers - 1):
@@ -324,7 +323,7 @@ class MLP:
                 a = _view(ws.noisy[l], m, self.sizes[l + 1])
                 self._noise(z, a, l + 1, step, n_threads)
                 continue
-            if relu or bias is not None or self.thresholds[l + 1] < _ONE:
+            if relu or bias is not None or self.thresholds[l + 1] < ONE:
                 self._drop(z, z, l + 1, step, bias, relu, n_threads)
             a = z
         logits = ws.logits[:m]
@@ -335,38 +334,38 @@ class MLP:
     def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0, scale=None):
         """dst = dropout_site((src + bias), relu), scaled by ``scale`` (default: the training
         scale); no mask is stored."""
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=self.seeds[site],
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=self.seeds[site],
                          step=step, threshold=self.thresholds[site],
                          scale=self.train_scale(site) if scale is None else scale,
                          bias=self._bias(bias), relu=relu, n_threads=n_threads,
                          first_word=first_word)
 
     def _bias(self, bias):
-        return bias if bias is not None else _NO_BIAS[self.dtype]
+        return bias if bias is not None else NO_BIAS[self.dtype]
 
     def _noise(self, src, dst, site, step, n_threads, first_word=0):
         """dst = the site's Gaussian or alpha noise applied to src."""
         seed, threshold = self.seeds[site], self.thresholds[site]
         if self.dropout_kind == "gaussian":
             _kernels.gaussian(src.reshape(-1), dst.reshape(-1), seed, step,
-                              _gaussian_table(self.rates[site], self.dtype), n_threads,
+                              gaussian_table(self.rates[site], self.dtype), n_threads,
                               first_word=first_word)
         else:
-            _alpha_into(src, dst, _EMPTY_BITS, threshold, seed, step, n_threads, first_word)
+            alpha_into(src, dst, EMPTY_BITS, threshold, seed, step, n_threads, first_word)
 
     def _noise_backward(self, grad, site, step, n_threads):
         """grad (at the noise's output) becomes the gradient at its input, in place."""
         if self.dropout_kind == "gaussian":
             self._noise(grad, grad, site, step, n_threads)
         else:  # keep ? grad * a : 0, a the mask's scale
-            a = alpha_dropout_params(self.thresholds[site] / _ONE)[0]
+            a = alpha_dropout_params(self.thresholds[site] / ONE)[0]
             self._drop(grad, grad, site, step, None, False, n_threads, scale=a)
 
     def _mask_weights(self, src, dst, l, step, n_threads):
         """dst = DropConnect's mask of layer l's weights (draw ``step``) applied to src."""
         t = self.dropconnect_threshold
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=self.seeds[l],
-                         step=step, threshold=t, scale=_ONE / t, bias=_NO_BIAS[self.dtype],
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=self.seeds[l],
+                         step=step, threshold=t, scale=ONE / t, bias=NO_BIAS[self.dtype],
                          relu=False, n_threads=n_threads)
         return dst
 
@@ -390,8 +389,8 @@ class MLP:
 
     def _scale_bias_relu(self, src, dst, scale, bias, relu, n_threads):
         """dst = relu(src (+ bias)) * scale: the kernel's pass with nothing dropped."""
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), _EMPTY_BITS, seed=0, step=0,
-                         threshold=_ONE, scale=scale, bias=self._bias(bias), relu=relu,
+        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=0, step=0,
+                         threshold=ONE, scale=scale, bias=self._bias(bias), relu=relu,
                          n_threads=n_threads)
 
     def _backward_element(self, ws, m, step, n_threads, on_layer):
@@ -429,7 +428,7 @@ class MLP:
         if mask_step is not None and self.noise_at(l):
             self._noise_backward(out, l, mask_step, n_threads)
             return self._activation_backward(out, h, 1.0, grad_bias, n_threads)
-        if self.activation != "relu" and mask_step is not None and self.thresholds[l] < _ONE:
+        if self.activation != "relu" and mask_step is not None and self.thresholds[l] < ONE:
             self._drop(out, out, l, mask_step, None, False, n_threads, scale=1.0)  # dropped: 0
         return self._activation_backward(out, a, self.train_scale(l), grad_bias, n_threads)
 
@@ -454,11 +453,11 @@ class MLP:
         kept = []
         for site, width in enumerate(self.sizes[:-1]):
             t = self.thresholds[site]
-            if t >= _ONE:
+            if t >= ONE:
                 kept.append(np.arange(width, dtype=np.int64))
                 continue
-            words = _packed_words(width, t, self.seeds[site], step, 0, 1)
-            kept.append(np.flatnonzero(_unpack(words, width)).astype(np.int64))
+            words = packed_words(width, t, self.seeds[site], step, 0, 1)
+            kept.append(np.flatnonzero(unpack(words, width)).astype(np.int64))
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
@@ -502,7 +501,7 @@ class MLP:
     def _kept_input(self, ws, m, kept_inputs, n_threads):
         """The batch's kept input columns, scaled for training (the batch itself, uncopied,
         without input dropout)."""
-        if self.thresholds[0] >= _ONE:
+        if self.thresholds[0] >= ONE:
             a = ws.x[:m]
         else:
             a = _view(ws.x_kept, m, kept_inputs.size)
@@ -567,7 +566,7 @@ class MLP:
 
     def _changes_input(self, mc_step):
         """Whether a prediction pass scales or draws noise on the input (site 0)."""
-        if self.thresholds[0] >= _ONE:
+        if self.thresholds[0] >= ONE:
             return False
         return mc_step is not None or (not self.noise_at(0) and self.test_scale(0) != 1.0)
 
@@ -599,7 +598,7 @@ class MLP:
     def _predict_weights(self, mc_step, n_threads):
         """The weights of a prediction pass: as they are (DropConnect's inverted scaling
         makes them the masks' mean), or masked once for a whole Monte-Carlo pass."""
-        if mc_step is None or self.dropconnect_threshold >= _ONE:
+        if mc_step is None or self.dropconnect_threshold >= ONE:
             return self.weights
         step = _MC_STEP_BASE + _DROPCONNECT_STEP_BASE + mc_step
         return [self._mask_weights(w, np.empty_like(w), l, step, n_threads)
@@ -613,7 +612,7 @@ class MLP:
             if mc_step is not None:
                 self._noise(dst, dst, site, _MC_STEP_BASE + mc_step, n_threads, first_word)
             return dst
-        if mc_step is not None and self.thresholds[site] < _ONE:
+        if mc_step is not None and self.thresholds[site] < ONE:
             self._drop(src, dst, site, _MC_STEP_BASE + mc_step, bias, relu, n_threads,
                        first_word)
         elif bias is not None or relu or self.test_scale(site) != 1.0:
@@ -621,8 +620,8 @@ class MLP:
         return dst
 
     def __repr__(self):
-        rates = [round(1 - t / _ONE, 4) for t in self.thresholds]
-        dc = round(1 - self.dropconnect_threshold / _ONE, 4)
+        rates = [round(1 - t / ONE, 4) for t in self.thresholds]
+        dc = round(1 - self.dropconnect_threshold / ONE, 4)
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
                 f"output={self.output!r}, dropout={rates}, kind={self.dropout_kind!r}, "
                 f"dropconnect={dc}, "

@@ -27,9 +27,9 @@ import torch
 from torch import nn
 from torch.autograd import forward_ad as _forward_ad
 
-from ._dropout import (_ONE, DropoutMask, _backward_kernel, _check_mask, _dropout_checked,
-                       _train_scale, keep_threshold)
 from ._dropout import dropout as _np_dropout, dropout_backward as _np_dropout_backward
+from ._plumbing import (ONE, DropoutMask, backward_kernel, check_mask, dropout_checked,
+                        keep_threshold, train_scale)
 from ._threading import resolve_n_threads
 from ._validation import check_uint64
 
@@ -62,20 +62,20 @@ def _forward(x, p, seed, step, noise, store_mask, n_threads):
     the result tensor (no copies). A plain mask at 0 < p < 1 skips the numpy API's checks:
     they were made at the boundary."""
     threshold = keep_threshold(1.0 - p)
-    if noise or threshold in (0, _ONE):
+    if noise or threshold in (0, ONE):
         return _np_dropout(x, p, seed=seed, step=step, n_threads=_threads(n_threads),
                            store_mask=store_mask, noise_shape=noise or None)
-    return _dropout_checked(x, threshold, check_uint64(seed, "seed"),
+    return dropout_checked(x, threshold, check_uint64(seed, "seed"),
                             check_uint64(step, "step"), store_mask, _threads(n_threads))
 
 
 def _backward(grad, mask, n_threads):
     """grad * scale where the mask kept the element (broadcast from a noise shape), else +0."""
     dy = grad.detach().contiguous().numpy()
-    if mask.shape != dy.shape or mask.threshold in (0, _ONE):
+    if mask.shape != dy.shape or mask.threshold in (0, ONE):
         return torch.from_numpy(_np_dropout_backward(dy, mask, n_threads=_threads(n_threads)))
     dx = np.empty_like(dy)
-    _backward_kernel(dy, dx, mask, _threads(n_threads))
+    backward_kernel(dy, dx, mask, _threads(n_threads))
     return torch.from_numpy(dx)
 
 
@@ -113,7 +113,7 @@ class _Draw:
         return torch.from_numpy(mask.to_bool())
 
     def scale(self):
-        return _train_scale(keep_threshold(1.0 - self.p), "inverted")
+        return train_scale(keep_threshold(1.0 - self.p), "inverted")
 
 
 def _apply(t, seeds, draw):
@@ -195,7 +195,7 @@ def _as_uint64(t):
     return int(t) & 0xFFFFFFFFFFFFFFFF
 
 
-def _n_words(x, noise, store_mask):
+def n_words(x, noise, store_mask):
     return (int(np.prod(noise or x.shape)) + 63) // 64 if store_mask else 0
 
 
@@ -203,7 +203,7 @@ def _op_mask(shape, p, state):
     """The DropoutMask of a draw from the op's state: int64 [seed, step, packed words...]."""
     threshold = keep_threshold(1.0 - p)
     words = state[2:].numpy().view(np.uint64) if state.numel() > 2 else None
-    return DropoutMask(shape, threshold, _train_scale(threshold, "inverted"),
+    return DropoutMask(shape, threshold, train_scale(threshold, "inverted"),
                        _as_uint64(state[0]), _as_uint64(state[1]), bits=words)
 
 
@@ -244,7 +244,7 @@ def _dropout_op(x: torch.Tensor, p: float, seed: torch.Tensor, step: torch.Tenso
 @_dropout_op.register_fake
 def _(x, p, seed, step, noise_shape, store_mask, n_threads):
     return torch.empty_like(x, memory_format=torch.contiguous_format), x.new_empty(
-        (2 + _n_words(x, noise_shape, store_mask),), dtype=torch.int64)
+        (2 + n_words(x, noise_shape, store_mask),), dtype=torch.int64)
 
 
 @torch.library.custom_op("fastdrop::dropout_backward", mutates_args=())
@@ -258,7 +258,7 @@ def _dropout_backward_op(grad: torch.Tensor, state: torch.Tensor, p: float,
         raise ValueError(f"state must be a 1-d int64 tensor [seed, step, mask words...], got "
                          f"{state.dtype} of shape {tuple(state.shape)}")
     mask = _op_mask(tuple(noise_shape) or tuple(grad.shape), p, state)
-    _check_mask(mask)  # the op may be called with any words: the kernels trust their mask
+    check_mask(mask)  # the op may be called with any words: the kernels trust their mask
     return _backward(grad, mask, n_threads)
 
 

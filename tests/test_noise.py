@@ -10,8 +10,9 @@ from fastdrop import (AlphaDropout, DropConnectLinear, GaussianDropout, _kernels
                       alpha_dropout, alpha_dropout_backward, bernoulli_mask, dropconnect_linear,
                       dropconnect_linear_backward, gaussian_dropout, gaussian_dropout_backward)
 from fastdrop._noise import (GAUSSIAN_TABLE_KS, GAUSSIAN_TABLE_MAX, SELU_ALPHA, SELU_LAMBDA,
-                             _gaussian_table, _standard_normal_table, _table_ks_distance,
-                             alpha_dropout_params)
+                             _table_ks_distance, alpha_dropout_params)
+from fastdrop._plumbing import gaussian_table as _gaussian_table
+from fastdrop._plumbing import standard_normal_table as _standard_normal_table
 
 DTYPES = [np.float32, np.float64]
 SHAPES = [(0,), (1,), (63,), (64,), (65,), (1000,), (7, 13), (33, 70001)]
