@@ -1,32 +1,27 @@
-"""The MLP engine under the estimator: parameters, buffers, forward and backward passes.
+"""The MLP engine under the estimators: layers, buffers, forward and backward passes.
 
 Layout: ``sizes = [n_features, h_1, ..., h_H, n_outputs]``; layer ``l`` maps ``sizes[l]`` to
-``sizes[l + 1]`` with ``intercepts[l]`` and weights stored unit-major, as PyTorch's Linear does:
-``weights[l]`` is C-contiguous (fan_out, fan_in), one row per unit, so a batch-mode unit mask
-keeps whole rows (row copies, and row-contiguous optimizer steps). ``coefs[l]`` is its
-transpose, the (fan_in, fan_out) view scikit-learn users know. Hidden units are ReLU (fused
-into the dropout kernels), or identity, logistic or tanh (a pass of their own before dropout;
-their backward applies the recomputed mask, then the derivative from the output); the
-output layer is fused with its loss: softmax or independent sigmoids with the cross-entropy,
-identity with the squared error, exp with the Poisson deviance.
+``sizes[l + 1]``. Each layer is a :class:`fastdrop._layers.Layer`: weights stored unit-major,
+as PyTorch's Linear does (C-contiguous (fan_out, fan_in), one row per unit, so a batch-mode
+unit mask keeps whole rows: row copies, and row-contiguous optimizer steps), its bias, its
+hidden activation, the dropout site at its input and the noise on its weights. ``coefs[l]``
+is the transpose, the (fan_in, fan_out) view scikit-learn users know. ReLU is fused into the
+dropout kernels; identity, logistic, tanh and SELU take a pass of their own before dropout.
+The output layer is fused with its loss: softmax or independent sigmoids with the
+cross-entropy, identity with the squared error, exp with the Poisson deviance.
 
-Dropout sites are the inputs of every layer: site 0 is the network input (``input_dropout``),
-site ``l`` the output of hidden layer ``l``. Each site has its own seed, and a training batch
-uses the optimizer's step counter as the draw's step, so a fit is reproducible from its seeds.
+Dropout sites (:mod:`fastdrop._sites`) are the inputs of every layer: site 0 is the network
+input (``input_dropout``), site ``l`` the output of hidden layer ``l``. Each site is an
+object of its kind (none, Bernoulli, Gaussian, alpha) with its own seed; a training batch
+uses the optimizer's step counter as the draw's step, so a fit is reproducible from its
+seeds. DropConnect is a :class:`~fastdrop._sites.WeightMask` on a layer's weights. The
+engine calls the same methods on every site and never asks for its kind.
 
-* ``element`` mode: a fresh Philox mask per example and unit, fused with bias + ReLU.
+* ``element`` mode: fresh noise per example and unit.
 * ``batch`` mode (Graham et al. 2015, "Efficient batchwise dropout training using submatrices"):
   one unit mask per mini-batch and site; the GEMMs run on the kept rows/columns only, so an epoch
   gets cheaper as p grows. It computes exactly what element mode would with that unit mask
-  shared by all examples (tested against a numpy reference).
-
-* ``dropout_kind`` "gaussian" or "alpha" (element mode only): the site's noise is a pass of
-  its own after the activation, into a buffer of its own (``Workspace.noisy``), so the backward
-  pass has the activation's output for its derivative and recomputes the noise from
-  (seed, step). Inference is the identity for both.
-* ``dropconnect``: each layer's weights get a fresh mask per training batch (draw
-  ``2**62 + step`` of the layer's input site's seed), copied masked and scaled into
-  ``Workspace.masked_weights``; the weight gradient gets the same mask, the bias none.
+  shared by all examples (tested against a numpy reference). Unit masks only (Bernoulli).
 
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
 (:class:`Workspace`); everything element-wise is a fused Cython kernel.
@@ -35,17 +30,14 @@ import threading
 
 import numpy as np
 
-from . import _kernels, _nn_kernels
-from ._plumbing import (EMPTY_BITS, NO_BIAS, alpha_dropout_params, alpha_into, gaussian_table,
-                        keep_threshold, packed_words, train_scale, unpack)
+from . import _nn_kernels
+from ._layers import Layer, initial_weights, make_activation
+from ._sites import SITE_KINDS, make_site, make_weight_noise
 from .optim import SubmatrixCopy, SubmatrixGradient
 
 __all__ = ["MLP", "Workspace"]
 
-ONE = _kernels.THRESHOLD_ONE
-_MC_STEP_BASE = 2**63  # Monte-Carlo prediction draws live far from the training steps
-_DROPCONNECT_STEP_BASE = 2**62  # and DropConnect's weight masks from the units' masks
-DROPOUT_KINDS = ("bernoulli", "gaussian", "alpha")
+DROPOUT_KINDS = tuple(SITE_KINDS)
 _PREDICT_CHUNK = 2048  # rows per prediction pass (a multiple of 64 keeps mask words aligned;
 # larger chunks gained nothing measurable and double the scratch each thread keeps)
 # output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
@@ -130,6 +122,11 @@ def _fill_positions(positions, kept):
         pos[k] = np.arange(k.size)
 
 
+def _site_buffer(site, rows, width, dtype):
+    size = site.buffer_size(rows, width)
+    return np.empty(size, dtype=dtype) if size else None
+
+
 class Workspace:
     """Every buffer one training batch needs, allocated once for a maximum batch size.
     ``prefetch``: see :class:`BatchPlan` (batch mode only)."""
@@ -146,12 +143,15 @@ class Workspace:
         # batch mode the kept submatrix (SubmatrixGradient: the optimizer expands it by row)
         self.grad_weights = list(self.grad_weight_buffers)
         self.grad_intercepts = [np.empty_like(b) for b in net.intercepts]
-        # a noisy copy of each hidden layer's output (Gaussian or alpha dropout at its site)
-        self.noisy = [np.empty(batch_size * w, dtype=dt) if net.noise_at(l + 1) else None
-                      for l, w in enumerate(sizes[1:-1])]
-        self.masked_weights = ([np.empty_like(w) for w in net.weights]
-                               if net.dropconnect_threshold < ONE else None)
-        self.batch_mode = net.dropout_mode == "batch"
+        # each hidden site's output where its noise is a pass of its own (None: in place)
+        self.site_out = [_site_buffer(net.layers[l + 1].site, batch_size, w, dt)
+                         for l, w in enumerate(sizes[1:-1])]
+        # each layer's DropConnect-masked weights (None: the weights as they are)
+        self.masked_weights = [layer.weight_noise.buffer(layer.weights) for layer in net.layers]
+        # the weights the last training pass used, and each layer's input in it
+        self.used_weights = [None] * net.n_layers
+        self.inputs = [None] * net.n_layers
+        self.batch_mode = net.dropout_mode == "batch" and net.has_dropout
         if self.batch_mode:
             self.x_kept = np.empty(batch_size * sizes[0], dtype=dt)
             self.sub_weights = [np.empty(w.size, dtype=dt) for w in net.weights]
@@ -167,7 +167,8 @@ class Workspace:
 
 
 class MLP:
-    """A ReLU multilayer perceptron with fused dropout; the engine under MLPClassifier.
+    """A multilayer perceptron with fused dropout at every layer input; the engine under
+    MLPClassifier and MLPRegressor.
 
     Parameters
     ----------
@@ -192,95 +193,101 @@ class MLP:
         Drop rate of every layer's weights, one mask per training batch.
     random_state : numpy.random.RandomState
         Draws the initial weights and the per-site seeds.
+
+    Attributes
+    ----------
+    layers : list of :class:`fastdrop._layers.Layer`
+        Each with its weights, bias, activation, input site and weight noise.
+    sites : list
+        The dropout site at each layer's input (``layers[l].site``).
     """
 
     def __init__(self, sizes, *, output="softmax", dropout=None, dropout_mode="element",
                  dropout_scale="inverted", dtype=np.float32, init="glorot", activation="relu",
                  dropout_kind="bernoulli", dropconnect=0.0, random_state):
         self.sizes = [int(s) for s in sizes]
-        self.output = output
-        if activation != "relu" and activation not in _nn_kernels.ACTIVATIONS:
-            raise ValueError(f"activation must be 'relu' or one of "
-                             f"{sorted(_nn_kernels.ACTIVATIONS)}, got {activation!r}")
-        self.activation = activation
-        self.dtype = np.dtype(dtype)
-        self.dropout_mode = dropout_mode
-        self.dropout_scale = dropout_scale
         n_sites = len(self.sizes) - 1
         rates = [0.0] * n_sites if dropout is None else [float(p) for p in dropout]
         if len(rates) != n_sites:
             raise ValueError(f"dropout must have one rate per site ({n_sites}), got {len(rates)}")
-        self.rates = rates
-        self.thresholds = [keep_threshold(1.0 - p) for p in rates]
-        self.dropout_kind = dropout_kind
-        self.dropconnect_threshold = keep_threshold(1.0 - float(dropconnect))
-        self._check_noise()
-        self.weights, self.intercepts = [], []
+        hidden_activation = make_activation(activation)
+        self.output, self.activation, self.dtype = output, activation, np.dtype(dtype)
+        self.dropout_mode, self.dropout_scale = dropout_mode, dropout_scale
+        self.dropout_kind, self.rates, self.dropconnect = dropout_kind, rates, float(dropconnect)
+        self._check_combinations()
+        params = []
         for fan_in, fan_out, is_output in zip(self.sizes[:-1], self.sizes[1:],
                                                [False] * (n_sites - 1) + [True]):
-            c, b = self._init_layer(fan_in, fan_out, init, output if is_output else activation,
-                                    random_state, logistic=activation == "logistic")
-            self.weights.append(np.ascontiguousarray(c.T, dtype=self.dtype))
-            self.intercepts.append(b.astype(self.dtype))
-        self.seeds = [int(s) for s in random_state.randint(0, 2**63, size=n_sites,
-                                                            dtype=np.int64)]
+            c, b = initial_weights(fan_in, fan_out, init, output if is_output else activation,
+                                   random_state, logistic=activation == "logistic")
+            params.append((np.ascontiguousarray(c.T, dtype=self.dtype), b.astype(self.dtype)))
+        seeds = random_state.randint(0, 2**63, size=n_sites, dtype=np.int64)
+        self.layers = []
+        for l, ((w, b), p, seed) in enumerate(zip(params, rates, seeds)):
+            site = make_site(dropout_kind, p, int(seed), dropout_scale, self.dtype)
+            self.layers.append(Layer(w, b, site, make_weight_noise(self.dropconnect, site),
+                                     hidden_activation if l < n_sites - 1 else None))
 
-    def _check_noise(self):
-        if self.dropout_kind not in DROPOUT_KINDS:
+    # Combinations that cannot work: (parameter, its value, the clash in use, why). A clash
+    # reads what the site kind is (SITE_KINDS), never branches on its name.
+    _CLASHES = (
+        ("dropout_mode", "batch",
+         lambda net: any(net.rates) and not SITE_KINDS[net.dropout_kind].unit_mask,
+         "batch mode drops whole units, and this noise is not a unit mask"),
+        ("dropout_mode", "batch", lambda net: net.dropconnect > 0,
+         "DropConnect masks single weights: no submatrix to skip to"),
+        ("dropout_scale", "classic",
+         lambda net: any(net.rates) and SITE_KINDS[net.dropout_kind].keeps_mean,
+         "Gaussian and alpha noise keep the mean themselves"),
+    )
+
+    def _check_combinations(self):
+        if self.dropout_kind not in SITE_KINDS:
             raise ValueError(f"dropout_kind must be one of {DROPOUT_KINDS}, got "
                              f"{self.dropout_kind!r}")
-        kind = f"dropout_kind={self.dropout_kind!r}"
-        noisy = self.dropout_kind != "bernoulli" and self.has_dropout
-        dropconnect = f"dropconnect={1 - self.dropconnect_threshold / ONE:.4g}"
-        for name, value, what, clash, why in (
-                ("dropout_mode", "batch", kind, noisy,
-                 "batch mode drops whole units, and this noise is not a unit mask"),
-                ("dropout_mode", "batch", dropconnect, self.dropconnect_threshold < ONE,
-                 "DropConnect masks single weights: no submatrix to skip to"),
-                ("dropout_scale", "classic", kind, noisy,
-                 "Gaussian and alpha noise keep the mean themselves")):
-            if clash and getattr(self, name) == value:
+        for name, value, clash, why in self._CLASHES:
+            if getattr(self, name) == value and clash(self):
+                what = (f"dropconnect={self.dropconnect:.4g}" if "DropConnect" in why
+                        else f"dropout_kind={self.dropout_kind!r}")
                 raise ValueError(f"{name}={value!r} does not combine with {what}: {why}")
-
-    @staticmethod
-    def _init_layer(fan_in, fan_out, init, activation, rs, logistic=False):
-        if init in ("he", "lecun"):
-            gain = 2.0 if init == "he" else 1.0
-            return (rs.normal(0.0, np.sqrt(gain / fan_in), (fan_in, fan_out)),
-                    np.zeros(fan_out))
-        # scikit-learn's Glorot uniform: factor 2 for logistic hidden units (every layer, as
-        # scikit-learn draws them) and for a sigmoid output, 6 otherwise
-        factor = 2.0 if (activation == "sigmoid" or logistic) else 6.0
-        bound = np.sqrt(factor / (fan_in + fan_out))
-        return rs.uniform(-bound, bound, (fan_in, fan_out)), rs.uniform(-bound, bound, fan_out)
 
     # ------------------------------------------------------------------ shapes
     @property
+    def weights(self):
+        """Per layer, the (fan_out, fan_in) weights (the arrays themselves)."""
+        return [layer.weights for layer in self.layers]
+
+    @property
+    def intercepts(self):
+        return [layer.bias for layer in self.layers]
+
+    @property
     def coefs(self):
         """Per layer, the (fan_in, fan_out) weight matrix: a view on ``weights[l].T``."""
-        return [w.T for w in self.weights]
+        return [layer.coefs for layer in self.layers]
+
+    @property
+    def sites(self):
+        return [layer.site for layer in self.layers]
+
+    @property
+    def seeds(self):
+        """Each site's seed (DropConnect's masks use their layer's input site's)."""
+        return [site.seed for site in self.sites]
+
+    @seeds.setter
+    def seeds(self, seeds):
+        for site, seed in zip(self.sites, seeds, strict=True):
+            site.seed = int(seed)
 
     @property
     def n_layers(self):
-        return len(self.weights)
+        return len(self.layers)
 
     @property
     def has_dropout(self):
-        return any(t < ONE for t in self.thresholds)
-
-    def noise_at(self, site):
-        """Whether site ``site`` takes Gaussian or alpha noise (a pass of its own)."""
-        return self.dropout_kind != "bernoulli" and self.thresholds[site] < ONE
-
-    # ------------------------------------------------------------------ dropout scales
-    def keep_prob(self, site):
-        return self.thresholds[site] / ONE
-
-    def train_scale(self, site):
-        return train_scale(self.thresholds[site], self.dropout_scale)
-
-    def test_scale(self, site):
-        return self.keep_prob(site) if self.dropout_scale == "classic" else 1.0
+        """Whether any site draws noise (DropConnect aside)."""
+        return any(site.drops for site in self.sites)
 
     # ------------------------------------------------------------------ training pass
     def forward_backward(self, ws, m, target, step, n_threads, on_layer=None,
@@ -297,7 +304,7 @@ class MLP:
         ``weights`` (m,), optional, weighs the rows as scikit-learn's sample_weight: the
         loss returned is then sum_i w_i loss_i and the gradients are of it over sum_i w_i.
         """
-        if ws.batch_mode and self.has_dropout:
+        if ws.batch_mode:
             return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer,
                                                 on_forward, weights)
         loss = self._forward_element(ws, m, target, step, n_threads, weights)
@@ -307,142 +314,47 @@ class MLP:
         return loss
 
     def _forward_element(self, ws, m, target, step, n_threads, weights):
-        x = ws.x[:m]
-        if self.noise_at(0):  # input noise, in place on the batch copy
-            self._noise(x, x, 0, step, n_threads)
-        elif self.thresholds[0] < ONE:
-            self._drop(x, x, 0, step, None, False, n_threads)
-        a = x
-        for l in range(self.n_layers - 1):
-            z = _view(ws.acts[l], m, self.sizes[l + 1])
-            np.matmul(a, self._train_weights(ws, l, step, n_threads).T, out=z)
-            bias, relu = self._activate(z, self.intercepts[l], n_threads)
-            if self.noise_at(l + 1):  # the activation here, the noise into a buffer of its own
-                if relu or bias is not None:
-                    self._scale_bias_relu(z, z, 1.0, bias, relu, n_threads)
-                a = _view(ws.noisy[l], m, self.sizes[l + 1])
-                self._noise(z, a, l + 1, step, n_threads)
-                continue
-            if relu or bias is not None or self.thresholds[l + 1] < ONE:
-                self._drop(z, z, l + 1, step, bias, relu, n_threads)
-            a = z
-        logits = ws.logits[:m]
-        np.matmul(a, self._train_weights(ws, self.n_layers - 1, step, n_threads).T, out=logits)
-        return self._output_loss(logits, self.intercepts[-1], target, want_grad=True,
-                                 grad_bias=ws.grad_intercepts[-1], weights=weights)
-
-    def _drop(self, src, dst, site, step, bias, relu, n_threads, first_word=0, scale=None):
-        """dst = dropout_site((src + bias), relu), scaled by ``scale`` (default: the training
-        scale); no mask is stored."""
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=self.seeds[site],
-                         step=step, threshold=self.thresholds[site],
-                         scale=self.train_scale(site) if scale is None else scale,
-                         bias=self._bias(bias), relu=relu, n_threads=n_threads,
-                         first_word=first_word)
-
-    def _bias(self, bias):
-        return bias if bias is not None else NO_BIAS[self.dtype]
-
-    def _noise(self, src, dst, site, step, n_threads, first_word=0):
-        """dst = the site's Gaussian or alpha noise applied to src."""
-        seed, threshold = self.seeds[site], self.thresholds[site]
-        if self.dropout_kind == "gaussian":
-            _kernels.gaussian(src.reshape(-1), dst.reshape(-1), seed, step,
-                              gaussian_table(self.rates[site], self.dtype), n_threads,
-                              first_word=first_word)
-        else:
-            alpha_into(src, dst, EMPTY_BITS, threshold, seed, step, n_threads, first_word)
-
-    def _noise_backward(self, grad, site, step, n_threads):
-        """grad (at the noise's output) becomes the gradient at its input, in place."""
-        if self.dropout_kind == "gaussian":
-            self._noise(grad, grad, site, step, n_threads)
-        else:  # keep ? grad * a : 0, a the mask's scale
-            a = alpha_dropout_params(self.thresholds[site] / ONE)[0]
-            self._drop(grad, grad, site, step, None, False, n_threads, scale=a)
-
-    def _mask_weights(self, src, dst, l, step, n_threads):
-        """dst = DropConnect's mask of layer l's weights (draw ``step``) applied to src."""
-        t = self.dropconnect_threshold
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=self.seeds[l],
-                         step=step, threshold=t, scale=ONE / t, bias=NO_BIAS[self.dtype],
-                         relu=False, n_threads=n_threads)
-        return dst
-
-    def _train_weights(self, ws, l, step, n_threads):
-        """Layer l's weights for this training batch: masked under DropConnect."""
-        if ws.masked_weights is None:
-            return self.weights[l]
-        self._mask_weights(self.weights[l], ws.masked_weights[l], l,
-                           _DROPCONNECT_STEP_BASE + step, n_threads)
-        return ws.masked_weights[l]
-
-    def _activate(self, z, bias, n_threads):
-        """The hidden activation's share of the pass after a layer's product: ReLU is left
-        to the dropout kernel, fused with the bias (returns ``(bias, True)``); any other is
-        applied here with the bias, in place, before dropout (returns ``(None, False)``)."""
-        if self.activation == "relu":
-            return bias, True
-        _nn_kernels.activate(z, self._bias(bias), _nn_kernels.ACTIVATIONS[self.activation],
-                             n_threads)
-        return None, False
-
-    def _scale_bias_relu(self, src, dst, scale, bias, relu, n_threads):
-        """dst = relu(src (+ bias)) * scale: the kernel's pass with nothing dropped."""
-        _kernels.forward(src.reshape(-1), dst.reshape(-1), EMPTY_BITS, seed=0, step=0,
-                         threshold=ONE, scale=scale, bias=self._bias(bias), relu=relu,
-                         n_threads=n_threads)
+        """The loss; each layer's input and weights as used go to ws.inputs, ws.used_weights
+        (the backward half reads them), the output gradient to ws.logits."""
+        layers, last = self.layers, self.n_layers - 1
+        a = layers[0].site.forward(ws.x[:m], None, None, False, step, n_threads)  # in place
+        for l, layer in enumerate(layers):
+            ws.inputs[l] = a
+            w = ws.used_weights[l] = layer.weight_noise.training_weights(
+                layer.weights, ws.masked_weights[l], step, n_threads)
+            if l == last:
+                logits = ws.logits[:m]
+                np.matmul(a, w.T, out=logits)
+                return self._output_loss(logits, layer.bias, target, want_grad=True,
+                                         grad_bias=ws.grad_intercepts[-1], weights=weights)
+            width = self.sizes[l + 1]
+            z = _view(ws.acts[l], m, width)  # (m, width)
+            np.matmul(a, w.T, out=z)
+            bias, relu = layer.activation.activate(z, layer.bias, n_threads)
+            out = ws.site_out[l]
+            a = layers[l + 1].site.forward(z, None if out is None else _view(out, m, width),
+                                           bias, relu, step, n_threads)
 
     def _backward_element(self, ws, m, step, n_threads, on_layer):
         # d(mean loss)/d(logits) is in ws.logits after _output_loss, and the output bias's
         # gradient (its column sums) in ws.grad_intercepts[-1]; each hidden layer's bias
-        # gradient comes out of the gate that makes its dz
+        # gradient comes out of the site's backward that makes its dz
         dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
-            h = None if l == 0 else _view(ws.acts[l - 1], m, self.sizes[l])
-            a = ws.x[:m] if l == 0 else (_view(ws.noisy[l - 1], m, self.sizes[l])
-                                         if self.noise_at(l) else h)
+            layer = self.layers[l]
             grad = ws.grad_weight_buffers[l]
-            np.matmul(dz.T, a, out=grad)
-            w = self.weights[l]
-            if ws.masked_weights is not None:  # the weights' mask on their gradient
-                self._mask_weights(grad, grad, l, _DROPCONNECT_STEP_BASE + step, n_threads)
-                w = ws.masked_weights[l]
-            ws.grad_weights[l] = grad
-            da = (self._input_gradient(dz, w, a, l, n_threads,
-                                       out=_view(ws.dacts[l - 1], m, self.sizes[l]),
-                                       grad_bias=ws.grad_intercepts[l - 1], mask_step=step,
-                                       h=h)
-                  if l > 0 else None)
+            np.matmul(dz.T, ws.inputs[l], out=grad)
+            ws.grad_weights[l] = layer.weight_noise.mask_gradient(grad, step, n_threads)
+            da = None
+            if l > 0:
+                da = _view(ws.dacts[l - 1], m, self.sizes[l])
+                np.matmul(dz, ws.used_weights[l], out=da)
+                layer.site.backward(da, ws.inputs[l], _view(ws.acts[l - 1], m, self.sizes[l]),
+                                    step, self.layers[l - 1].activation,
+                                    ws.grad_intercepts[l - 1], n_threads)
             if on_layer is not None:
                 on_layer(l)
             dz = da
-
-    def _input_gradient(self, dz, w, a, l, n_threads, out, grad_bias, mask_step=None, h=None):
-        """The gradient at layer l's input a (through its activation and dropout), into out,
-        and its column sums (the bias gradient of the layer that made a) into grad_bias.
-        ``mask_step``: the element-mode draw, whose mask other activations than ReLU apply
-        again (None in batch mode: its submatrices hold kept units only); under Gaussian or
-        alpha noise, the draw recomputed, and ``h`` the activation's output before it."""
-        np.matmul(dz, w, out=out)
-        if mask_step is not None and self.noise_at(l):
-            self._noise_backward(out, l, mask_step, n_threads)
-            return self._activation_backward(out, h, 1.0, grad_bias, n_threads)
-        if self.activation != "relu" and mask_step is not None and self.thresholds[l] < ONE:
-            self._drop(out, out, l, mask_step, None, False, n_threads, scale=1.0)  # dropped: 0
-        return self._activation_backward(out, a, self.train_scale(l), grad_bias, n_threads)
-
-    def _activation_backward(self, grad, a, scale, grad_bias, n_threads):
-        """grad *= scale * f'(z) from the output a = f(z) * scale (or 0 where dropped), in
-        place, and its column sums into grad_bias."""
-        if self.activation == "relu":
-            # a > 0 exactly where the unit was kept and active: a is the whole gate
-            _kernels.gate_colsum(grad, a, grad, scale, grad_bias, n_threads)
-        else:
-            _nn_kernels.derivative_colsum(grad, a, scale,
-                                          _nn_kernels.ACTIVATIONS[self.activation], grad_bias,
-                                          n_threads)
-        return grad
 
     def _output_loss(self, logits, bias, target, want_grad, grad_bias=None, weights=None):
         return _OUTPUT_LOSSES[self.output](logits, bias, target, want_grad, grad_bias, weights)
@@ -450,14 +362,7 @@ class MLP:
     # ------------------------------------------------------------------ batch mode
     def kept_units(self, step):
         """Batch mode: the kept unit indices of every site for this step (output: all)."""
-        kept = []
-        for site, width in enumerate(self.sizes[:-1]):
-            t = self.thresholds[site]
-            if t >= ONE:
-                kept.append(np.arange(width, dtype=np.int64))
-                continue
-            words = packed_words(width, t, self.seeds[site], step, 0, 1)
-            kept.append(np.flatnonzero(unpack(words, width)).astype(np.int64))
+        kept = [site.kept(width, step) for site, width in zip(self.sites, self.sizes[:-1])]
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
 
@@ -477,13 +382,13 @@ class MLP:
         them); the kept output gradient is left in ws.logits."""
         a = self._kept_input(ws, m, kept[0], n_threads)
         inputs = [a]
-        for l in range(self.n_layers):
+        for l, layer in enumerate(self.layers):
             k_in, k_out = kept[l].size, kept[l + 1].size
             w = _view(ws.sub_weights[l], k_out, k_in)  # kept units' rows, kept inputs' columns
             if not ws.plan.gathered(l, step):  # not left there by the previous step
-                _nn_kernels.gather(self.weights[l], kept[l + 1], kept[l], w, n_threads)
+                _nn_kernels.gather(layer.weights, kept[l + 1], kept[l], w, n_threads)
             b = ws.sub_bias[l][:k_out]
-            np.take(self.intercepts[l], kept[l + 1], out=b)
+            np.take(layer.bias, kept[l + 1], out=b)
             if l == self.n_layers - 1:
                 logits = ws.logits[:m]
                 np.matmul(a, w.T, out=logits)
@@ -492,38 +397,34 @@ class MLP:
                                          weights=weights), inputs
             z = _view(ws.acts[l], m, k_out)
             np.matmul(a, w.T, out=z)
-            bias, relu = self._activate(z, b, n_threads)
-            if relu or bias is not None or self.train_scale(l + 1) != 1.0:
-                self._scale_bias_relu(z, z, self.train_scale(l + 1), bias, relu, n_threads)
-            inputs.append(z)
-            a = z
+            bias, relu = layer.activation.activate(z, b, n_threads)
+            a = self.layers[l + 1].site.forward_kept(z, bias, relu, n_threads)
+            inputs.append(a)
 
     def _kept_input(self, ws, m, kept_inputs, n_threads):
         """The batch's kept input columns, scaled for training (the batch itself, uncopied,
-        without input dropout)."""
-        if self.thresholds[0] >= ONE:
-            a = ws.x[:m]
-        else:
+        when no input is dropped)."""
+        site, a = self.layers[0].site, ws.x[:m]
+        if site.drops:
             a = _view(ws.x_kept, m, kept_inputs.size)
             np.take(ws.x[:m], kept_inputs, axis=1, out=a)
-        if self.train_scale(0) != 1.0:
-            self._scale_bias_relu(a, a, self.train_scale(0), None, False, n_threads)
-        return a
+        return site.forward_kept(a, None, False, n_threads)
 
     def _backward_batch(self, ws, m, kept, inputs, n_threads, on_layer):
         dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
-            a = inputs[l]
             gw = _view(ws.sub_grads[l], k_out, k_in)
-            np.matmul(dz.T, a, out=gw)
+            np.matmul(dz.T, inputs[l], out=gw)
             ws.grad_weights[l] = SubmatrixGradient(gw, ws.plan.positions[l], kept[l])
             ws.grad_intercepts[l].fill(0)  # sub_dbias[l]: from the output loss or the gate
             ws.grad_intercepts[l][kept[l + 1]] = ws.sub_dbias[l][:k_out]
-            da = (self._input_gradient(dz, _view(ws.sub_weights[l], k_out, k_in), a, l,
-                                       n_threads, out=_view(ws.dacts[l - 1], m, k_in),
-                                       grad_bias=ws.sub_dbias[l - 1][:k_in])
-                  if l > 0 else None)
+            da = None
+            if l > 0:
+                da = _view(ws.dacts[l - 1], m, k_in)
+                np.matmul(dz, _view(ws.sub_weights[l], k_out, k_in), out=da)
+                self.layers[l].site.backward_kept(da, inputs[l], self.layers[l - 1].activation,
+                                                  ws.sub_dbias[l - 1][:k_in], n_threads)
             if on_layer is not None:
                 on_layer(l)
             dz = da
@@ -542,33 +443,37 @@ class MLP:
         n = X.shape[0]
         chunk = min(n, _PREDICT_CHUNK) or 1
         # the input as it is (C-contiguous, of our dtype) unless the pass changes it
-        copy_input = self._changes_input(mc_step)
+        input_site = self.layers[0].site
+        copy_input = input_site.changes_input(mc_step)
         out, bufs = self._predict_buffers(n, chunk, copy_input)
         if not reuse_output:
             out = np.empty_like(out)
-        weights = self._predict_weights(mc_step, n_threads)
+        weights = [layer.weight_noise.predict_weights(layer.weights, mc_step, n_threads)
+                   for layer in self.layers]
         for start in range(0, n, chunk):
             rows = min(chunk, n - start)
             a = X[start:start + rows]
             if copy_input:
                 a = _view(bufs[0], rows, self.sizes[0])
                 np.copyto(a, X[start:start + rows])
-                a = self._predict_layer(a, a, 0, None, False, start, mc_step, n_threads)
-            for l in range(self.n_layers - 1):
+                a = input_site.predict(a, a, None, False, self._first_word(start, 0), mc_step,
+                                       n_threads)
+            for l, layer in enumerate(self.layers[:-1]):
                 z = _view(bufs[l + 1], rows, self.sizes[l + 1])
                 np.matmul(a, weights[l].T, out=z)
-                bias, relu = self._activate(z, self.intercepts[l], n_threads)
-                a = self._predict_layer(z, z, l + 1, bias, relu, start, mc_step, n_threads)
+                bias, relu = layer.activation.activate(z, layer.bias, n_threads)
+                a = self.layers[l + 1].site.predict(z, z, bias, relu,
+                                                    self._first_word(start, l + 1), mc_step,
+                                                    n_threads)
             logits = out[start:start + rows]
             np.matmul(a, weights[-1].T, out=logits)
-            self._output_loss(logits, self.intercepts[-1], bufs[-1], want_grad=False)
+            self._output_loss(logits, self.layers[-1].bias, bufs[-1], want_grad=False)
         return out
 
-    def _changes_input(self, mc_step):
-        """Whether a prediction pass scales or draws noise on the input (site 0)."""
-        if self.thresholds[0] >= ONE:
-            return False
-        return mc_step is not None or (not self.noise_at(0) and self.test_scale(0) != 1.0)
+    def _first_word(self, row0, site):
+        """The mask word of site ``site`` where row ``row0`` starts (row0 is a multiple of
+        64: chunks of rows keep words aligned, so a pass is the same whatever the chunking)."""
+        return row0 * self.sizes[site] // 64
 
     def _predict_buffers(self, n, chunk, copy_input):
         """The output (n rows) and per-layer scratch (chunk rows; the input's only when the
@@ -595,36 +500,9 @@ class MLP:
         state.pop("_local", None)  # per-thread scratch: neither picklable nor worth keeping
         return state
 
-    def _predict_weights(self, mc_step, n_threads):
-        """The weights of a prediction pass: as they are (DropConnect's inverted scaling
-        makes them the masks' mean), or masked once for a whole Monte-Carlo pass."""
-        if mc_step is None or self.dropconnect_threshold >= ONE:
-            return self.weights
-        step = _MC_STEP_BASE + _DROPCONNECT_STEP_BASE + mc_step
-        return [self._mask_weights(w, np.empty_like(w), l, step, n_threads)
-                for l, w in enumerate(self.weights)]
-
-    def _predict_layer(self, src, dst, site, bias, relu, row0, mc_step, n_threads):
-        first_word = row0 * self.sizes[site] // 64  # row0 is a multiple of 64
-        if self.noise_at(site):  # inference is the identity; Monte-Carlo draws the noise
-            if bias is not None or relu:
-                self._scale_bias_relu(src, dst, 1.0, bias, relu, n_threads)
-            if mc_step is not None:
-                self._noise(dst, dst, site, _MC_STEP_BASE + mc_step, n_threads, first_word)
-            return dst
-        if mc_step is not None and self.thresholds[site] < ONE:
-            self._drop(src, dst, site, _MC_STEP_BASE + mc_step, bias, relu, n_threads,
-                       first_word)
-        elif bias is not None or relu or self.test_scale(site) != 1.0:
-            self._scale_bias_relu(src, dst, self.test_scale(site), bias, relu, n_threads)
-        return dst
-
     def __repr__(self):
-        rates = [round(1 - t / ONE, 4) for t in self.thresholds]
-        dc = round(1 - self.dropconnect_threshold / ONE, 4)
         return (f"MLP(sizes={self.sizes}, activation={self.activation!r}, "
-                f"output={self.output!r}, dropout={rates}, kind={self.dropout_kind!r}, "
-                f"dropconnect={dc}, "
+                f"output={self.output!r}, dropout={self.rates}, kind={self.dropout_kind!r}, "
+                f"dropconnect={self.dropconnect}, "
                 f"mode={self.dropout_mode!r}, scale={self.dropout_scale!r}, "
                 f"dtype={self.dtype.name})")
-

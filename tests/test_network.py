@@ -78,10 +78,10 @@ def check_gradients(net, output):
 
 def numpy_forward(net, X, unit_masks):
     """Reference: the network with one unit mask per site shared by every example."""
-    a = X * unit_masks[0] * net.train_scale(0)
+    a = X * unit_masks[0] * net.sites[0].train_scale
     for l in range(net.n_layers - 1):
         a = np.maximum(a @ net.coefs[l] + net.intercepts[l], 0) * unit_masks[l + 1] \
-            * net.train_scale(l + 1)
+            * net.sites[l + 1].train_scale
     z = a @ net.coefs[-1] + net.intercepts[-1]
     z = z - z.max(axis=1, keepdims=True)
     return np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -99,16 +99,16 @@ def test_batch_mode_equals_element_mode_with_a_shared_unit_mask():
     proba = numpy_forward(net, X, masks)
     # gradient of the mean cross-entropy through the reference, by autodiff-free backprop
     delta = (proba - np.eye(4)[y]) / len(y)
-    acts = [X * masks[0] * net.train_scale(0)]
+    acts = [X * masks[0] * net.sites[0].train_scale]
     for l in range(net.n_layers - 1):
         acts.append(np.maximum(acts[-1] @ net.coefs[l] + net.intercepts[l], 0) * masks[l + 1]
-                    * net.train_scale(l + 1))
+                    * net.sites[l + 1].train_scale)
     grads = ws.dense_grad_coefs()
     for l in range(net.n_layers - 1, -1, -1):
         np.testing.assert_allclose(grads[l], acts[l].T @ delta, rtol=1e-10, atol=1e-12)
         np.testing.assert_allclose(ws.grad_intercepts[l], delta.sum(0), rtol=1e-10, atol=1e-12)
         if l:
-            delta = (delta @ net.coefs[l].T) * (acts[l] > 0) * net.train_scale(l)
+            delta = (delta @ net.coefs[l].T) * (acts[l] > 0) * net.sites[l].train_scale
 
 
 def test_batch_mode_skips_dropped_units_in_the_products():
@@ -175,15 +175,16 @@ def test_classic_and_inverted_agree_in_expectation(scale):
     """Mean of many stochastic passes = the deterministic (weight-scaled) pass, per layer."""
     net = make_net(sizes=(5, 400), dropout=[0.4], scale=scale)  # one linear layer: exact
     X = np.random.default_rng(3).standard_normal((3, 5))
-    deterministic = X * net.test_scale(0)
+    site = net.sites[0]
+    deterministic = X * site.test_scale
     draws = []
     for t in range(3000):
         out = X.copy()
-        net._drop(out, out, 0, 10_000 + t, None, False, 1)
+        site.forward(out, None, None, False, 10_000 + t, 1)
         draws.append(out)
     mean = np.mean(draws, axis=0)
-    keep = net.keep_prob(0)
-    sd = np.abs(X) * net.train_scale(0) * np.sqrt(keep * (1 - keep) / 3000)
+    keep = site.threshold / 65536
+    sd = np.abs(X) * site.train_scale * np.sqrt(keep * (1 - keep) / 3000)
     assert np.all(np.abs(mean - deterministic) <= 5 * sd + 1e-12)
 
 
@@ -192,7 +193,7 @@ def test_inverted_and_classic_predictions_relate_by_scaling():
     inv = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="inverted")
     cla = make_net(sizes=(4, 8, 3), dropout=[0.0, 0.5], scale="classic")
     X = np.random.default_rng(4).standard_normal((6, 4))
-    cla.coefs[-1][...] = inv.coefs[-1] / cla.keep_prob(1)  # undo classic's test-time scaling
+    cla.coefs[-1][...] = inv.coefs[-1] / (cla.sites[1].threshold / 65536)  # undo classic's test-time scaling
     np.testing.assert_allclose(cla.predict_output(X, 1), inv.predict_output(X, 1), rtol=1e-12)
 
 
@@ -408,7 +409,7 @@ def test_dropout_family_gradients_do_not_depend_on_threads(kwargs):
 def test_dropconnect_masks_the_weights_with_the_documented_draw():
     from fastdrop import bernoulli_mask
     from fastdrop._dropout import keep_threshold
-    from fastdrop.network import _DROPCONNECT_STEP_BASE
+    from fastdrop._sites import DROPCONNECT_STEP_BASE as _DROPCONNECT_STEP_BASE
     net = make_net((6, 5, 3), dropconnect=0.4)
     ws = Workspace(net, 4)
     ws.x[:] = np.random.default_rng(0).standard_normal((4, 6))
