@@ -30,12 +30,24 @@ cdef enum:
     ROW_BLOCK = 2048
     DIRECT_ROW = 256  # narrower rows are copied into the block buffer: one call per block
 
-# Optimizer kinds and the layout of their hyper-parameter vector ``hp``.
+# Optimizer kinds.
 cdef enum:
-    KIND_SGD = 0    # hp = [lr, momentum, nesterov, l2, l1]
-    KIND_ADAM = 1   # hp = [lr_t, beta1, beta2, eps, l2, l1]
+    KIND_SGD = 0
+    KIND_ADAM = 1
 
 SGD, ADAM = KIND_SGD, KIND_ADAM
+
+# One step's settings by name: a record of optim.STEP_PARAMS (same fields, same order), which
+# the drivers take as its float64 words (a plain buffer is quicker to acquire than a record's).
+cdef packed struct fd_step_params:
+    double lr        # SGD's rate; Adam's lr_t (bias correction folded in)
+    double momentum  # SGD
+    double nesterov  # SGD: 1 for Nesterov's momentum
+    double beta_1    # Adam
+    double beta_2    # Adam
+    double epsilon   # Adam
+    double l2        # penalties, already divided by the batch size
+    double l1
 
 # Hidden activations other than ReLU (which the dropout kernels fuse themselves).
 cdef enum:
@@ -53,19 +65,30 @@ SELU_CONSTANTS = (SELU_ALPHA, SELU_LAMBDA)
 
 
 cdef inline void _step_block(int kind, floating *w, const floating *g, floating *s1,
-                             floating *s2, int64_t n, const double *hp,
+                             floating *s2, int64_t n, const fd_step_params *hp,
                              double *sums) noexcept nogil:
     """One optimizer step over a contiguous block; sums += (sum w^2, sum |w|) before it."""
     if kind == KIND_SGD:
         if floating is float:
-            fd_sgd_f32(w, g, s1, n, hp[0], hp[1], hp[2] != 0, hp[3], hp[4], sums)
+            fd_sgd_f32(w, g, s1, n, hp.lr, hp.momentum, hp.nesterov != 0, hp.l2, hp.l1, sums)
         else:
-            fd_sgd_f64(w, g, s1, n, hp[0], hp[1], hp[2] != 0, hp[3], hp[4], sums)
+            fd_sgd_f64(w, g, s1, n, hp.lr, hp.momentum, hp.nesterov != 0, hp.l2, hp.l1, sums)
     else:
         if floating is float:
-            fd_adam_f32(w, g, s1, s2, n, hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], sums)
+            fd_adam_f32(w, g, s1, s2, n, hp.lr, hp.beta_1, hp.beta_2, hp.epsilon, hp.l2, hp.l1,
+                        sums)
         else:
-            fd_adam_f64(w, g, s1, s2, n, hp[0], hp[1], hp[2], hp[3], hp[4], hp[5], sums)
+            fd_adam_f64(w, g, s1, s2, n, hp.lr, hp.beta_1, hp.beta_2, hp.epsilon, hp.l2, hp.l1,
+                        sums)
+
+
+cdef const fd_step_params *_step_params(const double[::1] hp) except NULL:
+    """The record behind a STEP_PARAMS record's float64 words."""
+    if hp.shape[0] * sizeof(double) != sizeof(fd_step_params):
+        raise ValueError(f"hp must be one optim.STEP_PARAMS record "
+                         f"({sizeof(fd_step_params) // sizeof(double)} float64 words), "
+                         f"got {hp.shape[0]} words")
+    return <const fd_step_params *>&hp[0]
 
 
 cdef inline (double, double) _ordered_sum(const double *part, int64_t n) noexcept nogil:
@@ -83,7 +106,7 @@ def optimizer_step(int kind,
                    const floating[::1] g,        # IN data gradient (batch mean)
                    floating[::1] s1,             # IN/OUT SGD velocity / Adam first moment
                    floating[::1] s2,             # IN/OUT Adam second moment (SGD: unused)
-                   const double[::1] hp,         # IN hyper-parameters (see SGD, ADAM)
+                   const double[::1] hp,         # IN a STEP_PARAMS record's words
                    int n_threads):
     """One step of scikit-learn's SGD or Adam over a flat parameter array, in one pass.
 
@@ -94,6 +117,7 @@ def optimizer_step(int kind,
     cdef int64_t n = w.shape[0], n_chunks = (n + CHUNK - 1) // CHUNK, c, start
     cdef double *part
     cdef floating *s2p = &s2[0] if s2.shape[0] else NULL
+    cdef const fd_step_params *params = _step_params(hp)
     if n == 0:
         return 0.0, 0.0
     part = <double *>calloc(2 * n_chunks, sizeof(double))
@@ -105,7 +129,7 @@ def optimizer_step(int kind,
             start = c * CHUNK
             _step_block(kind, &w[start], &g[start], &s1[start],
                         s2p + start if s2p != NULL else NULL,
-                        min(<int64_t>CHUNK, n - start), &hp[0], part + 2 * c)
+                        min(<int64_t>CHUNK, n - start), params, part + 2 * c)
         return _ordered_sum(part, n_chunks)
     finally:
         free(part)
@@ -114,7 +138,7 @@ def optimizer_step(int kind,
 cdef inline void _step_rows(int kind, floating *w, floating *s1, floating *s2, int64_t r0,
                             int64_t r1, int64_t nc, const floating *g, int64_t kc,
                             const int64_t *row_pos, const int64_t *cols, floating *buf,
-                            const floating *zeros, const double *hp,
+                            const floating *zeros, const fd_step_params *hp,
                             double *sums) noexcept nogil:
     """Rows r0..r1 of a submatrix step (see optimizer_step_submatrix), in few calls: with
     every column kept and rows of at least DIRECT_ROW elements, a run of consecutive kept rows
@@ -166,7 +190,7 @@ def optimizer_step_submatrix(int kind,
                              const int64_t[::1] cols,      # IN the column of w of each g column
                              floating[:, ::1] s1,          # IN/OUT optimizer state, like w
                              floating[:, ::1] s2,          # IN/OUT (SGD: shape (0, 0))
-                             const double[::1] hp,
+                             const double[::1] hp,         # IN as in optimizer_step
                              int n_threads,
                              const int64_t[::1] next_pos,  # IN row of next_w per row of w, or -1
                              const int64_t[::1] next_cols,  # IN columns of w kept in next_w
@@ -195,6 +219,7 @@ def optimizer_step_submatrix(int kind,
     cdef floating *bufs
     cdef const floating *gp = &g[0, 0] if g.shape[0] and g.shape[1] else NULL
     cdef floating *s2p = &s2[0, 0] if s2.shape[0] else NULL
+    cdef const fd_step_params *params = _step_params(hp)
     if nr == 0 or nc == 0:
         return 0.0, 0.0
     n_threads = max(1, n_threads)
@@ -213,7 +238,7 @@ def optimizer_step_submatrix(int kind,
             r1 = min(nr, r0 + rows_per_block)
             _step_rows(kind, &w[0, 0], &s1[0, 0], s2p, r0, r1, nc, gp, kc, &row_pos[0],
                        &cols[0] if kc else NULL, bufs + threadid() * rows_per_block * nc,
-                       bufs + n_threads * rows_per_block * nc, &hp[0], part + 2 * b)
+                       bufs + n_threads * rows_per_block * nc, params, part + 2 * b)
             if copy_next:
                 for r in range(r0, r1):
                     pn = next_pos[r]

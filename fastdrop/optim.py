@@ -49,6 +49,30 @@ class SubmatrixCopy(NamedTuple):
 
 _NO_ROWS = np.empty(0, np.int64)  # an empty row_pos / cols: no copy
 
+# One step's settings by name, as the kernels read them (_nn_kernels.fd_step_params).
+STEP_PARAMS = np.dtype([(name, np.float64) for name in (
+    "lr", "momentum", "nesterov", "beta_1", "beta_2", "epsilon", "l2", "l1")])
+
+
+class _StepParams:
+    """The kernels' settings record for one kind of parameter array, written field by field
+    only where a value changed (a field write costs about as much as a small kernel call's
+    Python overhead)."""
+
+    def __init__(self, **fields):
+        self.record = np.zeros(1, STEP_PARAMS)
+        self.words = self.record.view(np.float64)  # what the kernels take: the same memory
+        self._values = dict.fromkeys(STEP_PARAMS.names, 0.0)
+        self.set(**fields)
+
+    def set(self, **fields):
+        """Write the fields that changed; return the record's words for the kernels."""
+        for name, value in fields.items():
+            if self._values[name] != value:
+                self._values[name] = value
+                self.record[name] = value
+        return self.words
+
 
 class _Optimizer:
     kind = None  # _nn_kernels.SGD or ADAM
@@ -62,11 +86,24 @@ class _Optimizer:
                        for _ in range(self.n_state)]
         # SGD has one state array: an empty second one stands in for Adam's
         self._no_state = {p.ndim: np.empty((0,) * p.ndim, dtype=p.dtype) for p in params}
-        self._hp = np.zeros(6)
+        # the settings of penalized weights, and of what is never penalized (intercepts)
+        self._penalized = _StepParams(**self._fixed_settings())
+        self._plain = _StepParams(**self._fixed_settings())
 
-    def _hyper(self, l2, l1):
-        """Fill and return the kernel's hyper-parameter vector for one parameter array."""
-        raise NotImplementedError
+    def _fixed_settings(self):
+        """The settings that stay for the optimizer's life, by STEP_PARAMS's names."""
+        return {}
+
+    def _learning_rate(self):
+        """This step's rate as the kernel applies it."""
+        return self.learning_rate
+
+    def _step_params(self, l2, l1):
+        """The settings record for one array with penalty coefficients l2, l1."""
+        lr = self._learning_rate()
+        if not (l2 or l1):
+            return self._plain.set(lr=lr)
+        return self._penalized.set(lr=lr, l2=l2, l1=l1)
 
     def start_step(self):
         """Begin one optimizer step (Adam advances its time step here)."""
@@ -78,7 +115,7 @@ class _Optimizer:
         a SubmatrixGradient only) receives a submatrix of the updated weights."""
         s1 = self.states[0][i]
         s2 = self.states[1][i] if self.n_state > 1 else self._no_state[w.ndim]
-        hp = self._hyper(l2, l1)
+        hp = self._step_params(l2, l1)
         if isinstance(g, SubmatrixGradient):
             copy = copy_to or SubmatrixCopy(_NO_ROWS, _NO_ROWS, self._no_state[2])
             return _nn_kernels.optimizer_step_submatrix(self.kind, w, g.values, g.row_pos,
@@ -136,17 +173,16 @@ class SGD(_Optimizer):
 
     def __init__(self, params, learning_rate=0.1, momentum=0.9, nesterov=True,
                  schedule="constant", power_t=0.5):
-        super().__init__(params, learning_rate)
         self.momentum, self.nesterov, self.schedule = float(momentum), bool(nesterov), schedule
         self.power_t = float(power_t)
+        super().__init__(params, learning_rate)
+
+    def _fixed_settings(self):
+        return {"momentum": self.momentum, "nesterov": float(self.nesterov)}
 
     def iteration_ends(self, time_step):
         if self.schedule == "invscaling":
             self.learning_rate = self.learning_rate_init / (time_step + 1) ** self.power_t
-
-    def _hyper(self, l2, l1):
-        self._hp[:5] = (self.learning_rate, self.momentum, self.nesterov, l2, l1)
-        return self._hp
 
     def trigger_stopping(self, message, verbose):
         if self.schedule != "adaptive":
@@ -168,15 +204,17 @@ class Adam(_Optimizer):
     n_state = 2
 
     def __init__(self, params, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8):
-        super().__init__(params, learning_rate)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
         self.t = 0
+        super().__init__(params, learning_rate)
+
+    def _fixed_settings(self):
+        return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
     def start_step(self):
         self.t += 1
         self._lr_t = (self.learning_rate_init * math.sqrt(1 - self.beta_2 ** self.t)
                       / (1 - self.beta_1 ** self.t))
 
-    def _hyper(self, l2, l1):
-        self._hp[:] = (self._lr_t, self.beta_1, self.beta_2, self.epsilon, l2, l1)
-        return self._hp
+    def _learning_rate(self):
+        return self._lr_t
