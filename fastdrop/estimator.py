@@ -1,9 +1,9 @@
-"""MLPClassifier and MLPRegressor: scikit-learn estimators over :class:`fastdrop.network.MLP`,
-on a base (_BaseMLP) that holds everything but what their targets are: the regressor is
-another loss and target encoding on the same engine and loop."""
+"""MLPClassifier and MLPRegressor: scikit-learn estimators over :class:`fastdrop.network.MLP`
+and the training loop of :mod:`fastdrop._trainer`, on a base (_BaseMLP) that holds
+everything but what their targets are: the regressor is another loss and target encoding on
+the same engine and loop."""
 import math
 import numbers
-import time
 import warnings
 from typing import NamedTuple
 
@@ -18,10 +18,10 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
-from . import _nn_kernels
 from ._threading import resolve_n_threads, thread_budget
+from ._trainer import Trainer, TrainingState, TrainSettings
 from ._validation import Options, Range, Satisfies, check_params
-from .network import DROPOUT_KINDS, MLP, Workspace
+from .network import DROPOUT_KINDS, MLP
 from .optim import SGD, Adam
 
 __all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty"]
@@ -44,19 +44,6 @@ class Uncertainty(NamedTuple):
 def _entropy(p):
     """Row-wise entropy in nats, 0 log 0 = 0."""
     return -np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)
-
-
-def _flatten(arrays):
-    """One float64 vector of all the arrays' values (L-BFGS's parameter vector)."""
-    return np.concatenate([np.asarray(a, dtype=np.float64).ravel() for a in arrays])
-
-
-def _unflatten(theta, arrays):
-    """Copy the vector back into the arrays, in place, in their dtypes."""
-    start = 0
-    for a in arrays:
-        np.copyto(a, theta[start:start + a.size].reshape(a.shape), casting="same_kind")
-        start += a.size
 
 
 def _in_training_dtype(weights, dtype):
@@ -100,96 +87,17 @@ def _stochastic_solver(est):
     return True
 
 
-def _history_keys(score_key):
-    """history_'s columns; ``score_key`` names the validation score (val_accuracy, val_r2)."""
-    return ("epoch", "train_loss", "val_loss", score_key, "learning_rate", "time",
-            "time_forward", "time_backward", "time_forward_backward", "time_update",
-            "time_validation")
-
-
-class _EpochClock:
-    """Where an epoch's wall time goes, batch by batch: batch copies and forward halves
-    (``forward``), whole passes without the optimizer steps taken inside them (``passes``),
-    optimizer steps and max-norm (``update``)."""
-
-    def __init__(self):
-        self.start = time.perf_counter()
-        self.forward = self.passes = self.update = 0.0
-        self._t = self.start
-
-    def batch_start(self):
-        self._t = time.perf_counter()
-
-    def forward_done(self):
-        self.forward += time.perf_counter() - self._t
-
-    def pass_done(self, stepping):
-        """The pass is over; ``stepping`` seconds of it were optimizer steps."""
-        now = time.perf_counter()
-        self.passes += now - self._t - stepping
-        self.update += stepping
-        self._t = now
-
-    def update_done(self):
-        self.update += time.perf_counter() - self._t
-
-
-def _load_batch(X, target, weights, order, start, m, x, batch_target, batch_weights,
-                n_threads):
-    """Rows start .. start + m of the epoch's order (shuffled, or as stored) into the
-    workspace's batch buffers; the batch's row weights (None without sample weights)."""
-    if order is not None:
-        rows = order[start:start + m]
-        _nn_kernels.take_rows(X, rows, x[:m], n_threads)
-        np.take(target, rows, axis=0, out=batch_target[:m])
-        if weights is not None:
-            np.take(weights, rows, out=batch_weights[:m])
-    else:
-        np.copyto(x[:m], X[start:start + m])
-        np.copyto(batch_target[:m], target[start:start + m])
-        if weights is not None:
-            np.copyto(batch_weights[:m], weights[start:start + m])
-    return None if weights is None else batch_weights[:m]
-
-
-class _LayerwiseStep:
-    """The optimizer step of one batch, taken layer by layer during the backward pass.
-
-    Layer ``l`` steps as soon as the pass is done with it (``MLP.forward_backward``'s
-    ``on_layer``), while its freshly computed gradient is still in cache: the same bits as a
-    step after the whole pass, one trip through memory fewer. In batch mode the step also
-    leaves the next step's kept submatrix of the weights where the next forward pass looks
-    for it (``network.BatchPlan``), instead of that pass gathering it from memory again.
-    Accumulates the batch's penalty loss and the time spent stepping.
-    """
-
-    def __init__(self, net, opt, ws, alpha, l1, n_threads):
-        self.net, self.opt, self.ws = net, opt, ws
-        self.alpha, self.l1, self.n_threads = alpha, l1, n_threads
-        self.m, self.penalty, self.time = 0, 0.0, 0.0
-
-    def begin(self, m):
-        """A new step; ``m`` scales the penalties: the batch size, or the sum of its sample
-        weights (as scikit-learn scales them)."""
-        self.opt.start_step()
-        self.m, self.penalty, self.time = m, 0.0, 0.0
-
-    def layer(self, l):
-        t = time.perf_counter()
-        net, ws = self.net, self.ws
-        copy_to = ws.plan.copy_target(l) if ws.batch_mode else None
-        self.penalty += self.opt.update_layer(
-            l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
-            ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads, copy_to)
-        if copy_to is not None:  # the next step's forward pass finds its submatrix ready
-            ws.plan.left(l)
-        self.time += time.perf_counter() - t
+def _from_state(name):
+    """A fitted attribute that the training loop keeps (``_trainer.TrainingState``)."""
+    return property(lambda self: getattr(self._training_state, name),
+                    doc=f"The training state's ``{name}`` (see the class's Attributes).")
 
 
 class _BaseMLP(BaseEstimator):
-    """What every fastdrop MLP estimator shares: parameters and their checks, the network,
-    the optimizer and the training loop (epochs of layer-wise steps, validation, the
-    stopping rule). A subclass says what its targets are: ``_check_targets``,
+    """What every fastdrop MLP estimator shares: parameters and their checks, building the
+    network, the optimizer and the trainer (``_trainer.Trainer``: epochs, validation, the
+    stopping rule), and reading the fitted attributes from its state. A subclass says what
+    its targets are: ``_check_targets``,
     ``_n_outputs``, ``_network_output``, ``_out_activation_name``, ``_encode_targets``,
     ``_stratify_by``, ``_uniform_loss``, ``_evaluate`` (validation loss and score),
     ``_score_key`` (the score's history_ column) and ``_multi_output``."""
@@ -323,54 +231,19 @@ class _BaseMLP(BaseEstimator):
         # overflow on the way to a diverging loss is reported once, by _diverged, not by numpy
         with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
+            settings = self._train_settings(batch, kernel_threads,
+                                            1 if incremental else self.max_iter,
+                                            use_early_stopping, incremental)
+            trainer = Trainer(self._net, self._optimizer, settings, self._training_state,
+                              self._evaluate, self._diverged)
             if self.solver == "lbfgs":
-                self._fit_lbfgs(X, target, weights, kernel_threads)
-                return self
-            self._run_epochs(X, target, weights, val, batch, rs, kernel_threads,
-                             1 if incremental else self.max_iter, use_early_stopping,
-                             incremental, rows)
+                self._fit_lbfgs(trainer, X, target, weights)
+            else:
+                trainer.run(X, target, weights, val, rs, rows)
         return self
 
-    def _fit_lbfgs(self, X, target, weights, n_threads):
-        """scikit-learn's lbfgs: scipy's L-BFGS-B on the full-batch loss (data loss + L2)
-        and its gradient, from one forward-backward pass of the whole set each evaluation;
-        at most max_iter iterations and max_fun evaluations, gtol=tol. Each iteration goes
-        to loss_curve_ and history_."""
-        from scipy.optimize import minimize
-
-        net, n = self._net, X.shape[0]
-        total_weight = n if weights is None else float(weights.sum())
-        params = net.weights + net.intercepts
-        ws = Workspace(net, n)
-        np.copyto(ws.x, X)
-        state = {"loss": np.nan, "clock": _EpochClock()}
-
-        def loss_and_grad(theta):
-            _unflatten(theta, params)
-            loss = net.forward_backward(ws, n, target, 0, n_threads, weights=weights)
-            # no divergence check: the line search tries far points on purpose
-            loss = loss / total_weight if total_weight > 0 else 0.0
-            l2 = self.alpha / total_weight if total_weight > 0 else 0.0
-            grads = [g + l2 * w for g, w in zip(ws.grad_weights, net.weights)]
-            loss += 0.5 * l2 * sum(float(np.dot(w.ravel(), w.ravel())) for w in net.weights)
-            state["loss"] = loss
-            return loss, _flatten(grads + ws.grad_intercepts)
-
-        def iteration_done(_theta):
-            self.n_iter_ += 1
-            self.loss_ = state["loss"]
-            self.loss_curve_.append(self.loss_)
-            self._end_epoch(None, n_threads, state["clock"])
-            state["clock"] = _EpochClock()
-
-        self.n_iter_ = 0
-        result = minimize(loss_and_grad, _flatten(params), method="L-BFGS-B", jac=True,
-                          callback=iteration_done,
-                          options={"maxfun": self.max_fun, "maxiter": self.max_iter,
-                                   "gtol": self.tol})
-        _unflatten(result.x, params)
-        self.loss_ = float(result.fun)
-        self.t_ += n
+    def _fit_lbfgs(self, trainer, X, target, weights):
+        result = trainer.run_lbfgs(X, target, weights, self.max_fun)
         if result.status != 0:
             warnings.warn(f"lbfgs failed to converge after {result.nit} iterations "
                           f"(status={result.status}): {result.message}. Increase max_iter "
@@ -478,137 +351,25 @@ class _BaseMLP(BaseEstimator):
     def _initialize(self, n_features, hidden, rates, rs):
         self._build_network(n_features, self._network_spec(hidden, rates), rs)
         self._build_optimizer()
-        n_out = self._n_outputs()
-        self.n_outputs_ = n_out
+        self.n_outputs_ = self._n_outputs()
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = self._out_activation_name()
-        self.n_iter_ = 0
-        self.t_ = 0
-        self._step = 0
-        self.loss_curve_ = []
-        self._no_improvement_count = 0
-        self.best_loss_ = np.inf
-        self.validation_scores_ = None
-        self.best_validation_score_ = None
-        self.stopped_epoch_ = None
-        self._max_norm_counts = [0, 0]
-        self.history_ = {k: [] for k in _history_keys(self._score_key)}
+        self._training_state = TrainingState(self._score_key)
 
-    def _run_epochs(self, X, target, weights, val, batch, rs, n_threads, max_iter,
-                    use_early_stopping, incremental, rows=None):
-        """The training loop; ``n_threads`` is the element-wise kernels' thread count,
-        ``rows`` the rows of X (and target, weights) to train on (None: all)."""
-        # max-norm changes the weights after each step: the step cannot prefetch for the next
-        ws = Workspace(self._net, batch, prefetch=self.max_norm is None)
-        stepper = _LayerwiseStep(self._net, self._optimizer, ws, self.alpha, self.l1,
-                                 n_threads)
-        batch_target = np.empty((batch, *target.shape[1:]), dtype=target.dtype)
-        batch_weights = None if weights is None else np.empty(batch, dtype=weights.dtype)
-        loss_limit = self._loss_limit
-        if use_early_stopping and self.validation_scores_ is None:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self._best_watched = -np.inf
-        converged = False
-        self.n_iter_ = 0  # epochs of this call, as scikit-learn counts them (not cumulative)
-        for _ in range(max_iter):
-            clock = _EpochClock()
-            self._train_epoch(X, target, weights, batch_target, batch_weights, ws, stepper, rs,
-                              n_threads, loss_limit, clock, rows)
-            val_loss, val_acc = self._end_epoch(val, n_threads, clock)
-            self._optimizer.iteration_ends(self.t_)
-            if incremental:
-                self.best_loss_ = min(self.best_loss_, self.loss_)
-                break
-            if self._should_stop(use_early_stopping, val_acc, val_loss):
-                converged = True
-                break
-        self._finish_training(use_early_stopping, incremental, converged)
-
-    def _train_epoch(self, X, target, weights, batch_target, batch_weights, ws, stepper, rs,
-                     n_threads, loss_limit, clock, rows=None):
-        """One pass over (X, target) in shuffled mini-batches, each stepped layer by layer;
-        sets loss_ (the epoch's mean training loss, penalties included; with sample weights
-        each batch's loss is their weighted mean, as in scikit-learn)."""
-        n, batch = (X.shape[0] if rows is None else rows.size), batch_target.shape[0]
-        order = rs.permutation(n) if self.shuffle else None
-        if rows is not None:  # positions among the training rows -> rows of X
-            order = rows if order is None else rows[order]
-        total = 0.0
-        for start in range(0, n, batch):
-            m = min(batch, n - start)
-            clock.batch_start()
-            w = _load_batch(X, target, weights, order, start, m, ws.x, batch_target,
-                            batch_weights, n_threads)
-            total_weight = m if w is None else float(w.sum())
-            if total_weight == 0:  # every sample weighs 0: no loss, nothing to step on
-                continue
-            stepper.begin(total_weight)
-            loss = self._net.forward_backward(ws, m, batch_target[:m], self._step, n_threads,
-                                              stepper.layer, clock.forward_done,
-                                              w) / total_weight
-            clock.pass_done(stepper.time)
-            loss += stepper.penalty
-            if self.max_norm is not None:
-                self._apply_max_norm()
-            clock.update_done()
-            if not loss < loss_limit:  # NaN too
-                self._diverged(loss)
-            self._step += 1
-            total += loss * m
-        self.n_iter_ += 1
-        self.t_ += n
-        self.loss_ = total / n
-        self.loss_curve_.append(self.loss_)
-
-    def _end_epoch(self, val, n_threads, clock):
-        """Validation loss and accuracy (NaN without a validation set), recorded in history_
-        with the epoch's times."""
-        tv = time.perf_counter()
-        val_loss = val_acc = np.nan
-        if val is not None:
-            val_loss, val_acc = self._evaluate(*val, n_threads=n_threads)
-        t_val = time.perf_counter() - tv
-        self._record(self.loss_, val_loss, val_acc, time.perf_counter() - clock.start,
-                     clock.forward, clock.passes - clock.forward, clock.passes, clock.update,
-                     t_val)
-        if self.verbose:
-            print(f"Iteration {self.n_iter_}, loss = {self.loss_:.8f}")
-        return val_loss, val_acc
-
-    def _should_stop(self, use_early_stopping, val_acc, val_loss):
-        """The stopping rule, after an epoch (SGD's adaptive rate first divides its step)."""
-        self._update_no_improvement_count(use_early_stopping, val_acc, val_loss)
-        if self._no_improvement_count <= self.n_iter_no_change:
-            return False
-        what = "Validation score" if use_early_stopping else "Training loss"
-        msg = (f"{what} did not improve more than tol={self.tol:f} for "
-               f"{self.n_iter_no_change} consecutive epochs.")
-        if self._optimizer.trigger_stopping(msg, self.verbose):
-            self.stopped_epoch_ = self.n_iter_
-            return True
-        self._no_improvement_count = 0
-        return False
-
-    def _finish_training(self, use_early_stopping, incremental, converged):
-        net = self._net
-        if use_early_stopping and getattr(self, "_best_params", None) is not None:
-            for dst, src in zip(net.weights + net.intercepts, self._best_params):
-                np.copyto(dst, src)
-        if not incremental and not converged:
-            warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached "
-                          f"and the optimization hasn't converged yet.", ConvergenceWarning)
-
-    def _apply_max_norm(self):
-        for w in self._net.weights[:-1]:  # hidden units' incoming weights, a row each
-            self._max_norm_counts[0] += _nn_kernels.max_norm(w, self.max_norm)
-            self._max_norm_counts[1] += w.shape[0]
+    def _train_settings(self, batch, n_threads, max_iter, use_early_stopping, incremental):
+        return TrainSettings(
+            batch_size=batch, max_iter=max_iter, n_threads=n_threads,
+            loss_limit=self._loss_limit, score_key=self._score_key, shuffle=self.shuffle,
+            alpha=self.alpha, l1=self.l1, max_norm=self.max_norm, tol=self.tol,
+            n_iter_no_change=self.n_iter_no_change, early_stopping=use_early_stopping,
+            watch_loss=self.early_stopping_metric == "loss", incremental=incremental,
+            verbose=self.verbose)
 
     @property
     def max_norm_clipped_(self):
         """The fraction of (hidden unit, step) pairs whose weights max-norm clipped (None
         without max_norm): 0 means the constraint never bound."""
-        clipped, checked = getattr(self, "_max_norm_counts", (0, 0))
+        clipped, checked = self._training_state.max_norm_counts
         return clipped / checked if checked else None
 
     @property
@@ -617,41 +378,13 @@ class _BaseMLP(BaseEstimator):
         are bounded, so a too-large rate gives huge but finite losses, not NaN)."""
         return 1000.0 * max(1.0, self._uniform_loss())
 
-    def _diverged(self, loss):
+    def _diverged(self, loss, epoch):
         raise FloatingPointError(
-            f"Training diverged: the loss became {loss:.4g} at epoch {self.n_iter_ + 1} "
+            f"Training diverged: the loss became {loss:.4g} at epoch {epoch} "
             f"(a uniform guess scores {self._loss_limit / 1000:.3g}). "
             f"learning_rate_init={self.learning_rate_init} is probably too large for this data "
             f"and solver={self.solver!r}; try a smaller value such as "
             f"{self.learning_rate_init / 10:g}, or standardize X.")
-
-    def _update_no_improvement_count(self, use_early_stopping, val_acc, val_loss):
-        if use_early_stopping:
-            self.validation_scores_.append(val_acc)
-            # watch a score to maximize: accuracy, or minus the log-loss
-            score = -val_loss if self.early_stopping_metric == "loss" else val_acc
-            if score < self._best_watched + self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            if score > self._best_watched:
-                self._best_watched = score
-                self.best_validation_score_ = val_acc
-                self._best_params = [p.copy() for p in self._net.weights + self._net.intercepts]
-            self.best_loss_ = None
-        else:
-            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
-                self._no_improvement_count += 1
-            else:
-                self._no_improvement_count = 0
-            self.best_loss_ = min(self.best_loss_, self.loss_curve_[-1])
-
-    def _record(self, loss, val_loss, val_acc, t, t_fwd, t_bwd, t_fb, t_up, t_val):
-        rate = np.nan if self._optimizer is None else self._optimizer.learning_rate
-        values = (len(self.loss_curve_), loss, val_loss, val_acc, rate, t, t_fwd, t_bwd, t_fb,
-                  t_up, t_val)
-        for key, value in zip(_history_keys(self._score_key), values):
-            self.history_[key].append(value)
 
     def _predict_moments(self, X, compute, mc_samples, return_std):
         """``compute(X, n_threads, mc_step)`` on checked X: one deterministic pass (weight
@@ -700,6 +433,13 @@ class _BaseMLP(BaseEstimator):
         with thread_budget(resolve_n_threads(self.n_threads)) as kernel_threads:
             for step in steps:
                 yield compute(X, kernel_threads, step)
+
+    # fitted attributes the training loop keeps between fit calls
+    n_iter_, t_, loss_, loss_curve_ = (_from_state(n) for n in ("n_iter", "t", "loss",
+                                                                 "loss_curve"))
+    best_loss_, validation_scores_ = _from_state("best_loss"), _from_state("validation_scores")
+    best_validation_score_ = _from_state("best_validation_score")
+    stopped_epoch_, history_ = _from_state("stopped_epoch"), _from_state("history")
 
     @property
     def coefs_(self):
@@ -872,7 +612,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
         except BaseException:
             if first_call:
-                for name in ("classes_", "_net", "n_features_in_", "feature_names_in_"):
+                for name in ("classes_", "_net", "_training_state", "n_features_in_",
+                             "feature_names_in_"):
                     self.__dict__.pop(name, None)
             raise
 
@@ -1050,7 +791,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
         except BaseException:
             if first_call:
-                for name in ("_net", "n_features_in_", "feature_names_in_"):
+                for name in ("_net", "_training_state", "n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(name, None)
             raise
 

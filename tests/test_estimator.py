@@ -78,7 +78,7 @@ def test_batch_mode_prefetch_changes_no_bit(monkeypatch, solver, max_norm):
     """Batch mode's step leaves the next step's kept submatrices in place of a gather: the
     same bits as gathering every step, once per layer per call, none under max-norm (it
     changes the weights after the step) and anew after a user's edit between calls."""
-    import fastdrop.estimator as estimator_module
+    import fastdrop._trainer as trainer_module
     from fastdrop import _nn_kernels
     from fastdrop.network import Workspace
 
@@ -101,7 +101,7 @@ def test_batch_mode_prefetch_changes_no_bit(monkeypatch, solver, max_norm):
         return clf, len(gathers)
 
     prefetched, n_prefetched = train()
-    monkeypatch.setattr(estimator_module, "Workspace", NoPrefetch)
+    monkeypatch.setattr(trainer_module, "Workspace", NoPrefetch)
     gathered, n_gathered = train()
     for a, b in zip(prefetched.coefs_ + prefetched.intercepts_,
                     gathered.coefs_ + gathered.intercepts_):
@@ -248,15 +248,15 @@ def test_threads_are_limited_during_fit(blobs, monkeypatch):
     """n_threads caps BLAS inside fit and restores it afterwards."""
     X, y = blobs
     seen = []
-    import fastdrop.estimator as est_mod
-    original = est_mod.MLPClassifier._run_epochs
+    from fastdrop._trainer import Trainer
+    original = Trainer.run
 
     def spy(self, *args, **kwargs):
         seen.extend(lib["num_threads"] for lib in threadpool_info()
                     if lib["user_api"] == "blas")
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(est_mod.MLPClassifier, "_run_epochs", spy)
+    monkeypatch.setattr(Trainer, "run", spy)
     before = [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
     fit_quiet(MLPClassifier((8,), max_iter=2, n_threads=1), X, y)
     assert seen and set(seen) == {1}
@@ -359,6 +359,22 @@ def test_warm_start_and_partial_fit_count_iterations_as_scikit_learn(blobs):
     ours.partial_fit(X, y)
     ref.partial_fit(X, y)
     assert ours.n_iter_ == ref.n_iter_ == 1
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_continuing_after_early_stopping_is_turned_off(blobs, cls):
+    """A fit with early stopping leaves best_loss_ None (as scikit-learn's); a warm-started
+    fit or partial_fit without it starts the training-loss rule afresh instead of failing
+    with a TypeError (it did before: None - tol)."""
+    X, y = blobs
+    est = fit_quiet(cls((8,), max_iter=4, early_stopping=True, random_state=0), X, y)
+    assert est.best_loss_ is None
+    est.set_params(early_stopping=False, warm_start=True)
+    fit_quiet(est, X, y)
+    assert est.n_iter_ == 4 and np.isfinite(est.best_loss_)
+    assert est.best_loss_ == min(est.loss_curve_[-4:])
+    est.partial_fit(X, y)
+    assert est.best_loss_ == min(est.loss_curve_[-5:])
 
 
 def test_early_stopping_with_a_class_too_small_to_split(blobs):
