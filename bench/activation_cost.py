@@ -15,7 +15,7 @@ from fastdrop.suite.stats import median_ci
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import LR, MOMENTUM
-from .timing import interleaved
+from fastdrop._timing import interleaved
 
 ACTIVATIONS = ("relu", "identity", "logistic", "tanh", "selu")
 # The rest of the dropout family, each at a typical rate: (label, estimator parameters).

@@ -19,7 +19,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
-from .timing import benchmark_rounds
+from fastdrop._timing import benchmark_rounds
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 # FASTDROP_BENCH_ROUNDS overrides the timed rounds; FASTDROP_BENCH_THREADS ("2,16") the

@@ -11,7 +11,7 @@ import pytest
 
 import fastdrop
 
-from .baselines import IMPLEMENTATIONS
+from fastdrop._baselines import IMPLEMENTATIONS
 
 SIZES = {"2^16": (2**16,), "2^20": (2**20,), "256x4096": (256, 4096), "2^24": (2**24,)}
 if os.environ.get("FASTDROP_BENCH_PROFILE") == "quick":  # a smoke run: small arrays only

@@ -27,7 +27,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import numpy_own_threads
-from .timing import benchmark_rounds
+from fastdrop._timing import benchmark_rounds
 
 QUICK = os.environ.get("FASTDROP_BENCH_PROFILE") == "quick"
 _ROUNDS = int(os.environ.get("FASTDROP_BENCH_ROUNDS", 0))

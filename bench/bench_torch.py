@@ -11,7 +11,7 @@
 * ``accuracy``: the same model on digits with ``nn.Dropout`` and with fastdrop's, 3 seeds.
 
 Run:  python -m pytest bench/bench_torch.py --benchmark-json=torch.json
-Every timed part runs its cases once per round in a rotated order (bench/timing.py), so all
+Every timed part runs its cases once per round in a rotated order (fastdrop/_timing.py), so all
 ratios compare cases timed under the same load; ``fastdrop bench`` reports them paired per round.
 """
 import os
@@ -23,7 +23,7 @@ import fastdrop
 from fastdrop.suite.datasets import load_xy
 
 from .mlp_baselines import EPOCH_IMPLEMENTATIONS
-from .timing import benchmark_rounds
+from fastdrop._timing import benchmark_rounds
 
 torch = pytest.importorskip("torch")
 fd_torch = pytest.importorskip("fastdrop.torch")

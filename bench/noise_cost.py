@@ -17,8 +17,8 @@ import fastdrop
 from fastdrop._benchreport import round_ratios
 from fastdrop.suite.stats import median_ci
 
-from .baselines import IMPLEMENTATIONS
-from .timing import interleaved
+from fastdrop._baselines import IMPLEMENTATIONS
+from fastdrop._timing import interleaved
 
 OPS = ("forward", "gaussian_dropout", "alpha_dropout")
 SIZE = 2**24

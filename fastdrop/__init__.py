@@ -2,7 +2,8 @@
 
 Public API (everything else is private):
 
-* masks: :func:`bernoulli_mask`, :class:`DropoutMask`
+* masks and noise records: :func:`bernoulli_mask`, :class:`DropoutMask`,
+  :class:`GaussianNoise` (what :func:`gaussian_dropout` returns for its backward)
 * fused passes: :func:`dropout`, :func:`dropout_backward`, :func:`dropout_inference`,
   :func:`relu_dropout`, :func:`relu_dropout_backward`
 * layer: :class:`Dropout`
@@ -10,6 +11,7 @@ Public API (everything else is private):
   :func:`dropconnect_linear` (each with its ``_backward``), :class:`GaussianDropout`,
   :class:`AlphaDropout`, :class:`DropConnectLinear`
 * network and estimators: :class:`MLP`, :class:`MLPClassifier`, :class:`MLPRegressor`
+  (``predict_uncertainty`` returns an ``estimator.Uncertainty``)
 * threads: :func:`get_num_threads`, :func:`set_num_threads`
 * build facts: :func:`build_info`
 """
@@ -26,8 +28,8 @@ from ._noise import (AlphaDropout, DropConnectLinear, GaussianDropout, GaussianN
 __version__ = "0.1.0"
 
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Dropout", "DropoutMask", "bernoulli_mask",
-           "build_info", "dropout", "dropout_backward", "dropout_inference", "get_num_threads", "relu_dropout",
-           "relu_dropout_backward", "set_num_threads", "__version__",
+           "build_info", "dropout", "dropout_backward", "dropout_inference", "get_num_threads",
+           "relu_dropout", "relu_dropout_backward", "set_num_threads", "__version__",
            "AlphaDropout", "DropConnectLinear", "GaussianDropout", "GaussianNoise",
            "alpha_dropout", "alpha_dropout_backward", "dropconnect_linear",
            "dropconnect_linear_backward", "gaussian_dropout", "gaussian_dropout_backward"]

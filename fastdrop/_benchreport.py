@@ -5,7 +5,8 @@ import math
 
 import numpy as np
 
-from .suite.stats import FAILS, HOLDS, MIN_COVERAGE, Interval, at_most, median_ci
+from .suite.stats import (FAILS, HOLDS, MIN_COVERAGE, Interval, at_most, median_ci,
+                          paired_ratio, round_ratios)
 
 
 def load_rates(path):
@@ -67,19 +68,6 @@ def load_epochs(path):
         for (impl, p), times in _case_times(info, "epoch_times"):
             table[(info["dataset"], info["n_threads"])][(impl, p)] = times
     return table
-
-
-def round_ratios(times, ref_times):
-    """The per-round ratios: both epochs of one ran in the same round, a few seconds apart."""
-    return np.asarray(times) / np.asarray(ref_times)
-
-
-def paired_ratio(times, ref_times):
-    """Median over rounds of the per-round ratio (round_ratios), so a shared machine's
-    drifting load cancels out of it."""
-    if not ref_times:
-        return None
-    return float(np.median(round_ratios(times, ref_times)))
 
 
 # The MLP issue's acceptance lines: (label, (impl, p), reference (impl, p), target).

@@ -26,9 +26,10 @@ def _csv(kind):
 
 
 def _execution(args):
+    from .plots import plot_all
     from .suite.study import Execution
 
-    return Execution(args.out, args.jobs, args.scheduler, args.quiet)
+    return Execution(args.out, args.jobs, args.scheduler, args.quiet, figures=plot_all)
 
 
 def _cmd_run(args):
@@ -81,7 +82,7 @@ def _cmd_plot(args):
         return 2
     from .suite.study import finish
 
-    return finish(args.results, args.quiet, time.perf_counter())
+    return finish(args.results, args.quiet, time.perf_counter(), plot_all)
 
 
 README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
@@ -206,7 +207,7 @@ def _cmd_bench(args):
         print(f"fastdrop bench: -k {args.filter!r} matches no benchmark in "
               f"{', '.join('bench_' + s + '.py' for s in suites)}", file=sys.stderr)
         return 2
-    from .plots import bench_figures
+    from ._benchplots import bench_figures
 
     for path in bench_figures(out):
         print(f"wrote {path}")

@@ -18,6 +18,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ._estimator_docs import document
 from ._threading import resolve_n_threads, thread_budget
 from ._trainer import Trainer, TrainingState, TrainSettings
 from ._validation import Options, Range, Satisfies, check_params
@@ -459,126 +460,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
 
     Every parameter of :class:`sklearn.neural_network.MLPClassifier` with the same meaning and
-    default (the same L2 scaling and stopping rule), plus fastdrop's regularizers.
-
-    Parameters
-    ----------
-    hidden_layer_sizes : tuple of int, default=(100,)
-    activation : {"identity", "logistic", "tanh", "relu", "selu"}, default="relu"
-        The hidden units' activation. ReLU is fused into the dropout kernels; the others
-        take a pass of their own before dropout. "selu" (Klambauer et al. 2017) goes with
-        ``init="lecun"``, standardized inputs and ``dropout_kind="alpha"``.
-    alpha : float, default=1e-4
-        L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / batch_size``).
-    l1 : float, default=0.0
-        L1 penalty (``l1 * |W|_1 / batch_size``). Biases are never penalized.
-    max_norm : float or None, default=None
-        Max-norm constraint (Srivastava et al. 2014): after each update, every unit's incoming
-        weight vector is projected onto the ball of this radius.
-    dropout : float or sequence of float, default=0.0
-        Drop probability of hidden units: one rate for all hidden layers or one per layer.
-        ``p`` is the *drop* probability (Keras/PyTorch convention).
-    input_dropout : float, default=0.0
-        Drop probability of the input features.
-    dropout_mode : {"element", "batch"}, default="element"
-        "element": a fresh mask per example and unit. "batch": one unit mask per mini-batch
-        (Graham et al. 2015), so the matrix products run on the kept units only.
-    dropout_scale : {"inverted", "classic"}, default="inverted"
-        "inverted" scales kept units by 1/keep at train time; "classic" trains unscaled and
-        scales by keep at prediction (weight scaling).
-    dropout_kind : {"bernoulli", "gaussian", "alpha"}, default="bernoulli"
-        The noise that ``dropout`` and ``input_dropout`` rates stand for: Bernoulli masks;
-        multiplicative Gaussian noise of mean 1 and variance p / (1 - p) (Srivastava et al.
-        2014, section 10); or alpha dropout, which keeps a SELU network's mean and variance
-        (Klambauer et al. 2017). Gaussian and alpha noise are element mode and inverted only;
-        both are the identity at prediction.
-    dropconnect : float in [0, 1), default=0.0
-        DropConnect (Wan et al. 2013): the drop rate of every layer's weights (biases are
-        never dropped), one mask per mini-batch shared by its rows so each product stays one
-        GEMM; kept weights are scaled by 1/keep, so prediction uses the weights as they are.
-    output_activation : {"softmax", "sigmoid"}, default="softmax"
-        Softmax with cross-entropy, or one sigmoid per class with binary cross-entropy (the
-        Keras experiment's configuration); probabilities are normalized to sum to 1.
-    class_weight : None, "balanced" or dict, default=None
-        Weights per class, multiplying ``sample_weight``: "balanced" weighs each class by
-        ``n_samples / (n_classes * its count)`` (not with ``partial_fit``, which sees one
-        batch); a dict maps classes to weights (others 1).
-    solver : {"adam", "sgd", "lbfgs"}, default="adam"
-        "lbfgs": scipy's L-BFGS-B on the full-batch loss, as scikit-learn's (for small data
-        sets); it takes no dropout, l1 or max_norm (an error names the one given), no
-        early stopping and no partial_fit.
-    batch_size : int or "auto", default="auto"
-        "auto" is ``min(200, n_samples)``.
-    learning_rate : {"constant", "invscaling", "adaptive"}, default="constant"
-        SGD only: "invscaling" sets the rate to ``learning_rate_init / (t_ + 1) ** power_t``
-        after each epoch; "adaptive" divides it by 5 each time the stopping rule fires.
-    learning_rate_init : float, default=0.001
-    power_t : float, default=0.5
-        The exponent of "invscaling".
-    max_iter : int, default=200
-        Maximum number of epochs (of L-BFGS iterations with "lbfgs").
-    shuffle : bool, default=True
-    random_state : int, RandomState instance or None, default=None
-        Initial weights, shuffling, the validation split and every dropout mask.
-    tol : float, default=1e-4
-    verbose : bool, default=False
-    warm_start : bool, default=False
-        ``fit`` continues the fitted network's weights. Every parameter counts as it is set
-        then: a changed rate, noise kind, activation, mode, scale or dtype rebuilds the
-        network around the learned weights, the optimizer is rebuilt (as scikit-learn's),
-        and new ``hidden_layer_sizes`` are an error; ``init`` draws a new network only.
-    momentum : float, default=0.9
-    nesterovs_momentum : bool, default=True
-    early_stopping : bool, default=False
-        Hold out ``validation_fraction`` (stratified), or use ``fit``'s ``X_val``/``y_val``;
-        stop when ``early_stopping_metric`` on it stalls and restore the best epoch's weights.
-    early_stopping_metric : {"accuracy", "loss"}, default="accuracy"
-        What early stopping watches: validation accuracy (scikit-learn's rule), or validation
-        log-loss, which still moves when the accuracy of a small validation set does not.
-    validation_fraction : float, default=0.1
-    beta_1, beta_2, epsilon : float
-        Adam's parameters.
-    n_iter_no_change : int or np.inf, default=10
-        Epochs without improvement before the stopping rule fires; ``np.inf`` never.
-    max_fun : int, default=15000
-        "lbfgs" only: the most loss evaluations.
-    init : {"glorot", "he", "lecun"}, default="glorot"
-        scikit-learn's Glorot-uniform, He-normal (ReLU), or LeCun-normal (SELU).
-    dtype : {"float32", "float64"}, default="float32"
-    n_threads : int or None, default=None
-        Threads for the fit or prediction (None: all usable cores, honouring threadpoolctl
-        limits), resolved once per call. OpenBLAS's jobs then run on fastdrop's OpenMP pool
-        beside the element-wise kernels, which use the same threads; where that pool cannot
-        be installed, BLAS gets the threads and the kernels run on one, so two pools never
-        fan out at once.
-
-    Attributes
-    ----------
-    classes_, n_features_in_, coefs_, intercepts_, n_layers_, n_outputs_, out_activation_
-    loss_ : float
-        The last epoch's training loss (with penalties, on dropped-out networks).
-    loss_curve_ : list of float
-        Training loss per epoch.
-    best_loss_ : float or None
-    validation_scores_ : list of float or None
-        Validation accuracy per epoch when a validation set is used.
-    best_validation_score_ : float or None
-    n_iter_ : int
-        Epochs run by the last ``fit`` (1 after ``partial_fit``), as in scikit-learn: a
-        ``warm_start`` fit starts counting again; ``loss_curve_`` and ``history_`` go on.
-    t_ : int
-        Training samples seen.
-    stopped_epoch_ : int or None
-        The epoch at which the stopping rule ended training (None: it never fired).
-    max_norm_clipped_ : float or None
-        With ``max_norm``: the fraction of (hidden unit, update) pairs the constraint clipped.
-    history_ : dict of lists
-        Per epoch: ``epoch``, ``train_loss``, ``val_loss``, ``val_accuracy`` (NaN without a
-        validation set), ``learning_rate``, ``time`` (wall seconds of the epoch), and its
-        split: ``time_forward`` (batch copies included), ``time_backward`` (their sum
-        ``time_forward_backward``), ``time_update`` (optimizer step, max-norm),
-        ``time_validation``.
-        ``pandas.DataFrame(est.history_)`` makes a table.
+    default (the same L2 scaling and stopping rule), plus fastdrop's regularizers. The
+    Parameters and Attributes below are written by ``_estimator_docs.document``.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, alpha=1e-4, l1=0.0,
@@ -755,19 +638,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self.classes_[np.argmax(proba, axis=1)]
 
 
+document(MLPClassifier, "classifier", MLPClassifier.__doc__)
+
+
 class MLPRegressor(RegressorMixin, _BaseMLP):
     """Multilayer perceptron regressor with dropout, L1, L2 and max-norm regularization.
 
     scikit-learn's :class:`~sklearn.neural_network.MLPRegressor` with fastdrop's
-    regularizers: the same engine, parameters and attributes as :class:`MLPClassifier`
-    (see there), and one or several targets. ``loss="squared_error"`` (an identity output)
-    or ``"poisson"`` (an exponential output and the half Poisson deviance, for counts and
-    rates; y must be >= 0). ``loss_`` sums the loss over targets and averages it over
-    samples: the loss whose gradient both libraries follow; for the squared error
-    scikit-learn reports it divided by the number of targets (the same for one target).
-    Validation, early stopping included, scores R^2 (``history_["val_r2"]``), or the squared
-    error with ``early_stopping_metric="loss"``. ``predict`` takes ``mc_samples`` and
-    ``return_std`` for Monte-Carlo dropout: the predictive mean and standard deviation.
+    regularizers, on the engine and loop of :class:`MLPClassifier`, for one or several
+    targets. ``loss_`` sums the loss over targets and averages it over samples: the loss
+    whose gradient both libraries follow; for the squared error scikit-learn reports it
+    divided by the number of targets (the same for one target). Validation, early stopping
+    included, scores R^2 (``history_["val_r2"]``), or the loss with
+    ``early_stopping_metric="loss"``. ``predict`` takes ``mc_samples`` and ``return_std`` for
+    Monte-Carlo dropout: the predictive mean and standard deviation.
     """
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, loss="squared_error",
@@ -892,3 +776,6 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.n_outputs_ > 1:
             return result
         return tuple(r.ravel() for r in result) if return_std else result.ravel()
+
+
+document(MLPRegressor, "regressor", MLPRegressor.__doc__)

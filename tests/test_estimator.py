@@ -762,3 +762,23 @@ def test_partial_fit_refuses_early_stopping_as_scikit_learn_does(cls):
         est.partial_fit(X, y)
     with pytest.raises(ValueError, match="partial_fit does not support early_stopping=True"):
         cls(early_stopping=True).partial_fit(X, y, **kw)
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_every_parameter_and_fitted_attribute_is_documented(cls, blobs):
+    """numpydoc Parameters in the constructor's order, each with a description, and every
+    public fitted attribute under Attributes (scikit-learn documents each estimator fully)."""
+    import inspect
+    import re
+
+    doc = cls.__doc__
+    params, attributes = doc.split("    Attributes\n")
+    names = [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
+    found = re.findall(r"^    (\w+) : .+\n        \S", params, re.M)
+    assert found == names
+    X, y = blobs
+    est = fit_quiet(cls((4,), max_iter=2, max_norm=2.0), X, y)
+    fitted = {a for a in dir(est) if a.endswith("_") and not a.startswith("_")
+              and hasattr(est, a)}
+    documented = set(re.findall(r"^    (\w+_) : .+\n        \S", attributes, re.M))
+    assert fitted <= documented, fitted - documented

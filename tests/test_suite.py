@@ -715,7 +715,7 @@ def test_workers_exit_soon_after_their_sweep_is_killed(tmp_path):
 
 
 def test_interleaved_rounds_rotate_the_order_and_drop_the_burn_in():
-    from fastdrop._bench.timing import interleaved
+    from fastdrop._timing import interleaved
 
     calls = []
     times = interleaved({name: (lambda n=name: calls.append(n)) for name in "abc"}, rounds=3)

@@ -16,11 +16,11 @@ import warnings
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from .._benchreport import paired_ratio
 from ..estimator import MLPClassifier
 from .config import LEARNING_RATE, RunConfig, get_profile
 from .datasets import load_split
 from .runner import _exit_with_parent, in_workers, share_cores, split_sizes
+from .stats import paired_ratio
 
 
 def mc_dropout(dataset, profile="quick", rate=0.5, seed=0, learning_rate=None, *,
@@ -87,9 +87,9 @@ def epoch_cost(dataset=None, profile="quick", rounds=9):
     """Seconds per epoch of the study's network (its default architecture and settings, one
     thread as each fit has) for each of cost_cases, timed alone after the pool of fits, on
     the profile's cost dataset (MNIST-1D 20k: epochs long enough to time): one epoch of each
-    case per round in a rotated order (bench.timing.interleaved). Ratios to no dropout are
+    case per round in a rotated order (fastdrop._timing.interleaved). Ratios to no dropout are
     medians of the per-round ratios, so a drifting load cancels out."""
-    from .._bench.timing import interleaved
+    from .._timing import interleaved
 
     dataset = dataset or get_profile(profile).cost_dataset
     split = load_split(dataset, 0)
@@ -134,9 +134,9 @@ def epoch_time_vs_threads(dataset="synthetic-20000x784", profile="quick", epochs
 
 def kernel_throughput(profile="quick"):
     """G elements/s of dropout forward (out=) vs size: fastdrop, numpy's best and torch (when
-    installed) as `fastdrop bench` runs them (bench.baselines), and np.copyto alongside."""
-    from .._bench.baselines import IMPLEMENTATIONS, P
-    from .._bench.timing import best_time
+    installed) as `fastdrop bench` runs them (fastdrop._baselines), and np.copyto alongside."""
+    from .._baselines import IMPLEMENTATIONS, P
+    from .._timing import best_time
 
     sizes = [2**k for k in range(12, 23 if profile == "quick" else 25, 2)]
     rows = []

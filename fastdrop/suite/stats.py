@@ -141,6 +141,19 @@ def median_ci(values, level=CONFIDENCE):
     return float(x[k - 1]), float(x[n - k]), coverage
 
 
+def round_ratios(times, ref_times):
+    """Per-round ratios of two cases timed in interleaved rounds: both ran in the same round,
+    a few seconds apart, so a shared machine's drifting load cancels out of each ratio."""
+    return np.asarray(times) / np.asarray(ref_times)
+
+
+def paired_ratio(times, ref_times):
+    """The median of round_ratios (None without reference times)."""
+    if not ref_times:
+        return None
+    return float(np.median(round_ratios(times, ref_times)))
+
+
 # The least coverage an order-statistics interval needs before a verdict is read from it.
 MIN_COVERAGE = 0.9
 

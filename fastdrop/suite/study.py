@@ -13,6 +13,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from .claims import power
 from .config import (MAX_GRID_EXTENSIONS, default_suite, extend_grids, get_profile,
@@ -24,11 +25,14 @@ from .store import ResultStore
 
 @dataclasses.dataclass
 class Execution:
-    """Where and how fits run: results folder, worker processes or a Dask scheduler."""
+    """Where and how fits run: results folder, worker processes or a Dask scheduler, and
+    what draws the figures at the end (``figures(out) -> paths``; the command line passes
+    plots.plot_all: the suite itself imports no figure code)."""
     out: str
     jobs: int | None = None
     scheduler: str | None = None
     quiet: bool = False
+    figures: Callable | None = None
 
     def say(self, text):
         if not self.quiet:
@@ -87,7 +91,7 @@ def _stages(configs, profile_name, ex, study=False, extend=False):
                   "again to continue where it stopped", file=sys.stderr)
             return 130
         _record_compute(store, started)
-    return finish(ex.out, ex.quiet, started)
+    return finish(ex.out, ex.quiet, started, ex.figures)
 
 
 def _extend(configs, store, ex, profile_name):
@@ -204,9 +208,8 @@ def compute_time(records):
             "sessions": sum(r.get("kind") == "session" for r in records)}
 
 
-def finish(out, quiet, started):
-    """Figures, summary.json and summary.md from what is stored in ``out``."""
-    from ..plots import plot_all
+def finish(out, quiet, started, figures=None):
+    """summary.json and summary.md from what is stored in ``out``, then ``figures(out)``."""
     from .summary import (across_markdown, build_summary, claims_markdown, power_markdown,
                           selected_markdown, summary_table)
 
@@ -222,7 +225,7 @@ def finish(out, quiet, started):
             f"## Chosen on validation\n\n{chosen}\n\n"
             f"## Every configuration (default architecture)\n\n{table}\n")
     (Path(out) / "summary.md").write_text(text)
-    paths = plot_all(out)
+    paths = figures(out) if figures is not None else []
     if not quiet:
         print(chosen)
         print()

@@ -1,4 +1,4 @@
-"""How fastdrop times things, shared by `fastdrop bench` and `fastdrop run`: interleaved rounds
+"""How fastdrop times things, shared by `fastdrop bench` (bench/) and `fastdrop run`: interleaved rounds
 (every case once per round, in an order rotated each round, so a drifting load on a shared
 machine hits all cases alike) and a best-of loop for short kernels."""
 import time
