@@ -161,10 +161,10 @@ class LayerwiseStep:
 
     def layer(self, l):
         t = time.perf_counter()
-        net, ws = self.net, self.ws
+        ws, layers = self.ws, self.net.layers
         copy_to = ws.plan.copy_target(l) if ws.batch_mode else None
         self.penalty += self.opt.update_layer(
-            l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
+            l, len(layers), layers[l].weights, layers[l].bias, ws.grad_weights[l],
             ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads, copy_to)
         if copy_to is not None:  # the next step's forward pass finds its submatrix ready
             ws.plan.left(l)
@@ -245,9 +245,9 @@ class Trainer:
 
     def _apply_max_norm(self):
         counts = self.state.max_norm_counts
-        for w in self.net.weights[:-1]:  # hidden units' incoming weights, a row each
-            counts[0] += _nn_kernels.max_norm(w, self.settings.max_norm)
-            counts[1] += w.shape[0]
+        for layer in self.net.layers[:-1]:  # hidden units' incoming weights, a row each
+            counts[0] += _nn_kernels.max_norm(layer.weights, self.settings.max_norm)
+            counts[1] += layer.weights.shape[0]
 
     def _end_epoch(self, val, clock):
         """Validation loss and score (NaN without a validation set), logged in the history
