@@ -17,6 +17,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from . import _nn_kernels
 from .network import Workspace
+from .optim import Penalty
 
 __all__ = ["TrainSettings", "TrainingState", "Trainer", "history_keys"]
 
@@ -151,21 +152,24 @@ class LayerwiseStep:
     def __init__(self, net, opt, ws, settings):
         self.net, self.opt, self.ws = net, opt, ws
         self.alpha, self.l1, self.n_threads = settings.alpha, settings.l1, settings.n_threads
-        self.m, self.penalty, self.time = 0, 0.0, 0.0
+        self.batch_penalty, self.penalty, self.time = None, 0.0, 0.0
 
     def begin(self, m):
         """A new step; ``m`` scales the penalties: the batch size, or the sum of its sample
         weights (as scikit-learn scales them)."""
         self.opt.start_step()
-        self.m, self.penalty, self.time = m, 0.0, 0.0
+        self.batch_penalty = Penalty(self.alpha, self.l1, m)
+        self.penalty, self.time = 0.0, 0.0
 
     def layer(self, l):
         t = time.perf_counter()
         ws, layers = self.ws, self.net.layers
         copy_to = ws.plan.copy_target(l) if ws.batch_mode else None
+        layer = layers[l]
         self.penalty += self.opt.update_layer(
-            l, len(layers), layers[l].weights, layers[l].bias, ws.grad_weights[l],
-            ws.grad_intercepts[l], self.m, self.alpha, self.l1, self.n_threads, copy_to)
+            l, len(layers), (layer.weights, layer.bias),
+            (ws.grad_weights[l], ws.grad_intercepts[l]), self.batch_penalty, self.n_threads,
+            copy_to)
         if copy_to is not None:  # the next step's forward pass finds its submatrix ready
             ws.plan.left(l)
         self.time += time.perf_counter() - t

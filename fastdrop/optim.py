@@ -16,7 +16,16 @@ import numpy as np
 
 from . import _nn_kernels
 
-__all__ = ["SGD", "Adam", "SubmatrixGradient", "SubmatrixCopy"]
+__all__ = ["SGD", "Adam", "Penalty", "SubmatrixGradient", "SubmatrixCopy"]
+
+
+class Penalty(NamedTuple):
+    """A batch's weight penalties: L2 and L1 coefficients, both divided by ``scale`` (the
+    batch size, or its rows' summed sample weights, as scikit-learn scales them)."""
+
+    alpha: float
+    l1: float
+    scale: float
 
 
 class SubmatrixGradient(NamedTuple):
@@ -129,24 +138,27 @@ class _Optimizer:
                                           np.ascontiguousarray(g).reshape(-1),
                                           s1.reshape(-1), s2.reshape(-1), hp, n_threads)
 
-    def update_layer(self, l, n_layers, weight, intercept, grad_weight, grad_intercept,
-                     batch_size, alpha, l1, n_threads, copy_to=None):
-        """Step one layer's weights and intercepts; return its penalty loss (weights before).
+    def update_layer(self, l, n_layers, params, grads, penalty, n_threads, copy_to=None):
+        """Step one layer's ``params`` (weights, intercepts) with ``grads`` (their
+        gradients) under ``penalty`` (a Penalty, on the weights only); return the layer's
+        penalty loss (weights before the step).
 
         Parameters are numbered as ``MLP.weights + MLP.intercepts``: weight ``l`` is ``l``,
         its intercept ``n_layers + l``. ``copy_to``: see ``update``.
         """
-        sq, ab = self.update(l, weight, grad_weight, alpha / batch_size, l1 / batch_size,
-                             n_threads, copy_to)
+        (weight, intercept), (grad_weight, grad_intercept) = params, grads
+        alpha, l1, scale = penalty
+        sq, ab = self.update(l, weight, grad_weight, alpha / scale, l1 / scale, n_threads,
+                             copy_to)
         self.update(n_layers + l, intercept, grad_intercept, 0.0, 0.0, n_threads)
-        return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / batch_size
+        return ((0.5 * alpha * sq if alpha else 0.0) + (l1 * ab if l1 else 0.0)) / scale
 
     def step(self, weights, intercepts, grad_weights, grad_intercepts, batch_size, alpha, l1,
              n_threads):
         """Update all parameters in place; return the batch's penalty loss (weights before)."""
         self.start_step()
-        return sum(self.update_layer(l, len(weights), w, b, gw, gb, batch_size, alpha, l1,
-                                     n_threads)
+        penalty = Penalty(alpha, l1, batch_size)
+        return sum(self.update_layer(l, len(weights), (w, b), (gw, gb), penalty, n_threads)
                    for l, (w, b, gw, gb) in enumerate(zip(weights, intercepts, grad_weights,
                                                           grad_intercepts)))
 

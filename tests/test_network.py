@@ -5,7 +5,7 @@ import pytest
 from fastdrop import MLP
 from fastdrop._nn_kernels import max_norm
 from fastdrop.network import Workspace
-from fastdrop.optim import SGD, Adam
+from fastdrop.optim import SGD, Adam, Penalty
 
 
 def make_net(sizes=(6, 5, 4, 3), dropout=None, mode="element", scale="inverted",
@@ -157,8 +157,8 @@ def test_stepping_layer_by_layer_during_the_pass_gives_the_same_bits(mode, cls):
                 opt.start_step()
                 acc = []
                 net.forward_backward(ws, 30, y, step, 1, lambda l: acc.append(opt.update_layer(
-                    l, net.n_layers, net.weights[l], net.intercepts[l], ws.grad_weights[l],
-                    ws.grad_intercepts[l], 30, 1e-2, 1e-3, 1)))
+                    l, net.n_layers, (net.weights[l], net.intercepts[l]),
+                    (ws.grad_weights[l], ws.grad_intercepts[l]), Penalty(1e-2, 1e-3, 30), 1)))
                 penalties.append(sum(acc))
             else:
                 net.forward_backward(ws, 30, y, step, 1)
