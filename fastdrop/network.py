@@ -166,6 +166,11 @@ class Workspace:
                 for g, d in zip(self.grad_weights, self.grad_weight_buffers)]
 
 
+def _per_layer(attribute, doc):
+    """A read-only list of one attribute of every layer."""
+    return property(lambda net: [getattr(layer, attribute) for layer in net.layers], doc=doc)
+
+
 class MLP:
     """A multilayer perceptron with fused dropout at every layer input; the engine under
     MLPClassifier and MLPRegressor.
@@ -252,23 +257,10 @@ class MLP:
                 raise ValueError(f"{name}={value!r} does not combine with {what}: {why}")
 
     # ------------------------------------------------------------------ shapes
-    @property
-    def weights(self):
-        """Per layer, the (fan_out, fan_in) weights (the arrays themselves)."""
-        return [layer.weights for layer in self.layers]
-
-    @property
-    def intercepts(self):
-        return [layer.bias for layer in self.layers]
-
-    @property
-    def coefs(self):
-        """Per layer, the (fan_in, fan_out) weight matrix: a view on ``weights[l].T``."""
-        return [layer.coefs for layer in self.layers]
-
-    @property
-    def sites(self):
-        return [layer.site for layer in self.layers]
+    weights = _per_layer("weights", "Per layer, the (fan_out, fan_in) weights (the arrays).")
+    intercepts = _per_layer("bias", "Per layer, the bias vector (the array).")
+    coefs = _per_layer("coefs", "Per layer, the (fan_in, fan_out) view ``weights[l].T``.")
+    sites = _per_layer("site", "The dropout site at each layer's input.")
 
     @property
     def seeds(self):
