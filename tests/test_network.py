@@ -49,6 +49,35 @@ def test_gradients_of_the_dropout_family_match_central_differences(kind, activat
     check_gradients(net, "softmax")
 
 
+def test_a_new_noise_kind_is_one_class(monkeypatch):
+    """The engine never asks a site's kind: a kind registered in _sites.SITE_KINDS (here a toy
+    noise that scales each unit by a fixed factor drawn per column) trains, predicts and
+    differentiates with no other change, and its forward pass is the numpy reference's."""
+    from fastdrop import _sites
+
+    factor = np.linspace(0.5, 1.5, 5)
+
+    class ColumnScale(_sites._NoiseAfterActivation):
+        def noise(self, src, dst, step, n_threads, first_word=0):
+            np.multiply(src, factor[:src.shape[-1]], out=dst)
+
+        def noise_backward(self, grad, step, n_threads):
+            grad *= factor[:grad.shape[-1]]
+
+    monkeypatch.setitem(_sites.SITE_KINDS, "column-scale", ColumnScale)
+    net = make_net(sizes=(6, 5, 5, 3), dropout=[0.0, 0.5, 0.5], dropout_kind="column-scale")
+    assert [type(s).__name__ for s in net.sites] == ["NoDropout", "ColumnScale", "ColumnScale"]
+    X = np.random.default_rng(2).standard_normal((4, 6))
+    a = X
+    for l in range(2):
+        a = np.maximum(a @ net.coefs[l] + net.intercepts[l], 0) * factor
+    z = a @ net.coefs[2] + net.intercepts[2]
+    proba = np.exp(z - z.max(1, keepdims=True))
+    np.testing.assert_allclose(net.predict_output(X, 1, mc_step=0),
+                               proba / proba.sum(1, keepdims=True), rtol=1e-12)
+    check_gradients(net, "softmax")
+
+
 def check_gradients(net, output):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((7, 6))
