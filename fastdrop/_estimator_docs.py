@@ -96,10 +96,14 @@ PARAMETERS = {
     "early_stopping": ("bool, default=False", {
         "classifier": "Hold out ``validation_fraction`` (stratified), or use ``fit``'s "
                       "``X_val``/``y_val``; stop when ``early_stopping_metric`` on it stalls "
-                      "and restore the best epoch's weights.",
+                      "and restore the best epoch's weights. A loss that diverges ends the fit "
+                      "with those weights and a DivergenceWarning, as scikit-learn's keeps "
+                      "them (without early stopping it is a FloatingPointError).",
         "regressor": "Hold out ``validation_fraction``, or use ``fit``'s ``X_val``/"
                      "``y_val``; stop when ``early_stopping_metric`` on it stalls and restore "
-                     "the best epoch's weights."}),
+                     "the best epoch's weights. A loss that diverges ends the fit with those "
+                     "weights and a DivergenceWarning, as scikit-learn's keeps them (without "
+                     "early stopping it is a FloatingPointError)."}),
     "validation_fraction": ("float, default=0.1",
                             "The share of the training rows held out for early stopping, in "
                             "(0, 1)."),

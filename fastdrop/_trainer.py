@@ -19,7 +19,22 @@ from . import _nn_kernels
 from .network import Workspace
 from .optim import Penalty
 
-__all__ = ["TrainSettings", "TrainingState", "Trainer", "history_keys"]
+__all__ = ["DivergenceWarning", "TrainSettings", "TrainingState", "Trainer", "history_keys"]
+
+
+class DivergenceWarning(ConvergenceWarning):
+    """A fit with early stopping diverged and kept the weights of its best epoch on
+    validation, as scikit-learn's MLPs do (a search over learning rates then finishes and
+    ranks the diverging setting by that epoch). ``reason`` is the FloatingPointError message
+    the same fit raises without early stopping."""
+
+    def __init__(self, message, reason):
+        super().__init__(message)
+        self.reason = reason
+
+
+class _Diverged(Exception):
+    """The loss blew up inside an epoch (with early stopping: the trainer recovers)."""
 
 
 def history_keys(score_key):
@@ -66,6 +81,7 @@ class TrainingState:
     best_validation_score: Optional[float] = None
     best_watched: float = -np.inf  # the best watched value (a score, or minus a loss)
     best_params: Optional[list] = None
+    best_epoch: Optional[int] = None  # the epoch (as history_ counts) whose weights those are
     stopped_epoch: Optional[int] = None
     max_norm_counts: list = field(default_factory=lambda: [0, 0])  # clipped, checked
     history: dict = None
@@ -179,13 +195,15 @@ class Trainer:
     """Runs epochs of a network with an optimizer, under ``settings``, into ``state``.
 
     ``evaluate(X, y, weights, n_threads)`` gives a validation set's (loss, score);
-    ``diverged(loss, epoch)`` raises the estimator's error for a loss that blew up.
+    ``divergence(loss, epoch)`` says what a loss that blew up means. Without early stopping
+    that is a FloatingPointError; with it, the best weights on validation (the initial ones
+    if no epoch finished) are kept and a DivergenceWarning says so.
     """
 
     def __init__(self, net, optimizer, settings: TrainSettings, state: TrainingState,
-                 evaluate: Callable, diverged: Callable):
+                 evaluate: Callable, divergence: Callable):
         self.net, self.opt, self.settings, self.state = net, optimizer, settings, state
-        self.evaluate, self.diverged = evaluate, diverged
+        self.evaluate, self.divergence = evaluate, divergence
 
     # ------------------------------------------------------------------ mini-batch solvers
     def run(self, X, target, weights, val, rs, rows=None):
@@ -199,13 +217,19 @@ class Trainer:
         if s.early_stopping and state.validation_scores is None:
             state.validation_scores, state.best_validation_score = [], -np.inf
             state.best_watched = -np.inf
+        if s.early_stopping and state.best_params is None:  # kept if epoch 1 diverges
+            state.best_params = self._params_copy()
         if state.best_loss is None:  # early stopping was on until now: the loss rule restarts
             state.best_loss = np.inf
         converged = False
         state.n_iter = 0  # epochs of this call, as scikit-learn counts them (not cumulative)
         for _ in range(s.max_iter):
             clock = EpochClock()
-            self._epoch(batches, ws, stepper, rs, clock)
+            try:
+                self._epoch(batches, ws, stepper, rs, clock)
+            except _Diverged as diverged:
+                self._keep_best(str(diverged))
+                return
             val_loss, val_score = self._end_epoch(val, clock)
             self.opt.iteration_ends(state.t)
             if s.incremental:
@@ -239,7 +263,8 @@ class Trainer:
                 self._apply_max_norm()
             clock.update_done()
             if not loss < s.loss_limit:  # NaN too
-                self.diverged(loss, state.n_iter + 1)
+                message = self.divergence(loss, state.n_iter + 1)
+                raise _Diverged(message) if s.early_stopping else FloatingPointError(message)
             state.step += 1
             total += loss * m
         state.n_iter += 1
@@ -300,12 +325,27 @@ class Trainer:
             if watched > state.best_watched:
                 state.best_watched = watched
                 state.best_validation_score = val_score
-                state.best_params = [p.copy() for p in self.net.weights + self.net.intercepts]
+                state.best_params = self._params_copy()
+                state.best_epoch = len(state.loss_curve)
             state.best_loss = None
         else:
             worse = state.loss_curve[-1] > state.best_loss - s.tol
             state.best_loss = min(state.best_loss, state.loss_curve[-1])
         state.no_improvement_count = state.no_improvement_count + 1 if worse else 0
+
+    def _params_copy(self):
+        return [p.copy() for p in self.net.weights + self.net.intercepts]
+
+    def _keep_best(self, reason):
+        """After a divergence under early stopping: the best weights back, and a warning."""
+        state = self.state
+        for dst, src in zip(self.net.weights + self.net.intercepts, state.best_params):
+            np.copyto(dst, src)
+        kept = ("the weights it started from: no epoch finished" if state.best_epoch is None
+                else f"the weights of epoch {state.best_epoch}, the best on validation "
+                     f"({state.best_validation_score:.4g})")
+        warnings.warn(DivergenceWarning(f"{reason} Early stopping kept {kept}.", reason),
+                      stacklevel=4)
 
     def _finish(self, converged):
         s, net = self.settings, self.net

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
@@ -20,12 +20,12 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ._estimator_docs import document
 from ._threading import resolve_n_threads, thread_budget
-from ._trainer import Trainer, TrainingState, TrainSettings
+from ._trainer import DivergenceWarning, Trainer, TrainingState, TrainSettings
 from ._validation import Options, Range, Satisfies, check_params
 from .network import DROPOUT_KINDS, MLP
 from .optim import SGD, Adam
 
-__all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty", "DivergenceWarning"]
 
 # A prediction of fewer rows runs on the calling thread alone, without setting BLAS limits:
 # below this size waking a team of threads costs more than it saves (the crossover measured
@@ -229,14 +229,14 @@ class _BaseMLP(BaseEstimator):
             warnings.warn(f"batch_size={self.batch_size} is larger than the number of samples "
                           f"({n}); using {n}", UserWarning)
         n_threads = resolve_n_threads(self.n_threads)
-        # overflow on the way to a diverging loss is reported once, by _diverged, not by numpy
+        # overflow on the way to a diverging loss is reported once, by _divergence, not by numpy
         with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
             settings = self._train_settings(batch, kernel_threads,
                                             1 if incremental else self.max_iter,
                                             use_early_stopping, incremental)
             trainer = Trainer(self._net, self._optimizer, settings, self._training_state,
-                              self._evaluate, self._diverged)
+                              self._evaluate, self._divergence)
             if self.solver == "lbfgs":
                 self._fit_lbfgs(trainer, X, target, weights)
             else:
@@ -379,8 +379,9 @@ class _BaseMLP(BaseEstimator):
         are bounded, so a too-large rate gives huge but finite losses, not NaN)."""
         return 1000.0 * max(1.0, self._uniform_loss())
 
-    def _diverged(self, loss, epoch):
-        raise FloatingPointError(
+    def _divergence(self, loss, epoch):
+        """What a diverged fit says (its error, or with early stopping its warning's start)."""
+        return (
             f"Training diverged: the loss became {loss:.4g} at epoch {epoch} "
             f"(a uniform guess scores {self._loss_limit / 1000:.3g}). "
             f"learning_rate_init={self.learning_rate_init} is probably too large for this data "
@@ -444,13 +445,58 @@ class _BaseMLP(BaseEstimator):
 
     @property
     def coefs_(self):
+        """Per layer, the (fan_in, fan_out) weights: views on the network's own arrays, so an
+        in-place edit reaches it; assigning a list copies it in (see ``_set_parameters``)."""
         check_is_fitted(self, "_net")
         return self._net.coefs
+
+    @coefs_.setter
+    def coefs_(self, coefs):
+        self._set_parameters("coefs_", coefs, [layer.weights.T for layer in self._layers()])
 
     @property
     def intercepts_(self):
         check_is_fitted(self, "_net")
         return self._net.intercepts
+
+    @intercepts_.setter
+    def intercepts_(self, intercepts):
+        self._set_parameters("intercepts_", intercepts, [layer.bias for layer in self._layers()])
+
+    def _layers(self):
+        if not hasattr(self, "_net"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet: coefs_ and "
+                "intercepts_ can be assigned once a fit (or partial_fit) has fixed the layer "
+                "sizes; fit or partial_fit once on data of the right width, then assign them.")
+        return self._net.layers
+
+    def _set_parameters(self, name, values, targets):
+        """Copy ``values`` (one array-like per layer, as scikit-learn's attribute holds them)
+        into the network's arrays ``targets``, in place (the optimizer's state stays paired
+        with them), cast to the network's dtype; checked whole before anything is written."""
+        values = list(values) if isinstance(values, (list, tuple)) else values
+        if not isinstance(values, list) or len(values) != len(targets):
+            raise ValueError(f"{name} must be a list of {len(targets)} arrays, one per layer, "
+                             f"got {type(values).__name__}"
+                             + (f" of length {len(values)}" if isinstance(values, list) else ""))
+        arrays = []
+        for l, (value, target) in enumerate(zip(values, targets)):
+            array = np.asarray(value)
+            if array.shape != target.shape:
+                raise ValueError(f"{name}[{l}] must have shape {target.shape} (layer {l}), "
+                                 f"got {array.shape}")
+            if array.dtype.kind not in "biuf":
+                raise ValueError(f"{name}[{l}] must hold real numbers, got dtype "
+                                 f"{array.dtype}")
+            with np.errstate(over="ignore"):
+                array = array.astype(target.dtype)
+            if not np.isfinite(array).all():
+                raise ValueError(f"{name}[{l}] must be finite in the network's dtype "
+                                 f"({target.dtype}), got NaN or inf")
+            arrays.append(array)
+        for array, target in zip(arrays, targets):
+            np.copyto(target, array)
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_net")

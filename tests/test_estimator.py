@@ -782,3 +782,85 @@ def test_every_parameter_and_fitted_attribute_is_documented(cls, blobs):
               and hasattr(est, a)}
     documented = set(re.findall(r"^    (\w+_) : .+\n        \S", attributes, re.M))
     assert fitted <= documented, fitted - documented
+
+
+@pytest.mark.parametrize("cls", [MLPClassifier, MLPRegressor])
+def test_divergence_under_early_stopping_keeps_the_best_epoch_and_warns(blobs, cls):
+    """scikit-learn's MLPs keep the best weights on validation when the loss blows up under
+    early stopping; so do these, with a DivergenceWarning naming the epoch kept (here the
+    best of a first fit, which a warm start at a huge learning rate then loses)."""
+    from fastdrop.estimator import DivergenceWarning
+    X, y = blobs
+    est = fit_quiet(cls((16,), early_stopping=True, max_iter=6, random_state=0), X, y)
+    before = est.predict(X)
+    est.set_params(warm_start=True, learning_rate_init=1e6, solver="sgd", momentum=0.99)
+    with pytest.warns(DivergenceWarning, match=r"learning_rate_init=1000000.0.*Early "
+                                               r"stopping kept the weights of epoch \d"):
+        est.fit(X * 1e3, y)
+    np.testing.assert_array_equal(est.predict(X), before)
+    assert all(np.isfinite(c).all() for c in est.coefs_ + est.intercepts_)
+
+
+def test_divergence_in_the_first_epoch_keeps_the_initial_weights(blobs):
+    from fastdrop.estimator import DivergenceWarning
+    X, y = blobs
+    est = MLPClassifier((32,), solver="sgd", learning_rate_init=1e6, momentum=0.99, alpha=0,
+                        early_stopping=True, max_iter=50, random_state=0)
+    with pytest.warns(DivergenceWarning, match="kept the weights it started from") as record:
+        est.fit(X * 1e3, y)
+    assert record[0].message.reason.startswith("Training diverged: the loss became")
+    assert est.n_iter_ == 0 and all(np.isfinite(c).all() for c in est.coefs_)
+
+
+def test_a_grid_search_over_learning_rates_finishes_and_ranks_divergence_last(blobs):
+    """What the scikit-learn behaviour is for: the search completes with every fit scored
+    (error_score="raise": not one of them failed), the diverging rate ranked last."""
+    from sklearn.model_selection import GridSearchCV
+    X, y = blobs
+    search = GridSearchCV(MLPClassifier((16,), solver="sgd", momentum=0.99, max_iter=15,
+                                        early_stopping=True, random_state=0),
+                          {"learning_rate_init": [0.01, 1e6]}, cv=3, error_score="raise")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        search.fit(X, y)
+    assert search.best_params_ == {"learning_rate_init": 0.01}
+    assert list(search.cv_results_["rank_test_score"]) == [1, 2]
+
+
+def test_coefs_and_intercepts_can_be_assigned_as_in_scikit_learn(blobs):
+    """Weights trained elsewhere (here by scikit-learn's MLPClassifier, same architecture)
+    are copied in by assignment: the predictions are scikit-learn's; training goes on."""
+    X, y = blobs
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = SklearnMLP((16, 8), max_iter=30, random_state=0).fit(X, y)
+    ours = fit_quiet(MLPClassifier((16, 8), max_iter=1, dtype="float64", random_state=1), X, y)
+    ours.coefs_ = ref.coefs_
+    ours.intercepts_ = ref.intercepts_
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), rtol=1e-10,
+                               atol=1e-12)
+    ours.partial_fit(X, y)
+    assert not np.array_equal(ours.coefs_[0], ref.coefs_[0])
+
+
+def test_assigned_coefs_are_checked_per_layer_before_anything_is_written(blobs):
+    from sklearn.exceptions import NotFittedError
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((16,), max_iter=1, random_state=0), X, y)
+    kept = [c.copy() for c in est.coefs_ + est.intercepts_]
+    for name, value, match in [
+            ("coefs_", lambda: [est.coefs_[0] * 2, est.coefs_[1].T],
+             r"coefs_\[1\] must have shape \(16, 3\) \(layer 1\), got \(3, 16\)"),
+            ("coefs_", lambda: [est.coefs_[0]],
+             "coefs_ must be a list of 2 arrays, one per layer, got list of length 1"),
+            ("intercepts_", lambda: [np.full(16, np.inf), est.intercepts_[1]],
+             r"intercepts_\[0\] must be finite"),
+            ("intercepts_", lambda: [np.zeros(16), np.full(3, 1e300)],
+             r"intercepts_\[1\] must be finite in the network's dtype \(float32\)"),
+            ("coefs_", lambda: [np.zeros((20, 16), complex), est.coefs_[1]],
+             r"coefs_\[0\] must hold real numbers, got dtype complex128")]:
+        with pytest.raises(ValueError, match=match):
+            setattr(est, name, value())
+    assert all(np.array_equal(a, b) for a, b in zip(kept, est.coefs_ + est.intercepts_))
+    with pytest.raises(NotFittedError, match="can be assigned once a fit"):
+        MLPClassifier().coefs_ = kept[:2]

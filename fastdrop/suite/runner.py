@@ -8,7 +8,7 @@ from dataclasses import asdict
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
-from ..estimator import MLPClassifier
+from ..estimator import DivergenceWarning, MLPClassifier
 from .config import RunConfig
 from .datasets import load_split
 
@@ -25,10 +25,14 @@ def run_one(config: RunConfig, n_threads=1, parent_pid=None):
     error = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
+        # the study records a divergence as such, early stopping's kept weights or not
+        warnings.simplefilter("error", DivergenceWarning)
         try:
             est.fit(split.X_train, split.y_train, X_val=split.X_val, y_val=split.y_val)
         except FloatingPointError as exc:  # diverged: recorded, not fatal to the sweep
             error = str(exc)
+        except DivergenceWarning as exc:
+            error = exc.reason
     wall = time.perf_counter() - start
     record = {"kind": "fit", "key": config.key, **asdict(config),
               "overrides": [list(kv) for kv in config.overrides], "family": config.family,
