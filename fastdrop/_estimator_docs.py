@@ -51,7 +51,10 @@ PARAMETERS = {
     "output_activation": ('{"softmax", "sigmoid"}, default="softmax"',
                           "Softmax with cross-entropy, or one sigmoid per class with binary "
                           "cross-entropy (the Keras experiment's configuration); "
-                          "probabilities are normalized to sum to 1."),
+                          "probabilities are normalized to sum to 1. A multilabel indicator "
+                          "matrix y (n_samples, n_labels) of 0/1 always trains one sigmoid "
+                          "per label, as scikit-learn's: ``predict`` returns the indicator "
+                          "matrix, ``predict_proba`` each label's probability."),
     "class_weight": ('None, "balanced" or dict, default=None',
                      "Weights per class, multiplying ``sample_weight``: \"balanced\" weighs "
                      "each class by ``n_samples / (n_classes * its count)`` (not with "
@@ -139,7 +142,8 @@ _SCORE = {"classifier": ("accuracy", "val_accuracy"), "regressor": ("R^2", "val_
 
 # name -> (type, description); {estimator} / {score} / {score_key} are filled per estimator
 ATTRIBUTES = {
-    "classes_": ("ndarray of shape (n_classes,)", "The class labels."),
+    "classes_": ("ndarray of shape (n_classes,)",
+                 "The class labels (multilabel: the label columns, 0 .. n_labels - 1)."),
     "n_features_in_": ("int", "Number of features seen during fit."),
     "feature_names_in_": ("ndarray of str",
                           "Feature names seen during fit (when X had string column names)."),

@@ -9,13 +9,13 @@ from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
-from sklearn.exceptions import ConvergenceWarning, NotFittedError
+from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.metrics import r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
-from sklearn.utils.multiclass import check_classification_targets, unique_labels
+from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from ._estimator_docs import document
@@ -42,9 +42,18 @@ class Uncertainty(NamedTuple):
     mutual_information: np.ndarray   # their difference: epistemic (BALD)
 
 
+def _xlogx(p):
+    return p * np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
+
+
 def _entropy(p):
-    """Row-wise entropy in nats, 0 log 0 = 0."""
-    return -np.sum(p * np.log(np.where(p > 0, p, 1.0)), axis=1)
+    """Row-wise entropy in nats of class probabilities."""
+    return -np.sum(_xlogx(p), axis=1)
+
+
+def _label_entropy(p):
+    """Each label's binary entropy in nats (multilabel: one Bernoulli per label)."""
+    return -(_xlogx(p) + _xlogx(1.0 - p))
 
 
 def _in_training_dtype(weights, dtype):
@@ -202,7 +211,7 @@ class _BaseMLP(BaseEstimator):
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),
                              order="C", multi_output=self._multi_output,
                              y_numeric=self._y_numeric)
-        self._check_targets(y, fresh=first and not incremental)
+        y = self._check_targets(y, fresh=first and not incremental)
         dtype = np.dtype(self.dtype)
         X = np.ascontiguousarray(X, dtype=dtype)
         weights = _in_training_dtype(self._row_weights(X, y, sample_weight, incremental), dtype)
@@ -266,11 +275,12 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"X_val and y_val are a pair: {given} was given without the other")
         Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
                                multi_output=self._multi_output)
-        self._check_validation_targets(yv)
-        return Xv, yv
+        return Xv, self._check_validation_targets(yv)
 
     def _check_validation_targets(self, yv):
-        """Validation targets the training targets' kind (each estimator checks its own)."""
+        """Validation targets of the training targets' kind (each estimator checks its own),
+        as the training loop reads them."""
+        return yv
 
     def _hold_out(self, X, y, weights, rs):
         """early_stopping's split: the rows to train on (indices into X, which is not
@@ -541,8 +551,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
         except BaseException:
             if first_call:
-                for name in ("classes_", "_net", "_training_state", "n_features_in_",
-                             "feature_names_in_"):
+                for name in ("classes_", "_multilabel", "_net", "_training_state",
+                             "n_features_in_", "feature_names_in_"):
                     self.__dict__.pop(name, None)
             raise
 
@@ -553,21 +563,65 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                     "class_weight": Satisfies(
                         lambda v: v is None or v == "balanced" or isinstance(v, dict),
                         "None, 'balanced' or a dict {class: weight}")}
-    _multi_output = False
+    _multi_output = True  # a multilabel indicator matrix is a target too (_check_targets)
     _y_numeric = False
     _score_key = "val_accuracy"
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags
+
+    @property
+    def _is_multilabel(self):
+        return getattr(self, "_multilabel", False)
+
     def _network_output(self):
-        return self.output_activation
+        return "sigmoid" if self._is_multilabel else self.output_activation
 
     def _check_targets(self, y, fresh):
-        """Class labels: learned on a fresh fit, else they must be among those seen."""
+        """Class labels, or a multilabel indicator matrix (one sigmoid output per label, as
+        scikit-learn trains it): learned on a fresh fit, else they must be of the kind and
+        among the classes seen. A column vector of labels is raveled with scikit-learn's
+        DataConversionWarning."""
+        if y.ndim == 2 and y.shape[1] == 1:
+            warnings.warn("A column-vector y was passed when a 1d array was expected. Please "
+                          "change the shape of y to (n_samples,), for example using ravel().",
+                          DataConversionWarning, stacklevel=3)
+            y = y.ravel()
         check_classification_targets(y)
-        if fresh:
-            self.classes_ = unique_labels(y)
-        elif not np.isin(unique_labels(y), self.classes_).all():
-            raise ValueError(f"y has classes {unique_labels(y)!r} not seen on the first call, "
+        kind = type_of_target(y)
+        if y.ndim == 2 and kind != "multilabel-indicator":
+            raise ValueError(f"y must be class labels (n_samples,) or a multilabel indicator "
+                             f"matrix of 0/1 (n_samples, n_labels); got {kind} targets of "
+                             f"shape {y.shape}")
+        multilabel = kind == "multilabel-indicator"
+        if fresh or not hasattr(self, "_multilabel"):
+            self._multilabel = multilabel
+            if fresh:
+                self.classes_ = unique_labels(y)
+        if multilabel != self._multilabel:
+            kinds = {True: "a multilabel indicator matrix", False: "class labels"}
+            raise ValueError(f"y is {kinds[multilabel]}, but the network was fitted on "
+                             f"{kinds[self._multilabel]}")
+        if not np.isin(unique_labels(y), self.classes_).all():
+            what = "labels" if multilabel else "classes"
+            raise ValueError(f"y has {what} {unique_labels(y)!r} not seen on the first call, "
                              f"{self.classes_!r}")
+        if multilabel and self.class_weight is not None:
+            raise ValueError(f"class_weight={self.class_weight!r} weighs the rows of one class "
+                             "each; multilabel rows hold several labels: use sample_weight")
+        return y
+
+    def _check_validation_targets(self, yv):
+        if yv.ndim == 2 and yv.shape[1] == 1:
+            yv = yv.ravel()
+        if self._is_multilabel != (yv.ndim == 2) or (yv.ndim == 2
+                                                     and yv.shape[1] != len(self.classes_)):
+            expected = (f"a 0/1 matrix of {len(self.classes_)} label columns"
+                        if self._is_multilabel else "class labels (n_samples,)")
+            raise ValueError(f"y_val must be {expected}, as y is; got shape {yv.shape}")
+        return yv
 
     def _row_weights(self, X, y, sample_weight, incremental):
         """sample_weight times the class weights of each row's class."""
@@ -589,22 +643,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _n_outputs(self):
         n_classes = len(self.classes_)
+        if self._is_multilabel:
+            return n_classes  # one sigmoid per label
         sigmoid = self.output_activation == "sigmoid"
         return 1 if (sigmoid and n_classes <= 2) else max(n_classes, 2)
 
     def _out_activation_name(self):
-        return "softmax" if self.output_activation == "softmax" else "logistic"
+        return "softmax" if self._network_output() == "softmax" else "logistic"
 
     def _stratify_by(self, y):
         """early_stopping's hold-out keeps the class proportions. Two classes: always, as
         scikit-learn does (a class too small to split is an error); more: where every class
-        can be split (scikit-learn never stratifies them)."""
+        can be split (scikit-learn never stratifies them); multilabel: never (as
+        scikit-learn)."""
+        if self._is_multilabel:
+            return None
         if len(self.classes_) <= 2:
             return y
         _, counts = np.unique(y, return_counts=True)
         return y if counts.min() >= 2 else None
 
     def _encode_targets(self, y):
+        if self._is_multilabel:
+            return np.ascontiguousarray(y, dtype=self._net.dtype)
         idx = np.searchsorted(self.classes_, y).astype(np.int64)
         if self.output_activation == "softmax":
             return idx
@@ -616,7 +677,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     def _uniform_loss(self):
         """The loss of a uniform guess over the classes."""
-        return (math.log(max(len(self.classes_), 2)) if self.output_activation == "softmax"
+        return (math.log(max(len(self.classes_), 2)) if self._network_output() == "softmax"
                 else self.n_outputs_ * math.log(2))
 
     def _evaluate(self, Xv, yv, weights, n_threads):
@@ -625,6 +686,12 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if len(yv) == 0:
             return np.nan, np.nan
         proba = self._proba(Xv, n_threads)
+        if self._is_multilabel:  # the training loss (binary cross-entropy summed over
+            p = np.clip(np.where(yv == 1, proba, 1.0 - proba), 1e-15, None)  # labels), and
+            loss = float(-np.average(np.log(p).sum(axis=1), weights=weights))  # subset
+            acc = float(np.average(((proba > 0.5) == (yv == 1)).all(axis=1),  # accuracy
+                                   weights=weights))
+            return loss, acc
         idx = np.clip(np.searchsorted(self.classes_, yv), 0, len(self.classes_) - 1)
         p_true = np.where(self.classes_[idx] == yv, proba[np.arange(len(yv)), idx], 0.0)
         loss = float(-np.average(np.log(np.clip(p_true, 1e-15, None)), weights=weights))
@@ -633,19 +700,20 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
 
     # ------------------------------------------------------------------ prediction
     def _proba(self, X, n_threads, mc_step=None):
-        if len(self.classes_) == 1:  # one class seen: it is certain, as scikit-learn predicts
-            return np.ones((X.shape[0], 1))
+        if len(self.classes_) == 1 and not self._is_multilabel:  # one class seen: certain,
+            return np.ones((X.shape[0], 1))  # as scikit-learn predicts
         out = self._net.predict_output(X, n_threads, mc_step, reuse_output=True).astype(
             np.float64)
-        if self.output_activation == "softmax":
-            return out
+        if self._network_output() == "softmax" or self._is_multilabel:  # multilabel: each
+            return out  # label's own probability, as scikit-learn's
         if self.n_outputs_ == 1:
             return np.hstack([1 - out, out])
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total > 0)
 
     def predict_proba(self, X, *, mc_samples=None, return_std=False):
-        """Class probabilities.
+        """Class probabilities (n_samples, n_classes); multilabel: each label's probability
+        (n_samples, n_labels), independent sigmoids, as scikit-learn returns them.
 
         Deterministic weight scaling by default. With ``mc_samples=T``, the mean over T
         stochastic forward passes with fresh dropout masks (Monte-Carlo dropout, Gal &
@@ -667,20 +735,25 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         network sees, aleatoric) and ``mutual_information``, their difference (the networks'
         disagreement, epistemic: BALD, Houlsby et al. 2011), plus ``proba``, the mean
         probabilities. Entropies in nats. Without dropout every pass is the same network and
-        the mutual information is 0.
+        the mutual information is 0. Multilabel: the same per label, arrays of shape
+        (n_samples, n_labels), each label a Bernoulli.
         """
         if mc_samples is None:
             raise ValueError("predict_uncertainty needs mc_samples, a positive int")
+        entropy = _label_entropy if self._is_multilabel else _entropy
         mean, expected = 0.0, 0.0
         for p in self._mc_passes(X, self._proba, mc_samples):
-            mean, expected = mean + p, expected + _entropy(p)
+            mean, expected = mean + p, expected + entropy(p)
         mean, expected = mean / mc_samples, expected / mc_samples
-        predictive = _entropy(mean)
+        predictive = entropy(mean)
         return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
 
     def predict(self, X):
-        """Most probable class (deterministic pass)."""
+        """Most probable class (deterministic pass); multilabel: the indicator matrix of the
+        labels whose probability exceeds 0.5, as scikit-learn's."""
         proba = self.predict_proba(X)
+        if self._is_multilabel:
+            return (proba > 0.5).astype(int)
         return self.classes_[np.argmax(proba, axis=1)]
 
 
@@ -754,6 +827,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         elif n_targets != self._n_targets:
             raise ValueError(f"y has {n_targets} targets, the network was fitted with "
                              f"{self._n_targets}")
+        return y
 
     def _loss_of_a_zero_output(self, y):
         """The loss when the last layer outputs 0 (prediction 0, or 1 for poisson): the scale
@@ -789,6 +863,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if n_targets != self.n_outputs_:
             raise ValueError(f"y_val must have {self.n_outputs_} target(s) per row, as y has, "
                              f"got {n_targets} (y_val of shape {yv.shape})")
+        return yv
 
     def _evaluate(self, Xv, yv, weights, n_threads):
         """Validation loss (as loss_) and R^2 (NaN for one row), weighted by the samples'

@@ -864,3 +864,67 @@ def test_assigned_coefs_are_checked_per_layer_before_anything_is_written(blobs):
     assert all(np.array_equal(a, b) for a, b in zip(kept, est.coefs_ + est.intercepts_))
     with pytest.raises(NotFittedError, match="can be assigned once a fit"):
         MLPClassifier().coefs_ = kept[:2]
+
+
+def _multilabel_split(seed):
+    from sklearn.datasets import make_multilabel_classification
+    X, Y = make_multilabel_classification(n_samples=2000, n_classes=5, random_state=seed)
+    return train_test_split(StandardScaler().fit_transform(X), Y, test_size=0.25,
+                            random_state=seed)
+
+
+def test_multilabel_subset_accuracy_matches_scikit_learn():
+    """#28's acceptance: make_multilabel_classification(2000, 5 labels), (100,) hidden, 3
+    seeds: fastdrop's subset accuracy within 2 points of scikit-learn's, on average and
+    per seed within 4 (their own seed-to-seed spread)."""
+    gaps = []
+    for seed in range(3):
+        Xtr, Xte, Ytr, Yte = _multilabel_split(seed)
+        ours = fit_quiet(MLPClassifier((100,), random_state=seed), Xtr, Ytr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            ref = SklearnMLP((100,), random_state=seed).fit(Xtr, Ytr)
+        assert ours.predict(Xte).shape == Yte.shape and ours.out_activation_ == "logistic"
+        gaps.append(ours.score(Xte, Yte) - ref.score(Xte, Yte))
+    assert abs(np.mean(gaps)) <= 0.02 and max(map(abs, gaps)) <= 0.04, gaps
+
+
+def test_multilabel_predictions_partial_fit_and_uncertainty_are_per_label():
+    Xtr, Xte, Ytr, Yte = _multilabel_split(0)
+    est = fit_quiet(MLPClassifier((32,), dropout=0.3, max_iter=30, random_state=0), Xtr, Ytr)
+    proba = est.predict_proba(Xte)
+    assert proba.shape == (500, 5) and est.classes_.tolist() == [0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(est.predict(Xte), (proba > 0.5).astype(int))
+    assert not np.allclose(proba.sum(axis=1), 1)  # independent labels, not normalized
+    unc = est.predict_uncertainty(Xte[:7], mc_samples=20)
+    assert unc.mutual_information.shape == unc.predictive_entropy.shape == (7, 5)
+    assert np.all(unc.predictive_entropy <= np.log(2) + 1e-12)
+    inc = MLPClassifier((32,), random_state=0)
+    inc.partial_fit(Xtr, Ytr, classes=np.arange(5))
+    inc.partial_fit(Xtr, Ytr)
+    assert inc.predict(Xte).shape == (500, 5) and inc.n_outputs_ == 5
+    early = fit_quiet(MLPClassifier((32,), early_stopping=True, max_iter=30, random_state=0),
+                      Xtr, Ytr)  # an unstratified hold-out, scored by subset accuracy
+    assert 0 < early.best_validation_score_ <= 1
+
+
+@pytest.mark.parametrize("kwargs, fit_kwargs, match", [
+    ({"class_weight": "balanced"}, {}, "multilabel rows hold several labels: use sample_weight"),
+    ({}, {"X_val": np.zeros((3, 20)), "y_val": np.zeros((3, 4), int)},
+     "y_val must be a 0/1 matrix of 5 label columns, as y is; got shape"),
+])
+def test_multilabel_refuses_what_it_cannot_mean(kwargs, fit_kwargs, match):
+    Xtr, _, Ytr, _ = _multilabel_split(0)
+    with pytest.raises(ValueError, match=match):
+        MLPClassifier((8,), max_iter=2, **kwargs).fit(Xtr, Ytr, **fit_kwargs)
+
+
+def test_targets_of_another_kind_than_the_first_fit_are_refused(blobs):
+    X, y = blobs
+    Xtr, _, Ytr, _ = _multilabel_split(0)
+    est = fit_quiet(MLPClassifier((8,), max_iter=2, warm_start=True), Xtr, Ytr)
+    with pytest.raises(ValueError, match="y is class labels, but the network was fitted on a "
+                                         "multilabel indicator matrix"):
+        est.fit(Xtr, Ytr[:, 0])
+    with pytest.raises(ValueError, match="multilabel indicator matrix of 0/1"):
+        MLPClassifier().fit(X[:6], np.array([[0, 2], [1, 1], [2, 0]] * 2))
