@@ -128,8 +128,15 @@ PARAMETERS = {
     "max_fun": ("int, default=15000", "\"lbfgs\" only: the most loss evaluations."),
     "init": ('{"glorot", "he", "lecun"}, default="glorot"',
              "scikit-learn's Glorot-uniform, He-normal (ReLU), or LeCun-normal (SELU)."),
-    "dtype": ('{"float32", "float64"}, default="float32"',
-              "The network's floating-point type: its weights, activations and kernels."),
+    "dtype": ('{"float32", "float64"} or None, default="float32"',
+              "The network's floating-point type: its weights, activations and kernels. "
+              "float32 (the default) is the fast choice whatever the input's dtype "
+              "(docs/bench/dtype-2core-amd/: a float64 epoch took 1.7-1.8x as long); "
+              "None is scikit-learn's rule: the input's dtype (float32 stays "
+              "float32, anything else becomes float64) at the fit that builds the network, "
+              "kept by warm starts and partial_fit; the regressor's predictions then come "
+              "in that dtype, as scikit-learn's. With a dtype set, predictions and "
+              "probabilities are float64."),
     "n_threads": ("int or None, default=None",
                   "Threads for the fit or prediction (None: all usable cores, honouring "
                   "threadpoolctl limits), resolved once per call. OpenBLAS's jobs then run on "

@@ -130,7 +130,7 @@ class _BaseMLP(BaseEstimator):
         "learning_rate": Options(("constant", "invscaling", "adaptive")),
         "power_t": Range(float, 0),
         "init": Options(("glorot", "he", "lecun")),
-        "dtype": Options(("float32", "float64", np.float32, np.float64)),
+        "dtype": Options(("float32", "float64", np.float32, np.float64, None)),
         "batch_size": Range(int, 1, words=("auto",)),
         "learning_rate_init": Range(float, 0, low_open=True),
         "max_iter": Range(int, 1),
@@ -212,14 +212,14 @@ class _BaseMLP(BaseEstimator):
                              order="C", multi_output=self._multi_output,
                              y_numeric=self._y_numeric)
         y = self._check_targets(y, fresh=first and not incremental)
-        dtype = np.dtype(self.dtype)
+        dtype = self._training_dtype(X, first)
         X = np.ascontiguousarray(X, dtype=dtype)
         weights = _in_training_dtype(self._row_weights(X, y, sample_weight, incremental), dtype)
         rs = check_random_state(self.random_state)
         if first:
-            self._initialize(X.shape[1], hidden, rates, rs)
+            self._initialize(X.shape[1], hidden, rates, dtype, rs)
         else:
-            self._continue_with_current_params(hidden, rates, rs, incremental)
+            self._continue_with_current_params(hidden, rates, dtype, rs, incremental)
         val, rows = None, None  # rows: the training rows of X (None: all)
         if X_val is not None or y_val is not None:
             val = (*self._validation_set(X_val, y_val, dtype), None)
@@ -298,13 +298,21 @@ class _BaseMLP(BaseEstimator):
                 "set early_stopping=False.") from None
         return rows, (X[held], y[held], None if weights is None else weights[held])
 
-    def _network_spec(self, hidden, rates):
+    def _training_dtype(self, X, first):
+        """The network's dtype: ``dtype`` as set, or with None scikit-learn's rule, the
+        input's (float32 stays float32, anything else float64) on the call that builds the
+        network; a warm start or partial_fit with None keeps the network's."""
+        if self.dtype is not None:
+            return np.dtype(self.dtype)
+        return X.dtype if first else self._net.dtype
+
+    def _network_spec(self, hidden, rates, dtype):
         """Everything the engine is built from but its initial weights: a warm start or
         partial_fit compares it with what built the network it continues."""
         return dict(hidden=tuple(hidden), output=self._network_output(),
                     dropout=(float(self.input_dropout), *rates),
                     dropout_mode=self.dropout_mode, dropout_scale=self.dropout_scale,
-                    dtype=np.dtype(self.dtype), activation=self.activation,
+                    dtype=dtype, activation=self.activation,
                     dropout_kind=self.dropout_kind, dropconnect=float(self.dropconnect))
 
     # What the optimizer is built from (read at each fit, as scikit-learn rebuilds its own).
@@ -334,14 +342,14 @@ class _BaseMLP(BaseEstimator):
                                    self.epsilon)
         self._optimizer_built = self._optimizer_spec()
 
-    def _continue_with_current_params(self, hidden, rates, rs, incremental):
+    def _continue_with_current_params(self, hidden, rates, dtype, rs, incremental):
         """A warm start or partial_fit honours every parameter as it is set now. The learned
         weights fix the layer sizes (a change is an error naming it); a changed rate, noise
         kind, activation or dtype rebuilds the engine around the learned weights (its
         combinations checked as for a new one; ``init`` only draws a new network's weights).
         The optimizer is rebuilt on every warm-start fit, as scikit-learn does, and on
         partial_fit when the network or an optimizer parameter changed."""
-        spec, built = self._network_spec(hidden, rates), self._built_spec
+        spec, built = self._network_spec(hidden, rates, dtype), self._built_spec
         if spec["hidden"] != built["hidden"]:
             raise ValueError(
                 f"hidden_layer_sizes changed from {built['hidden']} to {spec['hidden']} since "
@@ -359,8 +367,8 @@ class _BaseMLP(BaseEstimator):
         if rebuilt or not incremental or self._optimizer_spec() != self._optimizer_built:
             self._build_optimizer()
 
-    def _initialize(self, n_features, hidden, rates, rs):
-        self._build_network(n_features, self._network_spec(hidden, rates), rs)
+    def _initialize(self, n_features, hidden, rates, dtype, rs):
+        self._build_network(n_features, self._network_spec(hidden, rates, dtype), rs)
         self._build_optimizer()
         self.n_outputs_ = self._n_outputs()
         self.n_layers_ = len(hidden) + 2
@@ -422,12 +430,13 @@ class _BaseMLP(BaseEstimator):
         estimator fitted without feature names, passes as it is (what validate_data would
         return: the sum is finite, so is every element); anything else, a sum that
         overflowed included, goes through validate_data and its messages."""
-        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == self.dtype
+        dtype = self._net.dtype
+        if (type(X) is np.ndarray and X.ndim == 2 and X.dtype == dtype
                 and X.flags.c_contiguous and X.shape[1] == getattr(self, "n_features_in_", -1)
                 and X.shape[0] > 0 and not hasattr(self, "feature_names_in_")
                 and np.isfinite(X.sum())):  # NaN or inf anywhere (or overflow): checked
             return X
-        return validate_data(self, X, reset=False, dtype=np.dtype(self.dtype), order="C")
+        return validate_data(self, X, reset=False, dtype=dtype, order="C")
 
     def _mc_passes(self, X, compute, mc_samples):
         """Yield ``compute(X, n_threads, mc_step)`` for checked X: the deterministic pass
@@ -894,9 +903,15 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         Ghahramani 2016; without dropout every pass is the same and it is 0).
         """
         result = self._predict_moments(X, self._outputs, mc_samples, return_std)
-        if self.n_outputs_ > 1:
-            return result
-        return tuple(r.ravel() for r in result) if return_std else result.ravel()
+
+        # dtype=None (scikit-learn's rule): in the training dtype, the input's; a dtype set
+        # for speed leaves them float64 (the moments are summed in float64 either way)
+        out_dtype = self._net.dtype if self.dtype is None else np.float64
+
+        def shaped(r):  # 1-d for one target, as scikit-learn's
+            return (r.ravel() if self.n_outputs_ == 1 else r).astype(out_dtype, copy=False)
+
+        return tuple(map(shaped, result)) if return_std else shaped(result)
 
 
 document(MLPRegressor, "regressor", MLPRegressor.__doc__)

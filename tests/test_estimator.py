@@ -52,7 +52,9 @@ def expected_failures(estimator):
                                        dtype="float64"),
                           MLPRegressor(max_iter=50, dropout=0.3, input_dropout=0.1,
                                        dtype="float64", dropout_scale="classic"),
-                          MLPRegressor(max_iter=50, solver="lbfgs", dtype="float64")],
+                          MLPRegressor(max_iter=50, solver="lbfgs", dtype="float64"),
+                          MLPClassifier(max_iter=50, dtype=None),
+                          MLPRegressor(max_iter=50, dtype=None)],
                          expected_failed_checks=expected_failures)
 def test_sklearn_compatible(estimator, check):
     with warnings.catch_warnings():

@@ -127,3 +127,36 @@ def test_loss_value_follows_the_gradient_it_steps_along():
     est.partial_fit(X, y)
     val_loss, _ = est._evaluate(X, y, None, 1)
     assert val_loss == pytest.approx(np.mean((est.predict(X) - y) ** 2) / 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("x_dtype, expected", [(np.float32, np.float32),
+                                               (np.float64, np.float64),
+                                               (np.int64, np.float64)])
+def test_dtype_none_follows_the_input_as_scikit_learn(x_dtype, expected):
+    """dtype=None: float32 input trains and predicts in float32, anything else in float64
+    (scikit-learn's rule); a warm start keeps the network's dtype."""
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((80, 4)) * 3).astype(x_dtype)
+    y = X.astype(np.float64) @ np.arange(1, 5.0)
+    est = MLPRegressor((8,), dtype=None, max_iter=3, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est.fit(X, y)
+        assert est.coefs_[0].dtype == expected and est.predict(X).dtype == expected
+        mean, std = est.predict(X, mc_samples=3, return_std=True)
+        assert mean.dtype == std.dtype == expected and mean.shape == (80,)
+        est.set_params(warm_start=True).fit(X.astype(np.float64), y)
+    assert est.coefs_[0].dtype == expected
+
+
+def test_a_dtype_set_for_speed_still_predicts_float64():
+    """The float32 default is for speed: float64 callers get float64 predictions, as
+    scikit-learn's check_regressor_multioutput demands."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 3))
+    Y = X @ rng.standard_normal((3, 2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        est = MLPRegressor((8,), max_iter=2, random_state=0).fit(X, Y)
+    assert est.coefs_[0].dtype == np.float32
+    assert est.predict(X).dtype == np.float64 and est.predict(X).shape == (60, 2)
