@@ -28,7 +28,10 @@ PARAMETERS = {
     "dropout": ("float or sequence of float, default=0.0",
                 "Drop probability of hidden units: one rate for all hidden layers or one per "
                 "layer. ``p`` is the *drop* probability (Keras/PyTorch convention)."),
-    "input_dropout": ("float, default=0.0", "Drop probability of the input features."),
+    "input_dropout": ("float, default=0.0",
+                      "Drop probability of the input features (dense X only: a sparse X's "
+                      "first layer is a sparse x dense product, and its masks would have to "
+                      "cover every implicit zero)."),
     "dropout_mode": ('{"element", "batch"}, default="element"',
                      "\"element\": a fresh mask per example and unit. \"batch\": one unit mask "
                      "per mini-batch (Graham et al. 2015), so the matrix products run on the "

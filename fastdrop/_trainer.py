@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import numpy as np
+from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _nn_kernels
@@ -121,11 +122,10 @@ class EpochClock:
 class Batches:
     """The training rows, copied batch by batch into the workspace's buffers."""
 
-    def __init__(self, X, target, weights, rows, ws, n_threads):
+    def __init__(self, X, target, weights, rows, ws, size, n_threads):
         self.X, self.target, self.weights, self.rows = X, target, weights, rows
         self.n = X.shape[0] if rows is None else rows.size
-        self.x, self.n_threads = ws.x, n_threads
-        size = ws.x.shape[0]
+        self.ws, self.n_threads = ws, n_threads
         self.batch_target = np.empty((size, *target.shape[1:]), dtype=target.dtype)
         self.batch_weights = None if weights is None else np.empty(size, dtype=weights.dtype)
 
@@ -140,14 +140,19 @@ class Batches:
         """Rows start .. start + m of the epoch's order into the batch buffers; returns the
         batch's targets and row weights (None without sample weights)."""
         X, target, weights = self.X, self.target, self.weights
+        if sparse.issparse(X):  # the batch's rows as a CSR matrix of their own
+            self.ws.sparse_x = X[order[start:start + m] if order is not None
+                                 else slice(start, start + m)]
+        elif order is not None:
+            _nn_kernels.take_rows(X, order[start:start + m], self.ws.x[:m], self.n_threads)
+        else:
+            np.copyto(self.ws.x[:m], X[start:start + m])
         if order is not None:
             rows = order[start:start + m]
-            _nn_kernels.take_rows(X, rows, self.x[:m], self.n_threads)
             np.take(target, rows, axis=0, out=self.batch_target[:m])
             if weights is not None:
                 np.take(weights, rows, out=self.batch_weights[:m])
         else:
-            np.copyto(self.x[:m], X[start:start + m])
             np.copyto(self.batch_target[:m], target[start:start + m])
             if weights is not None:
                 np.copyto(self.batch_weights[:m], weights[start:start + m])
@@ -211,9 +216,10 @@ class Trainer:
         ``val`` is (X_val, y_val, weights_val) or None."""
         s, state = self.settings, self.state
         # max-norm changes the weights after each step: the step cannot prefetch for the next
-        ws = Workspace(self.net, s.batch_size, prefetch=s.max_norm is None)
+        ws = Workspace(self.net, s.batch_size, prefetch=s.max_norm is None,
+                       sparse_input=sparse.issparse(X))
         stepper = LayerwiseStep(self.net, self.opt, ws, s)
-        batches = Batches(X, target, weights, rows, ws, s.n_threads)
+        batches = Batches(X, target, weights, rows, ws, s.batch_size, s.n_threads)
         if s.early_stopping and state.validation_scores is None:
             state.validation_scores, state.best_validation_score = [], -np.inf
             state.best_watched = -np.inf
@@ -367,8 +373,11 @@ class Trainer:
         s, state, net, n = self.settings, self.state, self.net, X.shape[0]
         total_weight = n if weights is None else float(weights.sum())
         params = net.weights + net.intercepts
-        ws = Workspace(net, n)
-        np.copyto(ws.x, X)
+        ws = Workspace(net, n, sparse_input=sparse.issparse(X))
+        if ws.x is None:
+            ws.sparse_x = X
+        else:
+            np.copyto(ws.x, X)
         last = {"loss": np.nan, "clock": EpochClock()}
 
         def loss_and_grad(theta):

@@ -8,6 +8,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
+from scipy import sparse
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.exceptions import ConvergenceWarning, DataConversionWarning, NotFittedError
 from sklearn.metrics import r2_score
@@ -210,10 +211,10 @@ class _BaseMLP(BaseEstimator):
         first = not hasattr(self, "_net") or not (incremental or self.warm_start)
         X, y = validate_data(self, X, y, reset=first, dtype=(np.float64, np.float32),
                              order="C", multi_output=self._multi_output,
-                             y_numeric=self._y_numeric)
+                             y_numeric=self._y_numeric, accept_sparse=("csr", "csc"))
         y = self._check_targets(y, fresh=first and not incremental)
         dtype = self._training_dtype(X, first)
-        X = np.ascontiguousarray(X, dtype=dtype)
+        X = self._as_network_input(X, dtype)
         weights = _in_training_dtype(self._row_weights(X, y, sample_weight, incremental), dtype)
         rs = check_random_state(self.random_state)
         if first:
@@ -274,8 +275,8 @@ class _BaseMLP(BaseEstimator):
             given = "y_val" if X_val is None else "X_val"
             raise ValueError(f"X_val and y_val are a pair: {given} was given without the other")
         Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
-                               multi_output=self._multi_output)
-        return Xv, self._check_validation_targets(yv)
+                               multi_output=self._multi_output, accept_sparse=("csr", "csc"))
+        return self._as_network_input(Xv, dtype), self._check_validation_targets(yv)
 
     def _check_validation_targets(self, yv):
         """Validation targets of the training targets' kind (each estimator checks its own),
@@ -297,6 +298,20 @@ class _BaseMLP(BaseEstimator):
                 "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
                 "set early_stopping=False.") from None
         return rows, (X[held], y[held], None if weights is None else weights[held])
+
+    def _as_network_input(self, X, dtype):
+        """X as the engine reads it: C-contiguous of ``dtype``, or a sparse X as CSR of it
+        (never densified: its first layer is a sparse x dense product)."""
+        if not sparse.issparse(X):
+            return np.ascontiguousarray(X, dtype=dtype)
+        if self.input_dropout > 0:
+            raise ValueError(
+                f"input_dropout={self.input_dropout} does not apply to sparse X: its masks "
+                "draw one decision per element, stored or not. Set input_dropout=0 (hidden "
+                "dropout works on sparse input), or densify X with X.toarray()")
+        X = sparse.csr_matrix(X, dtype=dtype)
+        X.sort_indices()
+        return X
 
     def _training_dtype(self, X, first):
         """The network's dtype: ``dtype`` as set, or with None scikit-learn's rule, the
@@ -436,7 +451,9 @@ class _BaseMLP(BaseEstimator):
                 and X.shape[0] > 0 and not hasattr(self, "feature_names_in_")
                 and np.isfinite(X.sum())):  # NaN or inf anywhere (or overflow): checked
             return X
-        return validate_data(self, X, reset=False, dtype=dtype, order="C")
+        X = validate_data(self, X, reset=False, dtype=dtype, order="C",
+                          accept_sparse=("csr", "csc"))
+        return sparse.csr_matrix(X) if sparse.issparse(X) else X
 
     def _mc_passes(self, X, compute, mc_samples):
         """Yield ``compute(X, n_threads, mc_step)`` for checked X: the deterministic pass
@@ -516,6 +533,12 @@ class _BaseMLP(BaseEstimator):
             arrays.append(array)
         for array, target in zip(arrays, targets):
             np.copyto(target, array)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # CSR and CSC X, never densified; input dropout has no sparse form
+        tags.input_tags.sparse = self.input_dropout == 0
+        return tags
 
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_net")

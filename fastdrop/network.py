@@ -29,6 +29,7 @@ The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per bat
 import threading
 
 import numpy as np
+from scipy import sparse
 
 from . import _nn_kernels
 from ._layers import Layer, initial_weights, make_activation
@@ -44,6 +45,25 @@ _PREDICT_CHUNK = 2048  # rows per prediction pass (a multiple of 64 keeps mask w
 # (rows, outputs) float matrix otherwise)
 _OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.sigmoid_xent,
                   "identity": _nn_kernels.squared_error, "exp": _nn_kernels.poisson_deviance}
+
+
+def _product_into(a, w, out):
+    """out = a @ w.T; ``a`` dense, or a sparse batch of inputs (CSR: scipy's sparse x dense
+    product, the first layer only)."""
+    if sparse.issparse(a):
+        np.copyto(out, a @ w.T)
+    else:
+        np.matmul(a, w.T, out=out)
+    return out
+
+
+def _weight_gradient_into(dz, a, out):
+    """out = dz.T @ a, the weight gradient of a layer with input a (dense or sparse)."""
+    if sparse.issparse(a):
+        np.copyto(out, (a.T @ dz).T)
+    else:
+        np.matmul(dz.T, a, out=out)
+    return out
 
 
 def _view(flat, rows, cols):
@@ -129,11 +149,13 @@ def _site_buffer(site, rows, width, dtype):
 
 class Workspace:
     """Every buffer one training batch needs, allocated once for a maximum batch size.
-    ``prefetch``: see :class:`BatchPlan` (batch mode only)."""
+    ``prefetch``: see :class:`BatchPlan` (batch mode only). With ``sparse_input`` the batch
+    is a CSR matrix the caller puts in ``sparse_x``, and no dense input buffer is kept."""
 
-    def __init__(self, net, batch_size, prefetch=False):
+    def __init__(self, net, batch_size, prefetch=False, sparse_input=False):
         dt, sizes = net.dtype, net.sizes
-        self.x = np.empty((batch_size, sizes[0]), dtype=dt)
+        self.x = None if sparse_input else np.empty((batch_size, sizes[0]), dtype=dt)
+        self.sparse_x = None
         # hidden activations and their gradients, flat so batch mode can view (m, n_kept)
         self.acts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
         self.dacts = [np.empty(batch_size * w, dtype=dt) for w in sizes[1:-1]]
@@ -159,6 +181,10 @@ class Workspace:
             self.sub_bias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.sub_dbias = [np.empty(b.size, dtype=dt) for b in net.intercepts]
             self.plan = BatchPlan(net, self.sub_weights, prefetch)
+
+    def batch_input(self, m):
+        """The batch's m rows of input: the dense buffer's, or the sparse batch."""
+        return self.x[:m] if self.sparse_x is None else self.sparse_x
 
     def dense_grad_coefs(self):
         """The weight gradients of the last pass as full arrays in the ``coefs`` layout."""
@@ -309,19 +335,17 @@ class MLP:
         """The loss; each layer's input and weights as used go to ws.inputs, ws.used_weights
         (the backward half reads them), the output gradient to ws.logits."""
         layers, last = self.layers, self.n_layers - 1
-        a = layers[0].site.forward(ws.x[:m], None, None, False, step, n_threads)  # in place
+        a = layers[0].site.forward(ws.batch_input(m), None, None, False, step, n_threads)
         for l, layer in enumerate(layers):
             ws.inputs[l] = a
             w = ws.used_weights[l] = layer.weight_noise.training_weights(
                 layer.weights, ws.masked_weights[l], step, n_threads)
             if l == last:
-                logits = ws.logits[:m]
-                np.matmul(a, w.T, out=logits)
+                logits = _product_into(a, w, ws.logits[:m])
                 return self._output_loss(logits, layer.bias, target, want_grad=True,
                                          grad_bias=ws.grad_intercepts[-1], weights=weights)
             width = self.sizes[l + 1]
-            z = _view(ws.acts[l], m, width)  # (m, width)
-            np.matmul(a, w.T, out=z)
+            z = _product_into(a, w, _view(ws.acts[l], m, width))  # (m, width)
             bias, relu = layer.activation.activate(z, layer.bias, n_threads)
             out = ws.site_out[l]
             a = layers[l + 1].site.forward(z, None if out is None else _view(out, m, width),
@@ -334,8 +358,7 @@ class MLP:
         dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
             layer = self.layers[l]
-            grad = ws.grad_weight_buffers[l]
-            np.matmul(dz.T, ws.inputs[l], out=grad)
+            grad = _weight_gradient_into(dz, ws.inputs[l], ws.grad_weight_buffers[l])
             ws.grad_weights[l] = layer.weight_noise.mask_gradient(grad, step, n_threads)
             da = None
             if l > 0:
@@ -382,13 +405,11 @@ class MLP:
             b = ws.sub_bias[l][:k_out]
             np.take(layer.bias, kept[l + 1], out=b)
             if l == self.n_layers - 1:
-                logits = ws.logits[:m]
-                np.matmul(a, w.T, out=logits)
+                logits = _product_into(a, w, ws.logits[:m])
                 return self._output_loss(logits, b, target, want_grad=True,
                                          grad_bias=ws.sub_dbias[l][:k_out],
                                          weights=weights), inputs
-            z = _view(ws.acts[l], m, k_out)
-            np.matmul(a, w.T, out=z)
+            z = _product_into(a, w, _view(ws.acts[l], m, k_out))
             bias, relu = layer.activation.activate(z, b, n_threads)
             a = self.layers[l + 1].site.forward_kept(z, bias, relu, n_threads)
             inputs.append(a)
@@ -396,7 +417,7 @@ class MLP:
     def _kept_input(self, ws, m, kept_inputs, n_threads):
         """The batch's kept input columns, scaled for training (the batch itself, uncopied,
         when no input is dropped)."""
-        site, a = self.layers[0].site, ws.x[:m]
+        site, a = self.layers[0].site, ws.batch_input(m)
         if site.drops:
             a = _view(ws.x_kept, m, kept_inputs.size)
             np.take(ws.x[:m], kept_inputs, axis=1, out=a)
@@ -406,8 +427,7 @@ class MLP:
         dz = ws.logits[:m]
         for l in range(self.n_layers - 1, -1, -1):
             k_in, k_out = kept[l].size, kept[l + 1].size
-            gw = _view(ws.sub_grads[l], k_out, k_in)
-            np.matmul(dz.T, inputs[l], out=gw)
+            gw = _weight_gradient_into(dz, inputs[l], _view(ws.sub_grads[l], k_out, k_in))
             ws.grad_weights[l] = SubmatrixGradient(gw, ws.plan.positions[l], kept[l])
             ws.grad_intercepts[l].fill(0)  # sub_dbias[l]: from the output loss or the gate
             ws.grad_intercepts[l][kept[l + 1]] = ws.sub_dbias[l][:k_out]
@@ -431,7 +451,8 @@ class MLP:
         output buffer, which its next call of the same size overwrites (for callers that
         copy it at once, as the estimators' float64 conversion does).
         """
-        X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already
+        if not sparse.issparse(X):  # (a sparse X: CSR of our dtype, the caller's check)
+            X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already
         n = X.shape[0]
         chunk = min(n, _PREDICT_CHUNK) or 1
         # the input as it is (C-contiguous, of our dtype) unless the pass changes it
@@ -451,14 +472,12 @@ class MLP:
                 a = input_site.predict(a, a, None, False, self._first_word(start, 0), mc_step,
                                        n_threads)
             for l, layer in enumerate(self.layers[:-1]):
-                z = _view(bufs[l + 1], rows, self.sizes[l + 1])
-                np.matmul(a, weights[l].T, out=z)
+                z = _product_into(a, weights[l], _view(bufs[l + 1], rows, self.sizes[l + 1]))
                 bias, relu = layer.activation.activate(z, layer.bias, n_threads)
                 a = self.layers[l + 1].site.predict(z, z, bias, relu,
                                                     self._first_word(start, l + 1), mc_step,
                                                     n_threads)
-            logits = out[start:start + rows]
-            np.matmul(a, weights[-1].T, out=logits)
+            logits = _product_into(a, weights[-1], out[start:start + rows])
             self._output_loss(logits, self.layers[-1].bias, bufs[-1], want_grad=False)
         return out
 

@@ -29,11 +29,12 @@ MINI_BATCHES = (
 
 def expected_failures(estimator):
     failures = {}
-    if estimator.dtype == "float32":
+    if estimator.dtype in ("float32", None):  # None: float32 input stays float32
         failures.update(check_methods_subset_invariance=FLOAT32_ROUNDING,
                         check_methods_sample_order_invariance=FLOAT32_ROUNDING)
     if estimator.solver != "lbfgs":
         failures["check_sample_weight_equivalence_on_dense_data"] = MINI_BATCHES
+        failures["check_sample_weight_equivalence_on_sparse_data"] = MINI_BATCHES
     return failures
 
 
@@ -85,8 +86,8 @@ def test_batch_mode_prefetch_changes_no_bit(monkeypatch, solver, max_norm):
     from fastdrop.network import Workspace
 
     class NoPrefetch(Workspace):
-        def __init__(self, net, batch_size, prefetch=False):
-            super().__init__(net, batch_size, prefetch=False)
+        def __init__(self, net, batch_size, prefetch=False, **kwargs):
+            super().__init__(net, batch_size, prefetch=False, **kwargs)
 
     X, y = make_classification(300, 20, n_informative=8, n_classes=3, random_state=0)
     gathers, gather = [], _nn_kernels.gather
@@ -930,3 +931,39 @@ def test_targets_of_another_kind_than_the_first_fit_are_refused(blobs):
         est.fit(Xtr, Ytr[:, 0])
     with pytest.raises(ValueError, match="multilabel indicator matrix of 0/1"):
         MLPClassifier().fit(X[:6], np.array([[0, 2], [1, 1], [2, 0]] * 2))
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (MLPClassifier, {}), (MLPClassifier, {"dropout": 0.5}),
+    (MLPClassifier, {"dropout": 0.5, "dropout_mode": "batch"}),
+    (MLPClassifier, {"solver": "lbfgs"}), (MLPClassifier, {"early_stopping": True}),
+    (MLPClassifier, {"dropconnect": 0.3, "shuffle": False}), (MLPRegressor, {"dropout": 0.2})])
+@pytest.mark.parametrize("fmt", ["csr", "csc"])
+def test_sparse_input_trains_and_predicts_as_its_dense_copy(cls, kwargs, fmt, monkeypatch):
+    """The first layer's product runs sparse x dense; nothing densifies X (toarray and
+    todense fail here), and the fit equals the dense one to rounding, Monte-Carlo passes
+    included."""
+    from scipy import sparse
+    rng = np.random.default_rng(0)
+    X = sparse.random(300, 200, density=0.03, format=fmt, random_state=0)
+    Xd = X.toarray()
+    y = rng.integers(0, 3, 300) if cls is MLPClassifier else rng.standard_normal(300)
+    dense = fit_quiet(cls((16,), max_iter=5, random_state=0, dtype="float64", **kwargs), Xd, y)
+    for name in ("toarray", "todense"):
+        for kind in (sparse.csr_matrix, sparse.csc_matrix):
+            monkeypatch.setattr(kind, name, lambda *a, **k: pytest.fail("X was densified"))
+    ours = fit_quiet(cls((16,), max_iter=5, random_state=0, dtype="float64", **kwargs), X, y)
+    predict = ours.predict_proba if cls is MLPClassifier else ours.predict
+    np.testing.assert_allclose(predict(X), (dense.predict_proba if cls is MLPClassifier
+                                            else dense.predict)(Xd), atol=1e-12)
+    np.testing.assert_allclose(predict(X, mc_samples=3), (
+        dense.predict_proba if cls is MLPClassifier else dense.predict)(Xd, mc_samples=3),
+        atol=1e-12)
+
+
+def test_sparse_input_refuses_input_dropout():
+    from scipy import sparse
+    X = sparse.random(50, 20, density=0.1, format="csr", random_state=0)
+    with pytest.raises(ValueError, match=r"input_dropout=0.2 does not apply to sparse X.*"
+                                         r"X.toarray\(\)"):
+        MLPClassifier((4,), input_dropout=0.2).fit(X, np.arange(50) % 2)
