@@ -82,6 +82,49 @@ def _in_training_dtype(weights, dtype):
     return converted
 
 
+def _network_input(X, dtype, input_dropout):
+    """X as the engine reads it: C-contiguous of ``dtype``, or a sparse X as CSR of it
+    (never densified: its first layer is a sparse x dense product)."""
+    if not sparse.issparse(X):
+        return np.ascontiguousarray(X, dtype=dtype)
+    if input_dropout > 0:
+        raise ValueError(
+            f"input_dropout={input_dropout} does not apply to sparse X: its masks "
+            "draw one decision per element, stored or not. Set input_dropout=0 (hidden "
+            "dropout works on sparse input), or densify X with X.toarray()")
+    X = sparse.csr_matrix(X, dtype=dtype)
+    X.sort_indices()
+    return X
+
+
+def _copy_into_layers(name, values, targets):
+    """Copy ``values`` (one array-like per layer, as scikit-learn's attribute holds them)
+    into the network's arrays ``targets``, in place (the optimizer's state stays paired
+    with them), cast to the network's dtype; checked whole before anything is written."""
+    values = list(values) if isinstance(values, (list, tuple)) else values
+    if not isinstance(values, list) or len(values) != len(targets):
+        raise ValueError(f"{name} must be a list of {len(targets)} arrays, one per layer, "
+                         f"got {type(values).__name__}"
+                         + (f" of length {len(values)}" if isinstance(values, list) else ""))
+    arrays = []
+    for l, (value, target) in enumerate(zip(values, targets)):
+        array = np.asarray(value)
+        if array.shape != target.shape:
+            raise ValueError(f"{name}[{l}] must have shape {target.shape} (layer {l}), "
+                             f"got {array.shape}")
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"{name}[{l}] must hold real numbers, got dtype "
+                             f"{array.dtype}")
+        with np.errstate(over="ignore"):
+            array = array.astype(target.dtype)
+        if not np.isfinite(array).all():
+            raise ValueError(f"{name}[{l}] must be finite in the network's dtype "
+                             f"({target.dtype}), got NaN or inf")
+        arrays.append(array)
+    for array, target in zip(arrays, targets):
+        np.copyto(target, array)
+
+
 def _store_params(est, params):
     """Each constructor argument as the attribute of its name, nothing else (scikit-learn's
     rule for __init__), from the constructor's ``locals()``."""
@@ -214,7 +257,7 @@ class _BaseMLP(BaseEstimator):
                              y_numeric=self._y_numeric, accept_sparse=("csr", "csc"))
         y = self._check_targets(y, fresh=first and not incremental)
         dtype = self._training_dtype(X, first)
-        X = self._as_network_input(X, dtype)
+        X = _network_input(X, dtype, self.input_dropout)
         weights = _in_training_dtype(self._row_weights(X, y, sample_weight, incremental), dtype)
         rs = check_random_state(self.random_state)
         if first:
@@ -276,7 +319,7 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"X_val and y_val are a pair: {given} was given without the other")
         Xv, yv = validate_data(self, X_val, y_val, reset=False, dtype=dtype, order="C",
                                multi_output=self._multi_output, accept_sparse=("csr", "csc"))
-        return self._as_network_input(Xv, dtype), self._check_validation_targets(yv)
+        return _network_input(Xv, dtype, self.input_dropout), self._check_validation_targets(yv)
 
     def _check_validation_targets(self, yv):
         """Validation targets of the training targets' kind (each estimator checks its own),
@@ -298,20 +341,6 @@ class _BaseMLP(BaseEstimator):
                 "Use more samples or a larger validation_fraction, pass X_val and y_val, or "
                 "set early_stopping=False.") from None
         return rows, (X[held], y[held], None if weights is None else weights[held])
-
-    def _as_network_input(self, X, dtype):
-        """X as the engine reads it: C-contiguous of ``dtype``, or a sparse X as CSR of it
-        (never densified: its first layer is a sparse x dense product)."""
-        if not sparse.issparse(X):
-            return np.ascontiguousarray(X, dtype=dtype)
-        if self.input_dropout > 0:
-            raise ValueError(
-                f"input_dropout={self.input_dropout} does not apply to sparse X: its masks "
-                "draw one decision per element, stored or not. Set input_dropout=0 (hidden "
-                "dropout works on sparse input), or densify X with X.toarray()")
-        X = sparse.csr_matrix(X, dtype=dtype)
-        X.sort_indices()
-        return X
 
     def _training_dtype(self, X, first):
         """The network's dtype: ``dtype`` as set, or with None scikit-learn's rule, the
@@ -488,7 +517,7 @@ class _BaseMLP(BaseEstimator):
 
     @coefs_.setter
     def coefs_(self, coefs):
-        self._set_parameters("coefs_", coefs, [layer.weights.T for layer in self._layers()])
+        _copy_into_layers("coefs_", coefs, [layer.weights.T for layer in self._layers()])
 
     @property
     def intercepts_(self):
@@ -497,7 +526,7 @@ class _BaseMLP(BaseEstimator):
 
     @intercepts_.setter
     def intercepts_(self, intercepts):
-        self._set_parameters("intercepts_", intercepts, [layer.bias for layer in self._layers()])
+        _copy_into_layers("intercepts_", intercepts, [layer.bias for layer in self._layers()])
 
     def _layers(self):
         if not hasattr(self, "_net"):
@@ -506,33 +535,6 @@ class _BaseMLP(BaseEstimator):
                 "intercepts_ can be assigned once a fit (or partial_fit) has fixed the layer "
                 "sizes; fit or partial_fit once on data of the right width, then assign them.")
         return self._net.layers
-
-    def _set_parameters(self, name, values, targets):
-        """Copy ``values`` (one array-like per layer, as scikit-learn's attribute holds them)
-        into the network's arrays ``targets``, in place (the optimizer's state stays paired
-        with them), cast to the network's dtype; checked whole before anything is written."""
-        values = list(values) if isinstance(values, (list, tuple)) else values
-        if not isinstance(values, list) or len(values) != len(targets):
-            raise ValueError(f"{name} must be a list of {len(targets)} arrays, one per layer, "
-                             f"got {type(values).__name__}"
-                             + (f" of length {len(values)}" if isinstance(values, list) else ""))
-        arrays = []
-        for l, (value, target) in enumerate(zip(values, targets)):
-            array = np.asarray(value)
-            if array.shape != target.shape:
-                raise ValueError(f"{name}[{l}] must have shape {target.shape} (layer {l}), "
-                                 f"got {array.shape}")
-            if array.dtype.kind not in "biuf":
-                raise ValueError(f"{name}[{l}] must hold real numbers, got dtype "
-                                 f"{array.dtype}")
-            with np.errstate(over="ignore"):
-                array = array.astype(target.dtype)
-            if not np.isfinite(array).all():
-                raise ValueError(f"{name}[{l}] must be finite in the network's dtype "
-                                 f"({target.dtype}), got NaN or inf")
-            arrays.append(array)
-        for array, target in zip(arrays, targets):
-            np.copyto(target, array)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
