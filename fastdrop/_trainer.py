@@ -139,24 +139,27 @@ class Batches:
     def load(self, order, start, m):
         """Rows start .. start + m of the epoch's order into the batch buffers; returns the
         batch's targets and row weights (None without sample weights)."""
-        X, target, weights = self.X, self.target, self.weights
+        X, weights = self.X, self.weights
+        rows = slice(start, start + m) if order is None else order[start:start + m]
         if sparse.issparse(X):  # the batch's rows as a CSR matrix of their own
-            self.ws.sparse_x = X[order[start:start + m] if order is not None
-                                 else slice(start, start + m)]
-        elif order is not None:
-            _nn_kernels.take_rows(X, order[start:start + m], self.ws.x[:m], self.n_threads)
+            self.ws.sparse_x = X[rows]
+        elif order is None:
+            np.copyto(self.ws.x[:m], X[rows])
         else:
-            np.copyto(self.ws.x[:m], X[start:start + m])
-        if order is not None:
-            rows = order[start:start + m]
-            np.take(target, rows, axis=0, out=self.batch_target[:m])
-            if weights is not None:
-                np.take(weights, rows, out=self.batch_weights[:m])
-        else:
-            np.copyto(self.batch_target[:m], target[start:start + m])
-            if weights is not None:
-                np.copyto(self.batch_weights[:m], weights[start:start + m])
-        return self.batch_target[:m], None if weights is None else self.batch_weights[:m]
+            _nn_kernels.take_rows(X, rows, self.ws.x[:m], self.n_threads)
+        _take(self.target, rows, self.batch_target[:m])
+        if weights is None:
+            return self.batch_target[:m], None
+        return self.batch_target[:m], _take(weights, rows, self.batch_weights[:m])
+
+
+def _take(src, rows, out):
+    """out = src[rows] without a temporary: a slice is copied, indices are taken."""
+    if isinstance(rows, slice):
+        np.copyto(out, src[rows])
+    else:
+        np.take(src, rows, axis=0, out=out)
+    return out
 
 
 class LayerwiseStep:

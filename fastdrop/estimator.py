@@ -638,9 +638,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             kinds = {True: "a multilabel indicator matrix", False: "class labels"}
             raise ValueError(f"y is {kinds[multilabel]}, but the network was fitted on "
                              f"{kinds[self._multilabel]}")
-        if not np.isin(unique_labels(y), self.classes_).all():
+        labels = unique_labels(y)
+        if not np.isin(labels, self.classes_).all():
             what = "labels" if multilabel else "classes"
-            raise ValueError(f"y has {what} {unique_labels(y)!r} not seen on the first call, "
+            raise ValueError(f"y has {what} {labels!r} not seen on the first call, "
                              f"{self.classes_!r}")
         if multilabel and self.class_weight is not None:
             raise ValueError(f"class_weight={self.class_weight!r} weighs the rows of one class "
