@@ -1,7 +1,10 @@
 """fastdrop's thread budget: one number, shared with OpenMP and visible to threadpoolctl."""
 import os
 import threading
+import time
 from contextlib import contextmanager
+
+import numpy as np
 
 from . import _openmp_helpers
 
@@ -224,3 +227,143 @@ def denormals_flushed(n_threads):
         yield
     finally:
         _openmp_helpers.flush_denormals(previous, n_threads)
+
+
+# ---- a fit's threads, step by step ------------------------------------------------------
+
+# Multiply-adds of one training step (its rows times every layer's fan_in x fan_out) below
+# which a fit runs on the calling thread, whatever ``n_threads`` allows: there a second
+# thread gained at most 8% on a quiet machine, while on a busy one every parallel region
+# waits for a descheduled thread (a 246x6 regression fit, 7 regions a step, ran 16-140x
+# slower on 2 threads than on 1 under 2 busy processes). Measured in docs/bench/load-2core-intel/.
+SERIAL_STEP_WORK = 8_000_000
+
+
+def step_work(sizes, rows):
+    """Multiply-adds of one forward pass of ``rows`` rows through layers ``sizes``."""
+    return rows * sum(a * b for a, b in zip(sizes, sizes[1:]))
+
+
+def fit_threads(n_threads, work):
+    """The threads a fit asks for: ``n_threads``, or 1 below :data:`SERIAL_STEP_WORK`."""
+    return 1 if work < SERIAL_STEP_WORK else n_threads
+
+
+def _adaptive_opted_out():
+    return os.environ.get("FASTDROP_ADAPTIVE_THREADS", "1").strip() == "0"
+
+
+def blas_threads_setter():
+    """A callable setting every loaded BLAS library's thread count (about 3 us), for
+    switching within a ``blas_limits`` block, which restores the counts on exit."""
+    libs = [lc for lc in _blas_controller().lib_controllers if lc.user_api == "blas"]
+
+    def set_blas_threads(n):
+        for lc in libs:
+            lc.set_num_threads(n)
+    return set_blas_threads
+
+
+class FixedThreads:
+    """Every step on the same threads (the policy where threads cannot change mid-fit)."""
+
+    def __init__(self, n):
+        self.current = n
+
+    def begin_step(self):
+        return self.current
+
+    def end_step(self, rows):
+        pass
+
+
+class StepThreads:
+    """Each mini-batch step's threads: the fit's budget ``n`` or one, whichever steps
+    faster now.
+
+    A fit's results do not depend on its thread count (every kernel, and every BLAS call run
+    on the shared pool, gives the same bits for any count), so the count may change between
+    steps. On a quiet machine ``n`` threads step faster and keep doing so. When other
+    processes take the cores, a step on several threads waits at each of its parallel
+    regions' barriers for whichever thread the scheduler left out, and one thread steps
+    faster. Every so often the other count runs ``PROBE_STEPS`` steps; their median time per
+    row against the median of the current count's recent steps decides, with a
+    ``MARGIN``. A choice that stands waits twice as long before the next probe (up to
+    ``MAX_PERIOD`` steps); a change, or the current count's steps growing or shrinking by
+    ``DRIFT`` (a load arriving or leaving), probes again soon.
+
+    ``set_blas(k)`` sets the BLAS threads; ``clock`` is replaceable for tests.
+    """
+
+    PROBE_STEPS, WINDOW, MARGIN, DRIFT = 3, 8, 0.10, 1.5
+    MIN_PERIOD, MAX_PERIOD = 16, 512
+
+    def __init__(self, n, set_blas, clock=time.perf_counter):
+        self.n, self._set_blas, self._clock = n, set_blas, clock
+        self.current = n          # the chosen count
+        self._running = n         # this step's count (the other one while probing)
+        self._recent = []         # seconds per row of the chosen count's latest steps
+        self._probe = []          # ... of the other count while probing
+        self._reference = None    # the chosen count's median when last decided
+        self._period, self._since = self.MIN_PERIOD, 0
+        self.switches = 0
+        self._t = 0.0
+
+    @property
+    def other(self):
+        return 1 if self.current != 1 else self.n
+
+    def begin_step(self):
+        """This step's thread count (BLAS set to it)."""
+        want = self.other if self._probing() else self.current
+        if want != self._running:
+            self._set_blas(want)
+            self._running = want
+        self._t = self._clock()
+        return want
+
+    def end_step(self, rows):
+        per_row = (self._clock() - self._t) / max(rows, 1)
+        if self._running != self.current:
+            self._probe.append(per_row)
+            if len(self._probe) == self.PROBE_STEPS:
+                self._decide()
+            return
+        self._recent = (self._recent + [per_row])[-self.WINDOW:]
+        self._since += 1
+
+    def _probing(self):
+        if self._probe:
+            return True
+        if len(self._recent) < self.WINDOW // 2:
+            return False
+        if self._since >= self._period:
+            return True
+        if self._reference is None:
+            return False
+        ratio = float(np.median(self._recent)) / self._reference
+        return not 1 / self.DRIFT < ratio < self.DRIFT
+
+    def _decide(self):
+        mine, theirs = float(np.median(self._recent)), float(np.median(self._probe))
+        self._probe, self._since = [], 0
+        if theirs < mine * (1 - self.MARGIN):
+            self.current, self.switches = self.other, self.switches + 1
+            self._recent, self._reference = [], theirs
+            self._period = self.MIN_PERIOD
+        else:
+            self._reference = mine
+            self._period = min(2 * self._period, self.MAX_PERIOD)
+
+
+def step_threads(n, kernel_threads, dtype):
+    """The policy of a fit whose budget is ``n`` threads, whose kernels run on
+    ``kernel_threads``, in ``dtype``: :class:`StepThreads` where the bits cannot depend on
+    the count, i.e. float32 products (``network.gemm_into``) on OpenBLAS sharing the
+    kernels' pool; else :class:`FixedThreads` (OpenBLAS's float64 products differed in the
+    last bits between 1 and 2 threads for some output widths, and another BLAS promises
+    nothing). ``FASTDROP_ADAPTIVE_THREADS=0`` keeps every step on the budget."""
+    if (n > 1 and kernel_threads == n and np.dtype(dtype) == np.float32
+            and not _adaptive_opted_out()):
+        return StepThreads(n, blas_threads_setter())
+    return FixedThreads(kernel_threads)

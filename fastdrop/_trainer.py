@@ -10,13 +10,14 @@ when the loss diverges.
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _nn_kernels
+from ._threading import FixedThreads
 from .network import Workspace
 from .optim import Penalty
 
@@ -64,6 +65,8 @@ class TrainSettings:
     watch_loss: bool = False     # early stopping watches the validation loss, not the score
     incremental: bool = False    # partial_fit: one epoch, no stopping rule
     verbose: bool = False
+    threads: Any = None          # each step's thread count (_threading.StepThreads); None:
+    #                              every step on n_threads
 
 
 @dataclass
@@ -122,10 +125,10 @@ class EpochClock:
 class Batches:
     """The training rows, copied batch by batch into the workspace's buffers."""
 
-    def __init__(self, X, target, weights, rows, ws, size, n_threads):
+    def __init__(self, X, target, weights, rows, ws, size):
         self.X, self.target, self.weights, self.rows = X, target, weights, rows
         self.n = X.shape[0] if rows is None else rows.size
-        self.ws, self.n_threads = ws, n_threads
+        self.ws = ws
         self.batch_target = np.empty((size, *target.shape[1:]), dtype=target.dtype)
         self.batch_weights = None if weights is None else np.empty(size, dtype=weights.dtype)
 
@@ -136,7 +139,7 @@ class Batches:
             order = self.rows if order is None else self.rows[order]
         return order
 
-    def load(self, order, start, m):
+    def load(self, order, start, m, n_threads):
         """Rows start .. start + m of the epoch's order into the batch buffers; returns the
         batch's targets and row weights (None without sample weights)."""
         X, weights = self.X, self.weights
@@ -146,7 +149,7 @@ class Batches:
         elif order is None:
             np.copyto(self.ws.x[:m], X[rows])
         else:
-            _nn_kernels.take_rows(X, rows, self.ws.x[:m], self.n_threads)
+            _nn_kernels.take_rows(X, rows, self.ws.x[:m], n_threads)
         _take(self.target, rows, self.batch_target[:m])
         if weights is None:
             return self.batch_target[:m], None
@@ -178,9 +181,10 @@ class LayerwiseStep:
         self.alpha, self.l1, self.n_threads = settings.alpha, settings.l1, settings.n_threads
         self.batch_penalty, self.penalty, self.time = None, 0.0, 0.0
 
-    def begin(self, m):
-        """A new step; ``m`` scales the penalties: the batch size, or the sum of its sample
-        weights (as scikit-learn scales them)."""
+    def begin(self, m, n_threads):
+        """A new step on ``n_threads``; ``m`` scales the penalties: the batch size, or the
+        sum of its sample weights (as scikit-learn scales them)."""
+        self.n_threads = n_threads
         self.opt.start_step()
         self.batch_penalty = Penalty(self.alpha, self.l1, m)
         self.penalty, self.time = 0.0, 0.0
@@ -222,7 +226,8 @@ class Trainer:
         ws = Workspace(self.net, s.batch_size, prefetch=s.max_norm is None,
                        sparse_input=sparse.issparse(X))
         stepper = LayerwiseStep(self.net, self.opt, ws, s)
-        batches = Batches(X, target, weights, rows, ws, s.batch_size, s.n_threads)
+        batches = Batches(X, target, weights, rows, ws, s.batch_size)
+        self.threads = s.threads or FixedThreads(s.n_threads)
         if s.early_stopping and state.validation_scores is None:
             state.validation_scores, state.best_validation_score = [], -np.inf
             state.best_watched = -np.inf
@@ -258,13 +263,14 @@ class Trainer:
         total = 0.0
         for start in range(0, batches.n, s.batch_size):
             m = min(s.batch_size, batches.n - start)
+            n_threads = self.threads.begin_step()
             clock.batch_start()
-            target, w = batches.load(order, start, m)
+            target, w = batches.load(order, start, m, n_threads)
             total_weight = m if w is None else float(w.sum())
             if total_weight == 0:  # every sample weighs 0: no loss, nothing to step on
                 continue
-            stepper.begin(total_weight)
-            loss = net.forward_backward(ws, m, target, state.step, s.n_threads, stepper.layer,
+            stepper.begin(total_weight, n_threads)
+            loss = net.forward_backward(ws, m, target, state.step, n_threads, stepper.layer,
                                         clock.forward_done, w) / total_weight
             clock.pass_done(stepper.time)
             loss += stepper.penalty
@@ -276,10 +282,16 @@ class Trainer:
                 raise _Diverged(message) if s.early_stopping else FloatingPointError(message)
             state.step += 1
             total += loss * m
+            self.threads.end_step(m)
         state.n_iter += 1
         state.t += batches.n
         state.loss = total / batches.n
         state.loss_curve.append(state.loss)
+
+    def _threads_now(self):
+        """The count the steps run on now (the budget outside mini-batch epochs)."""
+        threads = getattr(self, "threads", None)
+        return self.settings.n_threads if threads is None else threads.current
 
     def _apply_max_norm(self):
         counts = self.state.max_norm_counts
@@ -293,7 +305,7 @@ class Trainer:
         tv = time.perf_counter()
         val_loss = val_score = np.nan
         if val is not None:
-            val_loss, val_score = self.evaluate(*val, n_threads=self.settings.n_threads)
+            val_loss, val_score = self.evaluate(*val, n_threads=self._threads_now())
         t_val = time.perf_counter() - tv
         state = self.state
         rate = np.nan if self.opt is None else self.opt.learning_rate

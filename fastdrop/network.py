@@ -24,7 +24,9 @@ engine calls the same methods on every site and never asks for its kind.
   shared by all examples (tested against a numpy reference). Unit masks only (Bernoulli).
 
 The GEMMs are numpy ``matmul`` with ``out=`` into buffers allocated once per batch size
-(:class:`Workspace`); everything element-wise is a fused Cython kernel.
+(:class:`Workspace`), with their inner dimension split where OpenBLAS would cut it
+differently on one thread and on several (:func:`gemm_into`); everything element-wise is a
+fused Cython kernel.
 """
 import threading
 
@@ -47,13 +49,46 @@ _OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.si
                   "identity": _nn_kernels.squared_error, "exp": _nn_kernels.poisson_deviance}
 
 
+# Inner dimensions up to this go to BLAS whole; longer ones are split at a multiple of
+# K_ALIGN (see gemm_into).
+K_WHOLE, K_ALIGN = 256, 64
+_tails = threading.local()  # per thread: a scratch array for the short part of a split
+
+
+def gemm_into(a, b, out):
+    """out = a @ b (dense 2-d arrays), with the same bits for any BLAS thread count.
+
+    OpenBLAS blocks the inner dimension K in panels of at most GEMM_Q (256 to 512 on x86),
+    and when K lies between GEMM_Q and twice that, its one-thread and multithreaded drivers
+    cut it in two at different places (half rounded up to the kernel's unroll, against half
+    rounded up to 1): float32 products with K = 784 differed in the last bits between 1
+    and 2 threads, and so did whole fits. A K of at most K_WHOLE, or a multiple of
+    K_ALIGN, is cut alike by both (tested over random shapes and 1-4 threads); any other K
+    is computed as that multiple plus a short product of the rest, added after.
+    """
+    k = a.shape[1]
+    if k <= K_WHOLE or k % K_ALIGN == 0:
+        return np.matmul(a, b, out=out)
+    k0 = k - k % K_ALIGN
+    np.matmul(a[:, :k0], b[:k0], out=out)
+    np.add(out, np.matmul(a[:, k0:], b[k0:], out=_tail(out)), out=out)
+    return out
+
+
+def _tail(out):
+    buf = getattr(_tails, "buf", None)
+    if buf is None or buf.dtype != out.dtype or buf.size < out.size:
+        buf = _tails.buf = np.empty(out.size, dtype=out.dtype)
+    return buf[: out.size].reshape(out.shape)
+
+
 def _product_into(a, w, out):
     """out = a @ w.T; ``a`` dense, or a sparse batch of inputs (CSR: scipy's sparse x dense
     product, the first layer only)."""
     if sparse.issparse(a):
         np.copyto(out, a @ w.T)
     else:
-        np.matmul(a, w.T, out=out)
+        gemm_into(a, w.T, out)
     return out
 
 
@@ -62,7 +97,7 @@ def _weight_gradient_into(dz, a, out):
     if sparse.issparse(a):
         np.copyto(out, (a.T @ dz).T)
     else:
-        np.matmul(dz.T, a, out=out)
+        gemm_into(dz.T, a, out)
     return out
 
 
@@ -363,7 +398,7 @@ class MLP:
             da = None
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, self.sizes[l])
-                np.matmul(dz, ws.used_weights[l], out=da)
+                gemm_into(dz, ws.used_weights[l], da)
                 layer.site.backward(da, ws.inputs[l], _view(ws.acts[l - 1], m, self.sizes[l]),
                                     step, self.layers[l - 1].activation,
                                     ws.grad_intercepts[l - 1], n_threads)
@@ -434,7 +469,7 @@ class MLP:
             da = None
             if l > 0:
                 da = _view(ws.dacts[l - 1], m, k_in)
-                np.matmul(dz, _view(ws.sub_weights[l], k_out, k_in), out=da)
+                gemm_into(dz, _view(ws.sub_weights[l], k_out, k_in), da)
                 self.layers[l].site.backward_kept(da, inputs[l], self.layers[l - 1].activation,
                                                   ws.sub_dbias[l - 1][:k_in], n_threads)
             if on_layer is not None:

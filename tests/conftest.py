@@ -19,3 +19,11 @@ def simd(request):
 @pytest.fixture
 def rng():
     return np.random.default_rng(20261127)
+
+
+@pytest.fixture
+def threads_at_any_size(monkeypatch):
+    """Fits of any size use their threads (no serial path for small steps): for tests whose
+    subject is the multithreaded path on small data."""
+    from fastdrop import _threading
+    monkeypatch.setattr(_threading, "SERIAL_STEP_WORK", 0)

@@ -11,6 +11,9 @@ from fastdrop import _openmp_helpers
 from fastdrop._threading import (_blas_controller, _OpenBLASThreading, OpenMPBlasPool,
                                  blas_limits, openmp_blas_pool, thread_budget)
 
+# their subject is the multithreaded path, small data included
+pytestmark = pytest.mark.usefixtures("threads_at_any_size")
+
 ADDRESS = _openmp_helpers.blas_callback_address()
 
 

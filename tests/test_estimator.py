@@ -514,7 +514,7 @@ def test_every_scikit_learn_parameter_is_accepted(ours, theirs):
 
 
 @pytest.mark.parametrize("activation", ["identity", "logistic", "tanh", "relu"])
-def test_activations_match_scikit_learn_on_digits(activation):
+def test_activations_match_scikit_learn_on_digits(activation, threads_at_any_size):
     """Same split, sizes, adam and epochs: test accuracy within 2 points of scikit-learn's
     (mean of 2 seeds), and the same bits on 1 and 2 threads with dropout."""
     from sklearn.datasets import load_digits
@@ -967,3 +967,20 @@ def test_sparse_input_refuses_input_dropout():
     with pytest.raises(ValueError, match=r"input_dropout=0.2 does not apply to sparse X.*"
                                          r"X.toarray\(\)"):
         MLPClassifier((4,), input_dropout=0.2).fit(X, np.arange(50) % 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_small_fits_run_serially_and_large_ones_get_the_budget(monkeypatch):
+    """Below SERIAL_STEP_WORK a fit asks for one thread whatever n_threads allows (issue 27)."""
+    from fastdrop import estimator
+    from fastdrop._threading import SERIAL_STEP_WORK, step_work
+    asked = []
+    budget = estimator.thread_budget
+    monkeypatch.setattr(estimator, "thread_budget", lambda n: asked.append(n) or budget(n))
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((256, 6)).astype(np.float32)
+    MLPRegressor((50,), max_iter=1, n_threads=2).fit(X, X[:, 0])
+    assert step_work([6, 50, 1], 200) < SERIAL_STEP_WORK and asked == [1]
+    X = rng.standard_normal((256, 784)).astype(np.float32)
+    MLPRegressor((512, 512), batch_size=128, max_iter=1, n_threads=2).fit(X, X[:, 0])
+    assert asked[-1] == 2

@@ -13,6 +13,9 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import fastdrop
 from fastdrop import _openmp_helpers
 
+# their subject is the multithreaded path, small data included
+pytestmark = pytest.mark.usefixtures("threads_at_any_size")
+
 needs_openmp = pytest.mark.skipif(not _openmp_helpers.openmp_enabled(),
                                   reason="serial build: one thread by construction")
 ROOT = Path(__file__).resolve().parents[1]
@@ -251,3 +254,105 @@ def test_fits_flush_subnormals_then_restore_the_mode(n_threads):
     with thread_budget(n_threads):
         assert tiny * half == 0
     assert tiny * half != 0
+
+
+# ---- a fit's threads step by step (issue 27) ---------------------------------------------
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_are_close_to_numpy_and_float32_ones_ignore_the_thread_count(dtype):
+    """gemm_into splits an inner dimension OpenBLAS would cut differently on 1 and on more
+    threads (K = 784 did): float32 products give the same bits on 1-3 threads."""
+    from fastdrop.network import gemm_into
+    rng = np.random.default_rng(7)
+    for m, k, n in [(128, 784, 512), (200, 600, 100), (37, 1500, 300), (64, 256, 10),
+                    (128, 768, 512), (5, 300, 7)]:
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((n, k)).astype(dtype).T
+        outs = []
+        for t in (1, 2, 3):
+            with threadpool_limits(t, user_api="blas"):
+                outs.append(gemm_into(a, b, np.empty((m, n), dtype)))
+        np.testing.assert_allclose(outs[0], a.astype(np.float64) @ b,
+                                   rtol=1e-4 if dtype == np.float32 else 1e-12, atol=1e-3)
+        if dtype == np.float32:
+            for other in outs[1:]:
+                np.testing.assert_array_equal(outs[0], other)
+
+
+class _Clock:
+    """A step clock for StepThreads: each step takes ``cost[count]`` seconds per row."""
+
+    def __init__(self, policy_costs):
+        self.t, self.cost, self.running = 0.0, policy_costs, None
+
+    def __call__(self):
+        return self.t
+
+
+def _run_policy(costs_at, steps, n=4, rows=100):
+    from fastdrop._threading import StepThreads
+    clock = _Clock(None)
+    blas = []
+    policy = StepThreads(n, blas.append, clock=clock)
+    counts = []
+    for i in range(steps):
+        k = policy.begin_step()
+        clock.t += costs_at(i)[k] * rows
+        policy.end_step(rows)
+        counts.append(k)
+    return policy, counts, blas
+
+
+def test_step_threads_keep_the_budget_on_a_quiet_machine_and_probe_less_and_less():
+    policy, counts, blas = _run_policy(lambda i: {4: 1.0, 1: 3.0}, 2000)
+    assert policy.current == 4 and policy.switches == 0
+    probes = counts.count(1)
+    # probing doubles its period up to 512 steps: ~3 steps of 1 thread per period
+    assert 0 < probes <= 3 * 9, probes
+    assert counts[-400:].count(1) <= 6
+    assert blas and set(blas) <= {1, 4}
+
+
+def test_step_threads_move_to_one_thread_under_load_and_back_when_it_leaves():
+    busy = lambda i: {4: 1.0, 1: 3.0} if i < 300 or i >= 1300 else {4: 20.0, 1: 4.0}  # noqa
+    policy, counts, _ = _run_policy(busy, 2000)
+    assert counts[400:1300].count(1) >= 0.9 * 900          # loaded: one thread
+    assert counts[1500:].count(4) >= 0.9 * 500              # quiet again: the budget
+    assert policy.current == 4 and policy.switches == 2
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kwargs", [{}, {"dropout": 0.5}, {"dropout": 0.5, "dropout_mode": "batch"}])
+def test_a_fit_changing_its_threads_every_step_gives_the_bits_of_one_thread(monkeypatch,
+                                                                             kwargs):
+    """The adaptive policy may switch at any step: float32 fits (inner dimensions 600, 300
+    and the batch) are the same bits whichever steps ran on which count."""
+    from fastdrop import _threading, estimator
+
+    class EveryOther(_threading.FixedThreads):
+        def __init__(self, n, set_blas):
+            super().__init__(n)
+            self.set_blas, self.i = set_blas, 0
+
+        def begin_step(self):
+            self.i += 1
+            k = 1 if self.i % 2 else 2
+            self.set_blas(k)
+            return k
+
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((600, 600)).astype(np.float32)
+    y = (X[:, :3].sum(axis=1) > 0).astype(int)
+
+    def fit(n_threads):
+        return fastdrop.MLPClassifier((300, 64), batch_size=100, max_iter=2, random_state=0,
+                                      n_threads=n_threads, **kwargs).fit(X, y)
+
+    serial = fit(1)
+    monkeypatch.setattr(estimator, "step_threads",
+                        lambda n, k, d: EveryOther(n, _threading.blas_threads_setter()))
+    switching = fit(2)
+    for a, b in zip(serial.coefs_ + serial.intercepts_,
+                    switching.coefs_ + switching.intercepts_):
+        np.testing.assert_array_equal(a, b)
+
