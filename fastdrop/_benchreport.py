@@ -257,3 +257,57 @@ def accuracy_table(accuracy):
             "| mean of seeds ({s}) | {a:.4f} | {b:.4f} | {d:+.4f} | within {t} | {ok} |"
             ).format(e=accuracy["epochs"], s=seeds, a=torch_acc.mean(), b=fd_acc.mean(), d=diff,
                      t=ACCURACY_TOLERANCE, ok=ok)
+
+
+# The busy-machine issue's lines: (label, case, reference case, target), cases as
+# (condition, impl), measured on every model of bench_load.py.
+LOAD_ACCEPTANCE = [
+    ("loaded: fastdrop x sklearn", ("loaded", "fastdrop"), ("loaded", "sklearn"), 1.0),
+    ("fastdrop loaded x its quiet", ("loaded", "fastdrop"), ("quiet", "fastdrop"), 3.0),
+    ("quiet: fastdrop x sklearn", ("quiet", "fastdrop"), ("quiet", "sklearn"), None),
+    ("loaded: fastdrop x fastdrop on 1 thread", ("loaded", "fastdrop"),
+     ("loaded", "fastdrop-1thread"), None),
+    ("quiet: step policy x every step on all cores", ("quiet", "fastdrop"),
+     ("quiet", "fastdrop-fixed"), None),
+    ("loaded: step policy x every step on all cores", ("loaded", "fastdrop"),
+     ("loaded", "fastdrop-fixed"), None),
+    ("sklearn loaded x its quiet", ("loaded", "sklearn"), ("quiet", "sklearn"), None),
+]
+
+
+def load_load(path):
+    """{model: {(condition, impl): per-round seconds per step}} of bench_load.py, and the
+    number of busy processes."""
+    table, busy = defaultdict(dict), None
+    for info in _benchmarks(path):
+        busy = info["busy"]
+        for (condition, impl), times in _case_times(info):
+            table[info["case"]][(condition, impl)] = times
+    return table, busy
+
+
+def load_report(table, busy, level=0.95):
+    """The whole load.md: median microseconds per step quiet and loaded, then the issue's
+    lines as paired ratios with the interval of their median and a verdict."""
+    lines = [f"Loaded: {busy} busy processes on the cores.", "",
+             "| model | impl | quiet us/step | loaded us/step | loaded x quiet (paired) |",
+             "|---|---|---:|---:|---:|"]
+    for model, row in table.items():
+        for impl in dict.fromkeys(i for _, i in row):
+            quiet, loaded = row[("quiet", impl)], row[("loaded", impl)]
+            lines.append(f"| {model} | {impl} | {np.median(quiet) * 1e6:.0f} "
+                         f"| {np.median(loaded) * 1e6:.0f} | {paired_ratio(loaded, quiet):.2f} |")
+    lines += ["", "## Acceptance lines", "",
+              "| model | line | target | paired median | CI of the median | coverage | rounds "
+              "| verdict |", "|---|---|---:|---:|---|---:|---:|---|"]
+    for model, row in table.items():
+        for label, case, ref, target in LOAD_ACCEPTANCE:
+            if case not in row or ref not in row:
+                continue
+            ratios = round_ratios(row[case], row[ref])
+            lo, hi, coverage = median_ci(ratios, level)
+            lines.append("| " + " | ".join([
+                model, label, "" if target is None else f"<= {target:g}",
+                f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
+                str(ratios.size), verdict(lo, hi, target, coverage)]) + " |")
+    return "\n".join(lines)

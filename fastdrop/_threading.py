@@ -281,31 +281,39 @@ class StepThreads:
     """Each mini-batch step's threads: the fit's budget ``n`` or one, whichever steps
     faster now.
 
-    A fit's results do not depend on its thread count (every kernel, and every BLAS call run
-    on the shared pool, gives the same bits for any count), so the count may change between
-    steps. On a quiet machine ``n`` threads step faster and keep doing so. When other
-    processes take the cores, a step on several threads waits at each of its parallel
-    regions' barriers for whichever thread the scheduler left out, and one thread steps
-    faster. Every so often the other count runs ``PROBE_STEPS`` steps; their median time per
+    A fit's results do not depend on its thread count (every kernel, and every float32
+    product run on the shared pool, gives the same bits for any count), so the count may
+    change between steps. On a quiet machine ``n`` threads step faster and keep doing so.
+    When other processes take the cores, a step on several threads waits at each of its
+    parallel regions' barriers for whichever thread the scheduler left out (a 784-512-512
+    step went from 4 ms to 200 ms on 2 threads with 2 busy processes, against 6-14 ms on
+    one), and one thread steps faster.
+
+    Every so often the other count runs up to ``PROBE_STEPS`` steps; their median time per
     row against the median of the current count's recent steps decides, with a
-    ``MARGIN``. A choice that stands waits twice as long before the next probe (up to
-    ``MAX_PERIOD`` steps); a change, or the current count's steps growing or shrinking by
-    ``DRIFT`` (a load arriving or leaving), probes again soon.
+    ``MARGIN``. A probe step slower than ``ABORT`` times the current median ends the probe
+    at once, so a bad count costs one step. Each fit probes once early (after
+    ``WINDOW // 2`` steps); a choice that stands waits twice as long before the next probe
+    (up to ``MAX_PERIOD`` steps); a change probes again within ``MIN_PERIOD``; and while on
+    ``n`` threads, steps growing ``DRIFT`` times slower (a load arriving) probe at once. A
+    fit starts on the count the previous fit of the process ended on (the machine's load
+    outlives a fit).
 
     ``set_blas(k)`` sets the BLAS threads; ``clock`` is replaceable for tests.
     """
 
-    PROBE_STEPS, WINDOW, MARGIN, DRIFT = 3, 8, 0.10, 1.5
+    PROBE_STEPS, WINDOW, MARGIN, DRIFT, ABORT = 3, 8, 0.10, 1.5, 2.0
     MIN_PERIOD, MAX_PERIOD = 16, 512
+    _last_choice = {}  # budget -> the count the last fit with that budget ended on
 
     def __init__(self, n, set_blas, clock=time.perf_counter):
         self.n, self._set_blas, self._clock = n, set_blas, clock
-        self.current = n          # the chosen count
-        self._running = n         # this step's count (the other one while probing)
+        self.current = self._last_choice.get(n, n)  # the chosen count
+        self._running = None      # the count BLAS is set to (None: the budget, as entered)
         self._recent = []         # seconds per row of the chosen count's latest steps
         self._probe = []          # ... of the other count while probing
         self._reference = None    # the chosen count's median when last decided
-        self._period, self._since = self.MIN_PERIOD, 0
+        self._period, self._since = self.WINDOW // 2, 0  # the first probe comes early
         self.switches = 0
         self._t = 0.0
 
@@ -316,9 +324,9 @@ class StepThreads:
     def begin_step(self):
         """This step's thread count (BLAS set to it)."""
         want = self.other if self._probing() else self.current
-        if want != self._running:
+        if want != (self._running or self.n):
             self._set_blas(want)
-            self._running = want
+        self._running = want
         self._t = self._clock()
         return want
 
@@ -326,7 +334,8 @@ class StepThreads:
         per_row = (self._clock() - self._t) / max(rows, 1)
         if self._running != self.current:
             self._probe.append(per_row)
-            if len(self._probe) == self.PROBE_STEPS:
+            mine = float(np.median(self._recent))
+            if len(self._probe) == self.PROBE_STEPS or per_row > self.ABORT * mine:
                 self._decide()
             return
         self._recent = (self._recent + [per_row])[-self.WINDOW:]
@@ -339,10 +348,9 @@ class StepThreads:
             return False
         if self._since >= self._period:
             return True
-        if self._reference is None:
+        if self._reference is None or self.current == 1:
             return False
-        ratio = float(np.median(self._recent)) / self._reference
-        return not 1 / self.DRIFT < ratio < self.DRIFT
+        return float(np.median(self._recent)) > self.DRIFT * self._reference
 
     def _decide(self):
         mine, theirs = float(np.median(self._recent)), float(np.median(self._probe))
@@ -353,7 +361,8 @@ class StepThreads:
             self._period = self.MIN_PERIOD
         else:
             self._reference = mine
-            self._period = min(2 * self._period, self.MAX_PERIOD)
+            self._period = min(2 * max(self._period, self.MIN_PERIOD // 2), self.MAX_PERIOD)
+        self._last_choice[self.n] = self.current
 
 
 def step_threads(n, kernel_threads, dtype):

@@ -153,8 +153,9 @@ def _cmd_bench(args):
     import subprocess
     from importlib import resources
 
-    from ._benchreport import (PREDICT_ACCEPTANCE, epoch_report, load_epochs, load_predict,
-                               load_rates, load_torch, parts_report, ratio_table, torch_report)
+    from ._benchreport import (PREDICT_ACCEPTANCE, epoch_report, load_epochs, load_load,
+                               load_predict, load_rates, load_report, load_torch, parts_report,
+                               ratio_table, torch_report)
 
     missing = [m for m in BENCH_NEEDS if importlib.util.find_spec(m) is None]
     if missing:
@@ -198,6 +199,8 @@ def _cmd_bench(args):
             table = torch_report(*load_torch(json_path))
         elif suite == "predict":
             table = parts_report(load_predict(json_path), PREDICT_ACCEPTANCE)
+        elif suite == "load":
+            table = load_report(*load_load(json_path))
         else:
             table = epoch_report(load_epochs(json_path))
         (out / f"{suite}.md").write_text(table + "\n")
@@ -301,10 +304,12 @@ def _bench_parser(sub):
     bench.add_argument("--profile", choices=["quick", "full"], default="full",
                        help="quick: small arrays and data (a smoke run); full: kernels at "
                             "2^16 .. 2^24, epochs on 60000x784 and digits")
-    bench.add_argument("--only", choices=["kernels", "epochs", "predict", "torch"],
+    bench.add_argument("--only", choices=["kernels", "epochs", "predict", "torch", "load"],
                        help="run one of the benchmark files (predict: predict_proba against "
                             "scikit-learn and torch; torch: fastdrop.torch against torch's "
-                            "dropout, part of the default run when torch is installed)")
+                            "dropout, part of the default run when torch is installed; load: "
+                            "steps with the cores free and with busy processes it starts, "
+                            "run only when asked)")
     bench.add_argument("--max-time", type=float, default=0.5,
                        help="seconds of timing per case (default 0.5)")
     bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")

@@ -291,6 +291,7 @@ class _Clock:
 
 def _run_policy(costs_at, steps, n=4, rows=100):
     from fastdrop._threading import StepThreads
+    StepThreads._last_choice.clear()
     clock = _Clock(None)
     blas = []
     policy = StepThreads(n, blas.append, clock=clock)
@@ -319,6 +320,18 @@ def test_step_threads_move_to_one_thread_under_load_and_back_when_it_leaves():
     assert counts[400:1300].count(1) >= 0.9 * 900          # loaded: one thread
     assert counts[1500:].count(4) >= 0.9 * 500              # quiet again: the budget
     assert policy.current == 4 and policy.switches == 2
+
+
+def test_a_bad_count_costs_one_step_per_probe_and_the_next_fit_starts_on_the_choice():
+    from fastdrop._threading import StepThreads
+    loaded = lambda i: {4: 50.0, 1: 1.0}  # noqa: E731
+    policy, counts, _ = _run_policy(loaded, 1000)
+    slow = [i for i, k in enumerate(counts) if k == 4]
+    # the first 4 steps, then one step per probe (the probe ends at its first bad step)
+    assert slow[:4] == [0, 1, 2, 3] and len(slow) <= 4 + 8, slow
+    StepThreads._last_choice[4] = 1  # as the fit above left it
+    nxt = StepThreads(4, lambda k: None)
+    assert nxt.begin_step() == 1
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
