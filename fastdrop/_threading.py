@@ -292,7 +292,8 @@ class StepThreads:
     Every so often the other count runs up to ``PROBE_STEPS`` steps; their median time per
     row against the median of the current count's recent steps decides, with a
     ``MARGIN``. A probe step slower than ``ABORT`` times the current median ends the probe
-    at once, so a bad count costs one step. Each fit probes once early (after
+    at once, so a count that is plainly worse costs one step (on a quiet machine one
+    thread's step took 1.3-1.5x as long; under load the budget's up to 20x). Each fit probes once early (after
     ``WINDOW // 2`` steps); a choice that stands waits twice as long before the next probe
     (up to ``MAX_PERIOD`` steps); a change probes again within ``MIN_PERIOD``; and while on
     ``n`` threads, steps growing ``DRIFT`` times slower (a load arriving) probe at once. A
@@ -302,7 +303,7 @@ class StepThreads:
     ``set_blas(k)`` sets the BLAS threads; ``clock`` is replaceable for tests.
     """
 
-    PROBE_STEPS, WINDOW, MARGIN, DRIFT, ABORT = 3, 8, 0.10, 1.5, 2.0
+    PROBE_STEPS, WINDOW, MARGIN, DRIFT, ABORT = 3, 8, 0.10, 1.5, 1.2
     MIN_PERIOD, MAX_PERIOD = 16, 512
     _last_choice = {}  # budget -> the count the last fit with that budget ended on
 
