@@ -289,34 +289,61 @@ class StepThreads:
     step went from 4 ms to 200 ms on 2 threads with 2 busy processes, against 6-14 ms on
     one), and one thread steps faster.
 
-    Every so often the other count runs up to ``PROBE_STEPS`` steps; their median time per
-    row against the median of the current count's recent steps decides, with a
-    ``MARGIN``. A probe step slower than ``ABORT`` times the current median ends the probe
-    at once, so a count that is plainly worse costs one step (on a quiet machine one
-    thread's step took 1.3-1.5x as long; under load the budget's up to 20x). Each fit probes once early (after
-    ``WINDOW // 2`` steps); a choice that stands waits twice as long before the next probe
-    (up to ``MAX_PERIOD`` steps); a change probes again within ``MIN_PERIOD``; and while on
-    ``n`` threads, steps growing ``DRIFT`` times slower (a load arriving) probe at once. A
-    fit starts on the count the previous fit of the process ended on (the machine's load
-    outlives a fit).
+    Every so often the other count runs up to ``PROBE_STEPS`` steps; their mean time per row
+    against the mean of the current count's last ``WINDOW`` steps decides. Means, not
+    medians: under load most steps on 2 threads took 8 ms, as on one, but some took 200 ms,
+    and those decide what a fit costs. Moving to one thread needs it faster by ``MARGIN``,
+    moving to the budget by ``MARGIN_UP``, since the budget's rare stalls hide from a few
+    probe steps. A probe step slower than ``ABORT`` times the current mean ends the probe at
+    once, so a count that is plainly worse costs one step (on a quiet machine one thread's
+    step took 1.3-1.5x as long). Each fit probes once early (after ``WINDOW // 2`` steps),
+    then after a period that doubles with every probe (up to ``MAX_PERIOD`` steps), since a
+    move up that a stall soon reverses must not repeat often. Drift probes at once: on
+    ``n`` threads, steps ``DRIFT`` times slower than at the last decision (a load arriving);
+    on one, steps ``DRIFT_UP`` times faster (a load leaving: one thread's steps slowed only
+    1.3-1.6x under load), and a move up on that evidence brings the period back to
+    ``MIN_PERIOD``.
+
+    The machine's load outlives a fit. A fit of the same ``model`` (any hashable: the
+    estimator passes its budget and step size) as an earlier one in the process goes on
+    with that one's schedule: its count, its probe period and the time it decided on; any
+    other fit starts on the count the last fit on ``n`` threads ended on, and probes early.
+
+    Where the system's run queue can be read (``room(n)``: whether ``n`` threads would find
+    free cores, :func:`cores_free_for`), a fit starts on one thread while other processes hold
+    the cores, and a fit on one thread looks instead of guessing: it tries the budget when
+    the cores free up, and never while they stay taken. One
+    thread's step times were too noisy on a shared VM to see a load leave (1.3-1.6x under
+    load, 4.2-6.4 ms quiet from one minute to the next).
 
     ``set_blas(k)`` sets the BLAS threads; ``clock`` is replaceable for tests.
     """
 
-    PROBE_STEPS, WINDOW, MARGIN, DRIFT, ABORT = 3, 8, 0.10, 1.5, 1.2
-    MIN_PERIOD, MAX_PERIOD = 16, 512
+    PROBE_STEPS, WINDOW, MARGIN, MARGIN_UP, DRIFT, DRIFT_UP, ABORT = 3, 8, 0.10, 0.15, 1.5, 1.25, 1.2
+    MIN_PERIOD, MAX_PERIOD = 16, 128
     _last_choice = {}  # budget -> the count the last fit with that budget ended on
+    _schedules = {}    # model -> the last StepThreads of that model
 
-    def __init__(self, n, set_blas, clock=time.perf_counter):
-        self.n, self._set_blas, self._clock = n, set_blas, clock
+    def __init__(self, n, set_blas, clock=time.perf_counter, model=None, room=None):
+        self.n, self._set_blas, self._clock, self._room = n, set_blas, clock, room
+        self._had_room = False    # the last look at the cores found room for n threads
         self.current = self._last_choice.get(n, n)  # the chosen count
         self._running = None      # the count BLAS is set to (None: the budget, as entered)
         self._recent = []         # seconds per row of the chosen count's latest steps
         self._probe = []          # ... of the other count while probing
-        self._reference = None    # the chosen count's median when last decided
+        self._reference = None    # the chosen count's mean when last decided
         self._period, self._since = self.WINDOW // 2, 0  # the first probe comes early
         self.switches = 0
         self._t = 0.0
+        self._drifted = False     # the probe under way was set off by drift
+        if model is not None:
+            earlier = self._schedules.get(model)
+            if earlier is not None:
+                self.current, self._reference = earlier.current, earlier._reference
+                self._period, self._since = earlier._period, earlier._since
+            self._schedules[model] = self
+        if room is not None and self.current != 1 and not room(n):
+            self.current = 1  # other processes hold the cores now: start on one thread
 
     @property
     def other(self):
@@ -335,7 +362,7 @@ class StepThreads:
         per_row = (self._clock() - self._t) / max(rows, 1)
         if self._running != self.current:
             self._probe.append(per_row)
-            mine = float(np.median(self._recent))
+            mine = float(np.mean(self._recent))
             if len(self._probe) == self.PROBE_STEPS or per_row > self.ABORT * mine:
                 self._decide()
             return
@@ -347,33 +374,68 @@ class StepThreads:
             return True
         if len(self._recent) < self.WINDOW // 2:
             return False
+        if self.current == 1 and self._room is not None:
+            return self._room_to_move_up()
         if self._since >= self._period:
             return True
-        if self._reference is None or self.current == 1:
+        if self._reference is None:
             return False
-        return float(np.median(self._recent)) > self.DRIFT * self._reference
+        drift = float(np.mean(self._recent)) / self._reference
+        self._drifted = drift < 1 / self.DRIFT_UP if self.current == 1 else drift > self.DRIFT
+        return self._drifted
+
+    def _room_to_move_up(self):
+        """On one thread where the system's run queue can be read: try the budget when the
+        cores look free and did not at the last look (every 4th step), or its period is up
+        and they still do; never while they look taken."""
+        room = self._room(self.n) if self._since % 4 == 0 else self._had_room
+        freed, self._had_room = room and not self._had_room, room
+        self._drifted = freed
+        return room and (freed or self._since >= self._period)
 
     def _decide(self):
-        mine, theirs = float(np.median(self._recent)), float(np.median(self._probe))
+        mine, theirs = float(np.mean(self._recent)), float(np.mean(self._probe))
+        up = self.current == 1
         self._probe, self._since = [], 0
-        if theirs < mine * (1 - self.MARGIN):
+        if theirs < mine * (1 - (self.MARGIN_UP if up else self.MARGIN)):
             self.current, self.switches = self.other, self.switches + 1
             self._recent, self._reference = [], theirs
-            self._period = self.MIN_PERIOD
         else:
             self._reference = mine
-            self._period = min(2 * max(self._period, self.MIN_PERIOD // 2), self.MAX_PERIOD)
+        # probes grow rarer, except right after a load left (one thread's steps sped up):
+        # then the budget is tried again soon, in case it comes back
+        restart = up and self._drifted and self.current != 1
+        self._period = (self.MIN_PERIOD if restart else
+                        min(2 * max(self._period, self.MIN_PERIOD // 2), self.MAX_PERIOD))
+        self._drifted = False
         self._last_choice[self.n] = self.current
 
 
-def step_threads(n, kernel_threads, dtype):
+def cores_free_for(n):
+    """Whether ``n`` threads of ours would find cores no other process runs on now (Linux:
+    the running count of ``/proc/loadavg``, this thread included); None elsewhere."""
+    try:
+        with open("/proc/loadavg") as f:
+            running = int(f.read().split()[3].split("/")[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return running - 1 + n <= (os.cpu_count() or 1)
+
+
+def _room_probe():
+    """cores_free_for where /proc/loadavg answers, else None (timing alone decides)."""
+    return cores_free_for if cores_free_for(1) is not None else None
+
+
+def step_threads(n, kernel_threads, dtype, work=None):
     """The policy of a fit whose budget is ``n`` threads, whose kernels run on
     ``kernel_threads``, in ``dtype``: :class:`StepThreads` where the bits cannot depend on
     the count, i.e. float32 products (``network.gemm_into``) on OpenBLAS sharing the
     kernels' pool; else :class:`FixedThreads` (OpenBLAS's float64 products differed in the
     last bits between 1 and 2 threads for some output widths, and another BLAS promises
-    nothing). ``FASTDROP_ADAPTIVE_THREADS=0`` keeps every step on the budget."""
+    nothing). ``work``, the step's size, tells fits of one model apart (their schedules
+    carry over). ``FASTDROP_ADAPTIVE_THREADS=0`` keeps every step on the budget."""
     if (n > 1 and kernel_threads == n and np.dtype(dtype) == np.float32
             and not _adaptive_opted_out()):
-        return StepThreads(n, blas_threads_setter())
+        return StepThreads(n, blas_threads_setter(), model=(n, work), room=_room_probe())
     return FixedThreads(kernel_threads)

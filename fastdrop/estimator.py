@@ -282,16 +282,15 @@ class _BaseMLP(BaseEstimator):
         if self.batch_size != "auto" and self.batch_size > n:
             warnings.warn(f"batch_size={self.batch_size} is larger than the number of samples "
                           f"({n}); using {n}", UserWarning)
-        step_rows = n if self.solver == "lbfgs" else batch
-        n_threads = fit_threads(resolve_n_threads(self.n_threads),
-                                step_work(self._net.sizes, step_rows))
+        work = step_work(self._net.sizes, n if self.solver == "lbfgs" else batch)
+        n_threads = fit_threads(resolve_n_threads(self.n_threads), work)
         # overflow on the way to a diverging loss is reported once, by _divergence, not by numpy
         with thread_budget(n_threads) as kernel_threads, \
                 np.errstate(over="ignore", invalid="ignore"):
             settings = self._train_settings(batch, kernel_threads,
                                             1 if incremental else self.max_iter,
                                             use_early_stopping, incremental)
-            settings.threads = step_threads(n_threads, kernel_threads, self._net.dtype)
+            settings.threads = step_threads(n_threads, kernel_threads, self._net.dtype, work)
             trainer = Trainer(self._net, self._optimizer, settings, self._training_state,
                               self._evaluate, self._divergence)
             if self.solver == "lbfgs":

@@ -292,6 +292,7 @@ class _Clock:
 def _run_policy(costs_at, steps, n=4, rows=100):
     from fastdrop._threading import StepThreads
     StepThreads._last_choice.clear()
+    StepThreads._schedules.clear()
     clock = _Clock(None)
     blas = []
     policy = StepThreads(n, blas.append, clock=clock)
@@ -308,8 +309,8 @@ def test_step_threads_keep_the_budget_on_a_quiet_machine_and_probe_less_and_less
     policy, counts, blas = _run_policy(lambda i: {4: 1.0, 1: 3.0}, 2000)
     assert policy.current == 4 and policy.switches == 0
     probes = counts.count(1)
-    # probing doubles its period up to 512 steps: ~3 steps of 1 thread per period
-    assert 0 < probes <= 3 * 9, probes
+    # probes grow rarer (period doubling up to MAX_PERIOD), each one step (1 thread is 3x slower)
+    assert 0 < probes <= 5 + 2000 // policy.MAX_PERIOD, probes
     assert counts[-400:].count(1) <= 6
     assert blas and set(blas) <= {1, 4}
 
@@ -328,10 +329,22 @@ def test_a_bad_count_costs_one_step_per_probe_and_the_next_fit_starts_on_the_cho
     policy, counts, _ = _run_policy(loaded, 1000)
     slow = [i for i, k in enumerate(counts) if k == 4]
     # the first 4 steps, then one step per probe (the probe ends at its first bad step)
-    assert slow[:4] == [0, 1, 2, 3] and len(slow) <= 4 + 8, slow
+    assert slow[:4] == [0, 1, 2, 3] and len(slow) <= 4 + 3 + 1000 // StepThreads.MAX_PERIOD, slow
     StepThreads._last_choice[4] = 1  # as the fit above left it
     nxt = StepThreads(4, lambda k: None)
     assert nxt.begin_step() == 1
+
+
+def test_a_fit_of_the_same_model_goes_on_with_the_schedule_of_the_last_one():
+    from fastdrop._threading import StepThreads
+    StepThreads._schedules.clear()
+    first = StepThreads(4, lambda k: None, model="m")
+    first.current, first._period, first._since, first._reference = 1, 512, 100, 3.0
+    again = StepThreads(4, lambda k: None, model="m")
+    assert (again.current, again._period, again._since, again._reference) == (1, 512, 100, 3.0)
+    assert again._recent == []  # its own steps' times
+    other = StepThreads(4, lambda k: None, model="other")
+    assert other._period == StepThreads.WINDOW // 2
 
 
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
@@ -363,9 +376,28 @@ def test_a_fit_changing_its_threads_every_step_gives_the_bits_of_one_thread(monk
 
     serial = fit(1)
     monkeypatch.setattr(estimator, "step_threads",
-                        lambda n, k, d: EveryOther(n, _threading.blas_threads_setter()))
+                        lambda n, k, d, w: EveryOther(n, _threading.blas_threads_setter()))
     switching = fit(2)
     for a, b in zip(serial.coefs_ + serial.intercepts_,
                     switching.coefs_ + switching.intercepts_):
         np.testing.assert_array_equal(a, b)
 
+
+
+def test_where_the_run_queue_says_the_cores_are_taken_no_step_tries_the_budget():
+    from fastdrop._threading import StepThreads, cores_free_for
+    StepThreads._last_choice.clear()
+    free = {"now": False}
+    clock = _Clock(None)
+    policy = StepThreads(4, lambda k: None, clock=clock, room=lambda n: free["now"])
+    counts = []
+    for i in range(600):
+        if i == 400:
+            free["now"] = True  # the other processes end
+        k = policy.begin_step()
+        clock.t += {4: 1.0, 1: 3.0}[k] * 100
+        policy.end_step(100)
+        counts.append(k)
+    assert set(counts[:400]) == {1}  # started on one thread, never tried the budget
+    assert counts[400:420].count(4) >= 10 and policy.current == 4
+    assert cores_free_for(1) in (True, False, None)
