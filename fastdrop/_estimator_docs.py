@@ -13,9 +13,12 @@ PARAMETERS = {
                    "the others take a pass of their own before dropout. \"selu\" (Klambauer "
                    "et al. 2017) goes with ``init=\"lecun\"``, standardized inputs and "
                    "``dropout_kind=\"alpha\"``."),
-    "loss": ('{"squared_error", "poisson"}, default="squared_error"',
-             "An identity output with the squared error, or an exponential output with the "
-             "half Poisson deviance (counts and rates; y must be >= 0)."),
+    "loss": ('{"squared_error", "poisson", "gaussian_nll"}, default="squared_error"',
+             "An identity output with the squared error, an exponential output with the "
+             "half Poisson deviance (counts and rates; y must be >= 0), or a mean and a log "
+             "variance per target with the Gaussian negative log-likelihood (heteroscedastic "
+             "noise, Kendall & Gal 2017: ``predict_distribution`` gives each sample's "
+             "variance)."),
     "alpha": ("float, default=1e-4",
               "L2 penalty, scaled as scikit-learn does (``0.5 * alpha * ||W||^2 / "
               "batch_size``)."),
@@ -162,7 +165,10 @@ ATTRIBUTES = {
                "unit-major weights)."),
     "intercepts_": ("list of ndarray", "Per layer, the bias vector."),
     "n_layers_": ("int", "Layers, input and output included."),
-    "n_outputs_": ("int", "Output units."),
+    "n_outputs_": ("int", "Outputs: classes or labels, or targets."),
+    "noise_precision_": ("ndarray of shape (n_targets,)",
+                         "The observation noise precision tau per target that ``fit_noise`` "
+                         "chose on held-out data (set by ``fit_noise`` only)."),
     "out_activation_": ("str", "The output layer's activation."),
     "loss_": ("float", "The last epoch's training loss (with penalties, on dropped-out "
                        "networks)."),
@@ -191,7 +197,7 @@ ATTRIBUTES = {
                  "``time_forward_backward``), ``time_update`` (optimizer step, max-norm), "
                  "``time_validation``. ``pandas.DataFrame(est.history_)`` makes a table."),
 }
-_NOT_IN = {"regressor": {"classes_"}}
+_NOT_IN = {"regressor": {"classes_"}, "classifier": {"noise_precision_"}}
 
 
 def _wrap(text, indent, width=92):

@@ -411,6 +411,59 @@ def poisson_deviance(floating[:, ::1] z,         # IN outputs without bias; OUT 
     return _elementwise_loss(OUT_EXP, z, bias, t, want_grad, grad_bias, w)
 
 
+# A log variance below this reads as this in exp(-s): the precision stays finite (e^40)
+# while a row whose error is 0 pulls its variance down; the loss and gradient use s itself.
+cdef double LOGVAR_FLOOR = -40.0
+cdef double LOG_2PI = 1.8378770664093453
+
+
+def gaussian_nll(floating[:, ::1] z,             # IN (n, 2k) without bias; OUT gradient or (mean, log var)
+                 const floating[::1] bias,       # IN (2k,)
+                 const floating[:, ::1] t,       # IN targets (n, k), or empty
+                 bint want_grad,
+                 floating[::1] grad_bias=None,   # OUT (2k,)
+                 const floating[::1] w=None):    # IN (n,) row weights, or None / empty
+    """Mean and log-variance outputs + the Gaussian negative log-likelihood (Kendall & Gal
+    2017, heteroscedastic regression): columns [0, k) are the means mu, [k, 2k) the log
+    variances s of k targets; a row's loss is sum_j (s_j + (t_j - mu_j)^2 e^(-s_j) +
+    log 2 pi) / 2. Gradients: -(t - mu) e^(-s) for mu, (1 - (t - mu)^2 e^(-s)) / 2 for s.
+    Without want_grad, z receives mu and s. Identity outputs for both: a log variance is
+    unbounded, so no activation is needed to keep the variance positive."""
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1] // 2, i, j
+    cdef double loss = 0, g, wi, mu, lv, prec, r
+    cdef bint labelled = t.shape[0] > 0
+    cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef bint weighted = w is not None and w.shape[0] > 0
+    cdef double inv = _row_scale(w, weighted, n)
+    if z.shape[1] != 2 * k or (labelled and t.shape[1] != k):
+        raise ValueError(f"gaussian_nll needs 2k output columns and k target columns, got "
+                         f"{z.shape[1]} and {t.shape[1]}")
+    with nogil:
+        if sum_cols:
+            for j in range(2 * k):
+                grad_bias[j] = 0
+        for i in range(n):
+            wi = w[i] if weighted else 1.0
+            g = inv * wi
+            for j in range(k):
+                mu = z[i, j] + bias[j]
+                lv = z[i, k + j] + bias[k + j]
+                prec = exp(-(lv if lv > LOGVAR_FLOOR else LOGVAR_FLOOR))
+                r = (t[i, j] - mu) if labelled else 0.0
+                if labelled:
+                    loss += wi * 0.5 * (lv + r * r * prec + LOG_2PI)
+                if want_grad:
+                    z[i, j] = <floating>(-r * prec * g)
+                    z[i, k + j] = <floating>(0.5 * (1.0 - r * r * prec) * g)
+                    if sum_cols:
+                        grad_bias[j] += z[i, j]
+                        grad_bias[k + j] += z[i, k + j]
+                else:
+                    z[i, j] = <floating>mu
+                    z[i, k + j] = <floating>lv
+    return loss
+
+
 cdef inline double _activated(double v, int kind) noexcept nogil:
     if kind == ACT_TANH:
         return tanh(v)

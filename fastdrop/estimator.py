@@ -27,7 +27,7 @@ from ._validation import Options, Range, Satisfies, check_params
 from .network import DROPOUT_KINDS, MLP
 from .optim import SGD, Adam
 
-__all__ = ["MLPClassifier", "MLPRegressor", "Uncertainty", "DivergenceWarning"]
+__all__ = ["MLPClassifier", "MLPRegressor", "Predictive", "Uncertainty", "DivergenceWarning"]
 
 # A prediction of fewer rows runs on the calling thread alone, without setting BLAS limits:
 # below this size waking a team of threads costs more than it saves (the crossover measured
@@ -42,6 +42,42 @@ class Uncertainty(NamedTuple):
     predictive_entropy: np.ndarray   # H[mean_t p_t]: total
     expected_entropy: np.ndarray     # mean_t H[p_t]: aleatoric
     mutual_information: np.ndarray   # their difference: epistemic (BALD)
+
+
+class Predictive(NamedTuple):
+    """What :meth:`MLPRegressor.predict_distribution` returns: a Gaussian mixture of the
+    passes, one component per pass. Arrays of shape (n_samples[, n_targets]) but ``passes``
+    (T, n_samples[, n_targets]) and ``noise_std``, broadcastable to ``passes``: together
+    they are what :func:`fastdrop.scores.mixture_log_likelihood` takes."""
+
+    mean: np.ndarray            # mean over the passes
+    std: np.ndarray             # total: sqrt(epistemic^2 + aleatoric^2)
+    epistemic_std: np.ndarray   # spread of the passes' means (0 without MC or dropout)
+    aleatoric_std: np.ndarray   # observation noise: 1 / sqrt(tau), or the network's own
+    passes: np.ndarray          # each pass's mean
+    noise_std: np.ndarray       # each pass's observation noise
+
+
+_LOG_2PI = math.log(2 * math.pi)
+
+
+def _best_precision(y, passes):
+    """The tau maximizing the mean log-likelihood of y under the mixture of N(passes_t,
+    1/tau): a bounded search over log tau (the likelihood is smooth and, for one pass,
+    concave in it; its closed form there, 1 / mean squared error, brackets the search)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    def neg_ll(log_tau):
+        tau = math.exp(log_tau)
+        dens = 0.5 * (log_tau - _LOG_2PI) - 0.5 * tau * (y - passes) ** 2
+        return -float(np.mean(logsumexp(dens, axis=0) - math.log(len(passes))))
+
+    mse = float(np.mean((y - passes.mean(axis=0)) ** 2)) or np.finfo(float).tiny
+    center = -math.log(mse)
+    best = minimize_scalar(neg_ll, bounds=(center - 10, center + 10), method="bounded",
+                           options={"xatol": 1e-6})
+    return math.exp(best.x)
 
 
 def _xlogx(p):
@@ -369,8 +405,14 @@ class _BaseMLP(BaseEstimator):
     def _optimizer_spec(self):
         return {name: getattr(self, name) for name in self._OPTIMIZER_PARAMS}
 
+    def _network_width(self):
+        """The output layer's width: one column per output (a regressor's Gaussian
+        likelihood adds one per target)."""
+        return self._n_outputs()
+
     def _build_network(self, n_features, spec, rs):
-        self._net = MLP([n_features, *spec["hidden"], self._n_outputs()], output=spec["output"],
+        self._net = MLP([n_features, *spec["hidden"], self._network_width()],
+                        output=spec["output"],
                         dropout=list(spec["dropout"]), dropout_mode=spec["dropout_mode"],
                         dropout_scale=spec["dropout_scale"], dtype=spec["dtype"],
                         activation=spec["activation"], dropout_kind=spec["dropout_kind"],
@@ -402,6 +444,12 @@ class _BaseMLP(BaseEstimator):
                 f"hidden_layer_sizes changed from {built['hidden']} to {spec['hidden']} since "
                 f"the network was fitted; warm_start and partial_fit continue its learned "
                 f"weights, which keep their sizes. Set warm_start=False to fit a new network.")
+        if self._network_width() != self._net.sizes[-1]:
+            raise ValueError(
+                f"The output layer has {self._net.sizes[-1]} columns and this loss needs "
+                f"{self._network_width()} (loss or targets changed since the network was "
+                f"fitted); warm_start and partial_fit continue its learned weights. Set "
+                f"warm_start=False to fit a new network.")
         rebuilt = spec != built
         if rebuilt:
             old = self._net
@@ -838,9 +886,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     # ------------------------------------------------------------------ what a regressor adds
     _constraints = {**_BaseMLP._constraints,
-                    "loss": Options(("squared_error", "poisson")),
+                    "loss": Options(("squared_error", "poisson", "gaussian_nll")),
                     "early_stopping_metric": Options(("r2", "loss"))}
-    _OUTPUT = {"squared_error": "identity", "poisson": "exp"}
+    _OUTPUT = {"squared_error": "identity", "poisson": "exp", "gaussian_nll": "gaussian"}
     _multi_output = True
     _y_numeric = True
     _score_key = "val_r2"
@@ -868,9 +916,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return y
 
     def _loss_of_a_zero_output(self, y):
-        """The loss when the last layer outputs 0 (prediction 0, or 1 for poisson): the scale
-        against which divergence shows."""
+        """The loss when the last layer outputs 0 (prediction 0, or 1 for poisson; log
+        variance 0 for gaussian_nll): the scale against which divergence shows."""
         y = y.astype(np.float64)
+        if self.loss == "gaussian_nll":
+            return float(np.mean(np.sum(y * y + _LOG_2PI, axis=1))) / 2
         if self.loss == "poisson":
             return float(np.mean(np.sum(1 - y + np.where(y > 0, y * np.log(np.where(
                 y > 0, y, 1)), 0), axis=1)))
@@ -878,6 +928,9 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
 
     def _n_outputs(self):
         return self._n_targets
+
+    def _network_width(self):
+        return self._n_targets * (2 if self.loss == "gaussian_nll" else 1)
 
     def _network_output(self):
         return self._OUTPUT[self.loss]
@@ -909,8 +962,12 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if len(yv) == 0:
             return np.nan, np.nan
         pred = self._outputs(Xv, n_threads)
+        if self.loss == "gaussian_nll":
+            pred, log_var = np.split(pred, 2, axis=1)
         yv = np.reshape(yv, pred.shape).astype(np.float64)
-        if self.loss == "poisson":
+        if self.loss == "gaussian_nll":
+            rows = np.sum(log_var + (yv - pred) ** 2 * np.exp(-log_var) + _LOG_2PI, axis=1) / 2
+        elif self.loss == "poisson":
             rows = np.sum(pred - yv + yv * np.log(np.where(yv > 0, yv, 1) /
                                                   np.where(yv > 0, pred, 1)), axis=1)
         else:
@@ -923,24 +980,87 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return self._net.predict_output(X, n_threads, mc_step, reuse_output=True).astype(
             np.float64)
 
+    def _means(self, X, n_threads, mc_step=None):
+        """The predicted means: the outputs, or their first half under gaussian_nll."""
+        out = self._outputs(X, n_threads, mc_step)
+        return out[:, :self._n_targets] if self.loss == "gaussian_nll" else out
+
     def predict(self, X, *, mc_samples=None, return_std=False):
         """Predicted targets: (n_samples, n_targets), or 1-D for one target (as scikit-learn).
 
         Deterministic weight scaling by default. With ``mc_samples=T``, the mean over T
         stochastic passes with fresh dropout masks (Monte-Carlo dropout); ``return_std=True``
-        also returns their standard deviation, the model's predictive uncertainty (Gal &
-        Ghahramani 2016; without dropout every pass is the same and it is 0).
+        also returns their standard deviation: the spread of the passes' means, the
+        *epistemic* part of the predictive uncertainty only (Gal & Ghahramani 2016; without
+        dropout every pass is the same and it is 0). The observation noise comes on top:
+        :meth:`predict_distribution` gives both and their total.
         """
-        result = self._predict_moments(X, self._outputs, mc_samples, return_std)
+        result = self._predict_moments(X, self._means, mc_samples, return_std)
+        return tuple(map(self._shaped, result)) if return_std else self._shaped(result)
 
-        # dtype=None (scikit-learn's rule): in the training dtype, the input's; a dtype set
-        # for speed leaves them float64 (the moments are summed in float64 either way)
+    def _shaped(self, r):
+        """1-d for one target, as scikit-learn's; in the training dtype under dtype=None
+        (scikit-learn's rule: the input's), else float64 (the moments are summed in float64
+        either way)."""
         out_dtype = self._net.dtype if self.dtype is None else np.float64
+        shaped = r.ravel() if self.n_outputs_ == 1 else r
+        return shaped.astype(out_dtype, copy=False)
 
-        def shaped(r):  # 1-d for one target, as scikit-learn's
-            return (r.ravel() if self.n_outputs_ == 1 else r).astype(out_dtype, copy=False)
+    def predict_distribution(self, X, mc_samples=None):
+        """The predictive distribution: a mixture of one Gaussian per pass (Gal & Ghahramani
+        2016), as a :class:`Predictive`.
 
-        return tuple(map(shaped, result)) if return_std else shaped(result)
+        Each pass (one deterministic weight-scaled pass without ``mc_samples``; T stochastic
+        ones with it) gives a mean and an observation noise: the network's own variance
+        output with ``loss="gaussian_nll"`` (heteroscedastic, Kendall & Gal 2017), else the
+        noise precision :meth:`fit_noise` chose on validation data (homoscedastic, tau).
+        ``std`` is the mixture's: the passes' spread (epistemic) and the mean noise
+        (aleatoric) in quadrature. Score it with :mod:`fastdrop.scores`.
+        """
+        passes, noise = [], []
+        homoscedastic = self.loss != "gaussian_nll"
+        if homoscedastic and getattr(self, "noise_precision_", None) is None:
+            raise ValueError(
+                "predict_distribution needs the observation noise: call fit_noise(X_val, "
+                "y_val) after fit (a noise precision chosen on validation data), or fit with "
+                "loss='gaussian_nll' (the network predicts its own variance)")
+        steps = None if mc_samples is None else mc_samples
+        for out in self._mc_passes(X, self._outputs, steps):
+            if homoscedastic:
+                passes.append(out)
+                noise.append(np.broadcast_to(1 / np.sqrt(self.noise_precision_), out.shape))
+            else:
+                mean, log_var = np.split(out, 2, axis=1)
+                passes.append(mean)
+                noise.append(np.exp(0.5 * log_var))
+        passes, noise = np.stack(passes), np.stack(noise)
+        mean = passes.mean(axis=0)
+        epistemic = passes.std(axis=0)
+        aleatoric = np.sqrt(np.mean(noise ** 2, axis=0))
+        total = np.sqrt(epistemic ** 2 + aleatoric ** 2)
+        one = self.n_outputs_ == 1
+        squeeze = (lambda a: a[..., 0]) if one else (lambda a: a)  # noqa: E731
+        return Predictive(*(self._shaped(a) for a in (mean, total, epistemic, aleatoric)),
+                          squeeze(passes), squeeze(noise))
 
+    def fit_noise(self, X, y, mc_samples=None):
+        """Choose the observation noise precision tau (one per target) that maximizes the
+        log-likelihood of ``(X, y)``, held-out data, under :meth:`predict_distribution`'s
+        mixture, as Gal & Ghahramani (2016) chose tau on validation data; sets
+        ``noise_precision_`` and returns self. The passes are those
+        ``predict_distribution(X, mc_samples)`` makes (one weight-scaled pass by default).
+        Only for losses without a variance output (``squared_error``, ``poisson``)."""
+        if self.loss == "gaussian_nll":
+            raise ValueError("fit_noise is for losses without a variance output; "
+                             "loss='gaussian_nll' predicts its own noise")
+        y = self._check_validation_targets(np.asarray(y, dtype=np.float64))
+        y = np.reshape(y, (len(y), -1))
+        passes = np.stack(list(self._mc_passes(X, self._means, mc_samples)))
+        if passes.shape[1] != len(y):
+            raise ValueError(f"X and y must have as many rows, got {passes.shape[1]} and "
+                             f"{len(y)}")
+        self.noise_precision_ = np.array([_best_precision(y[:, j], passes[:, :, j])
+                                          for j in range(y.shape[1])])
+        return self
 
 document(MLPRegressor, "regressor", MLPRegressor.__doc__)

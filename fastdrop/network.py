@@ -46,7 +46,8 @@ _PREDICT_CHUNK = 2048  # rows per prediction pass (a multiple of 64 keeps mask w
 # output layer -> its fused activation + loss kernel (targets: class indices for softmax, a
 # (rows, outputs) float matrix otherwise)
 _OUTPUT_LOSSES = {"softmax": _nn_kernels.softmax_xent, "sigmoid": _nn_kernels.sigmoid_xent,
-                  "identity": _nn_kernels.squared_error, "exp": _nn_kernels.poisson_deviance}
+                  "identity": _nn_kernels.squared_error, "exp": _nn_kernels.poisson_deviance,
+                  "gaussian": _nn_kernels.gaussian_nll}
 
 
 # Inner dimensions up to this go to BLAS whole; longer ones are split at a multiple of
@@ -240,9 +241,11 @@ class MLP:
     ----------
     sizes : sequence of int
         ``[n_features, hidden..., n_outputs]``.
-    output : {"softmax", "sigmoid", "identity", "exp"}
+    output : {"softmax", "sigmoid", "identity", "exp", "gaussian"}
         The output layer and its loss: softmax + cross-entropy, independent sigmoids +
-        binary cross-entropy, identity + squared error, or exp + half Poisson deviance.
+        binary cross-entropy, identity + squared error, exp + half Poisson deviance, or
+        means and log variances (twice the targets' columns) + the Gaussian negative
+        log-likelihood.
     dropout : sequence of float
         Drop probability per site: ``[input, hidden_1, ..., hidden_H]``.
     dropout_mode : {"element", "batch"}

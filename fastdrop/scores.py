@@ -49,12 +49,15 @@ def mixture_log_likelihood(y, passes, noise_std, *, per_sample=False):
     """
     y = _as_2d("y", y)
     passes = np.asarray(passes, dtype=np.float64)
-    if passes.ndim == 2:
+    noise_std = np.asarray(noise_std, dtype=np.float64)
+    if passes.ndim == 2:  # one target: per-pass noise of shape (T, n) follows it
         passes = passes[:, :, None]
+        if noise_std.ndim == 2:
+            noise_std = noise_std[:, :, None]
     if passes.ndim != 3 or passes.shape[1:] != y.shape:
         raise ValueError(f"passes must have shape (T, {y.shape[0]}[, {y.shape[1]}]) to match "
                          f"y, got {np.shape(passes)}")
-    s = np.broadcast_to(np.asarray(noise_std, dtype=np.float64), passes.shape)
+    s = np.broadcast_to(noise_std, passes.shape)
     if not np.all(s > 0):
         raise ValueError("noise_std must be > 0 everywhere")
     log_density = -0.5 * (_LOG_2PI + 2 * np.log(s) + ((y - passes) / s) ** 2)  # (T, n, k)

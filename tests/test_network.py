@@ -36,6 +36,38 @@ def test_gradients_match_central_differences(output, activation, mode):
                              activation=activation), output)
 
 
+@pytest.mark.parametrize("mode", ["element", "batch"])
+def test_gaussian_likelihood_gradients_match_central_differences(mode):
+    """The heteroscedastic output (issue 29): 2 targets, a mean and a log variance each."""
+    check_gradients(make_net(sizes=(6, 5, 4, 4), dropout=[0.2, 0.5, 0.3], mode=mode,
+                             output="gaussian"), "gaussian")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gaussian_nll_kernel_matches_numpy(dtype):
+    from fastdrop._nn_kernels import gaussian_nll
+    rng = np.random.default_rng(3)
+    n, k = 9, 2
+    z = rng.standard_normal((n, 2 * k)).astype(dtype)
+    bias = rng.standard_normal(2 * k).astype(dtype)
+    t = rng.standard_normal((n, k)).astype(dtype)
+    w = rng.uniform(0, 2, n).astype(dtype)
+    mu, s = np.split(z.astype(np.float64) + bias, 2, axis=1)
+    r = t - mu
+    rows = 0.5 * np.sum(s + r * r * np.exp(-s) + np.log(2 * np.pi), axis=1)
+    grad = np.concatenate([-r * np.exp(-s), 0.5 * (1 - r * r * np.exp(-s))], axis=1)
+    grad *= (w / w.sum())[:, None]
+    out, gb = z.copy(), np.empty(2 * k, dtype)
+    loss = gaussian_nll(out, bias, t, True, gb, w)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert loss == pytest.approx(float(np.sum(w * rows)), rel=tol)
+    np.testing.assert_allclose(out, grad, rtol=tol, atol=tol)
+    np.testing.assert_allclose(gb, grad.sum(axis=0), rtol=10 * tol, atol=10 * tol)
+    pred = z.copy()
+    gaussian_nll(pred, bias, np.empty((0, k), dtype), False)
+    np.testing.assert_allclose(pred, np.concatenate([mu, s], axis=1), rtol=tol)
+
+
 @pytest.mark.parametrize("kind, activation, dropconnect", [
     ("gaussian", "relu", 0.0), ("gaussian", "tanh", 0.0), ("alpha", "selu", 0.0),
     ("alpha", "relu", 0.0), ("bernoulli", "relu", 0.4), ("gaussian", "selu", 0.3),
@@ -83,6 +115,8 @@ def check_gradients(net, output):
     X = rng.standard_normal((7, 6))
     y = rng.integers(0, 3, 7)
     target = y if output == "softmax" else np.eye(3)[y]
+    if output == "gaussian":  # means and log variances of k = width / 2 real targets
+        target = rng.standard_normal((7, net.sizes[-1] // 2))
     alpha, l1, step = 0.3, 0.05, 5
     _, ws = batch_loss(net, X, target, step)
     m = X.shape[0]
@@ -389,6 +423,8 @@ def test_output_kernels_weigh_rows_as_sample_weight(output):
     b = rng.standard_normal(3)
     y = rng.integers(0, 3, 6)
     target = y if output == "softmax" else np.eye(3)[y]
+    if output == "gaussian":  # means and log variances of k = width / 2 real targets
+        target = rng.standard_normal((7, net.sizes[-1] // 2))
     w = np.array([1.0, 2.0, 0.0, 1.0, 3.0, 1.0])
     kernel = _OUTPUT_LOSSES[output]
     weighted = z.copy()
