@@ -11,13 +11,16 @@ Public API (everything else is private):
   :func:`dropconnect_linear` (each with its ``_backward``), :class:`GaussianDropout`,
   :class:`AlphaDropout`, :class:`DropConnectLinear`
 * network and estimators: :class:`MLP`, :class:`MLPClassifier`, :class:`MLPRegressor`
-  (``predict_uncertainty`` returns an ``estimator.Uncertainty``)
+  (``predict_uncertainty`` returns an ``estimator.Uncertainty``, the regressor's
+  ``predict_distribution`` a :class:`Predictive`), :class:`DeepEnsemble` of either
+* scores of predictive distributions: :mod:`fastdrop.scores`
 * threads: :func:`get_num_threads`, :func:`set_num_threads`
 * build facts: :func:`build_info`
 """
 from ._info import build_info
 from ._threading import get_num_threads, set_num_threads
-from .estimator import MLPClassifier, MLPRegressor
+from .ensemble import DeepEnsemble
+from .estimator import MLPClassifier, MLPRegressor, Predictive
 from .network import MLP
 from ._dropout import (Dropout, DropoutMask, bernoulli_mask, dropout, dropout_backward,
                       dropout_inference, relu_dropout, relu_dropout_backward)
@@ -27,7 +30,8 @@ from ._noise import (AlphaDropout, DropConnectLinear, GaussianDropout, GaussianN
 
 __version__ = "0.1.0"
 
-__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "Dropout", "DropoutMask", "bernoulli_mask",
+__all__ = ["MLP", "MLPClassifier", "MLPRegressor", "DeepEnsemble", "Predictive",
+           "Dropout", "DropoutMask", "bernoulli_mask",
            "build_info", "dropout", "dropout_backward", "dropout_inference", "get_num_threads",
            "relu_dropout", "relu_dropout_backward", "set_num_threads", "__version__",
            "AlphaDropout", "DropConnectLinear", "GaussianDropout", "GaussianNoise",

@@ -223,3 +223,38 @@ def test_predictive_distribution_refuses_what_it_cannot_do():
                     np.c_[y, -y])
     d = two.predict_distribution(x[:5], mc_samples=3)
     assert d.mean.shape == d.std.shape == (5, 2) and d.passes.shape == (3, 5, 2)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_a_deep_ensemble_has_the_estimators_uncertainty_api():
+    """Lakshminarayanan et al. 2017 as a first-class option: members with their own seeds,
+    their mixture scored like MC dropout's passes (regression and classification)."""
+    from sklearn.datasets import load_digits
+    from fastdrop import DeepEnsemble, MLPClassifier
+    from fastdrop.scores import interval_coverage, mixture_log_likelihood
+    x, y, _ = _noisy_sine(3000, 4, heteroscedastic=True)
+    ens = DeepEnsemble(MLPRegressor((32, 32), loss="gaussian_nll", max_iter=40,
+                                    learning_rate_init=3e-3), n_members=3,
+                       random_state=0).fit(x[:2000], y[:2000])
+    seeds = {m.random_state for m in ens.estimators_}
+    assert len(seeds) == 3
+    d = ens.predict_distribution(x[2000:])
+    assert d.passes.shape == (3, 1000) and np.all(d.epistemic_std > 0)
+    assert abs(interval_coverage(y[2000:], d.mean, d.std)[0.9] - 0.9) <= 0.05
+    mean, std = ens.predict(x[2000:], return_std=True)
+    np.testing.assert_allclose(mean, d.mean, rtol=1e-6)
+    assert np.isfinite(mixture_log_likelihood(y[2000:], d.passes, d.noise_std))
+    plain = DeepEnsemble(MLPRegressor((16,), max_iter=20), n_members=2, random_state=1)
+    plain.fit(x[:1000], y[:1000])
+    with pytest.raises(ValueError, match="fit_noise"):
+        plain.predict_distribution(x[:5])
+    assert plain.fit_noise(x[1000:2000], y[1000:2000]).noise_precision_.shape == (1,)
+    assert plain.predict_distribution(x[:5]).passes.shape == (2, 5)
+    X, yd = load_digits(return_X_y=True)
+    clf = DeepEnsemble(MLPClassifier((32,), max_iter=60), n_members=2, random_state=0)
+    clf.fit(X[:1000] / 16, yd[:1000])
+    u = clf.predict_uncertainty(X[1000:] / 16)
+    assert u.proba.shape == (797, 10) and np.all(u.mutual_information >= 0)
+    assert clf.score(X[1000:] / 16, yd[1000:]) > 0.85
+    with pytest.raises(ValueError, match="n_members"):
+        DeepEnsemble(n_members=0).fit(x, y)

@@ -1,0 +1,144 @@
+"""Deep ensembles (Lakshminarayanan et al. 2017): M fastdrop networks with their own seeds, the
+baseline a reviewer asks MC dropout to beat, with the estimators' own uncertainty API.
+
+The members play the part of MC dropout's passes: a classifier's probabilities are their
+mean and :meth:`DeepEnsemble.predict_uncertainty` splits the entropy as for MC dropout; a
+regressor's :meth:`DeepEnsemble.predict_distribution` is the mixture of one Gaussian per member,
+each with its own variance (``loss="gaussian_nll"`` members, as in the paper) or a shared
+noise precision that :meth:`DeepEnsemble.fit_noise` chooses on held-out data. Each member
+predicts with weight scaling; dropout in the members is theirs to have.
+"""
+import numpy as np
+from sklearn.base import BaseEstimator, clone, is_classifier
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from .estimator import (MLPRegressor, Predictive, Uncertainty, _best_precision, _entropy,
+                        _label_entropy)
+
+__all__ = ["DeepEnsemble"]
+
+
+class DeepEnsemble(BaseEstimator):
+    """``n_members`` clones of ``estimator`` (a fastdrop MLPClassifier or MLPRegressor; default
+    ``MLPRegressor(loss="gaussian_nll")``), each fitted on all the data with its own
+    ``random_state`` drawn from ``random_state``: their initial weights, batch orders and
+    masks differ, as in Lakshminarayanan et al. (2017).
+
+    Parameters
+    ----------
+    estimator : MLPClassifier or MLPRegressor, default=None
+        The member; None is ``MLPRegressor(loss="gaussian_nll")``.
+    n_members : int, default=5
+    random_state : int, RandomState or None, default=None
+        Draws each member's seed.
+
+    Attributes
+    ----------
+    estimators_ : list of fitted members
+    classes_ : ndarray (classifiers only)
+    noise_precision_ : ndarray of shape (n_targets,)
+        Set by :meth:`fit_noise` (regressors without a variance output).
+    """
+
+    def __init__(self, estimator=None, n_members=5, random_state=None):
+        self.estimator = estimator
+        self.n_members = n_members
+        self.random_state = random_state
+
+    def _member(self):
+        return (clone(self.estimator) if self.estimator is not None
+                else MLPRegressor(loss="gaussian_nll"))
+
+    def fit(self, X, y, **fit_params):
+        """Fit every member on (X, y); ``fit_params`` (sample_weight, X_val, y_val) go to
+        each member's fit."""
+        if (isinstance(self.n_members, bool) or not isinstance(self.n_members, (int, np.integer))
+                or self.n_members < 1):
+            raise ValueError(f"n_members must be a positive int, got {self.n_members!r}")
+        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, self.n_members)
+        self.estimators_ = [self._member().set_params(random_state=int(s)).fit(X, y,
+                                                                              **fit_params)
+                            for s in seeds]
+        if is_classifier(self.estimators_[0]):
+            self.classes_ = self.estimators_[0].classes_
+        self.noise_precision_ = None
+        return self
+
+    # ---- classifiers
+    def predict_proba(self, X, *, return_std=False):
+        """The members' mean probabilities (and, with ``return_std``, their spread)."""
+        probas = self._each("predict_proba", X)
+        mean = probas.mean(axis=0)
+        return (mean, probas.std(axis=0)) if return_std else mean
+
+    def predict_uncertainty(self, X):
+        """As :meth:`MLPClassifier.predict_uncertainty`, with the members as the passes."""
+        probas = self._each("predict_proba", X)
+        entropy = _label_entropy if self.estimators_[0]._is_multilabel else _entropy
+        mean = probas.mean(axis=0)
+        expected = np.mean([entropy(p) for p in probas], axis=0)
+        predictive = entropy(mean)
+        return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
+
+    # ---- both
+    def predict(self, X, *, return_std=False):
+        """Classifiers: the most probable class of the mean probabilities. Regressors: the
+        members' mean prediction and, with ``return_std``, their spread (epistemic)."""
+        if is_classifier(self._fitted()[0]):
+            if return_std:
+                raise ValueError("return_std is for regressors; use predict_proba")
+            proba = self.predict_proba(X)
+            if self.estimators_[0]._is_multilabel:
+                return (proba > 0.5).astype(int)
+            return self.classes_[np.argmax(proba, axis=1)]
+        preds = self._each("predict", X)
+        mean = preds.mean(axis=0)
+        return (mean, preds.std(axis=0)) if return_std else mean
+
+    def score(self, X, y, sample_weight=None):
+        """Accuracy (classifiers) or R^2 (regressors) of :meth:`predict`."""
+        from sklearn.metrics import accuracy_score, r2_score
+        metric = accuracy_score if is_classifier(self._fitted()[0]) else r2_score
+        return metric(y, self.predict(X), sample_weight=sample_weight)
+
+    # ---- regressors
+    def fit_noise(self, X, y):
+        """The noise precision tau per target that maximizes the held-out log-likelihood of
+        the members' mixture (members without a variance output); returns self."""
+        members = self._fitted()
+        if members[0].loss == "gaussian_nll":
+            raise ValueError("fit_noise is for members without a variance output; "
+                             "loss='gaussian_nll' members predict their own noise")
+        y = np.reshape(np.asarray(y, dtype=np.float64), (len(y), -1))
+        means = np.stack([np.reshape(m.predict(X), (len(y), -1)) for m in members])
+        self.noise_precision_ = np.array([_best_precision(y[:, j], means[:, :, j])
+                                          for j in range(y.shape[1])])
+        return self
+
+    def predict_distribution(self, X):
+        """The mixture of one Gaussian per member, as a :class:`fastdrop.estimator.Predictive`
+        (``passes`` are the members)."""
+        members = self._fitted()
+        if members[0].loss != "gaussian_nll":
+            if getattr(self, "noise_precision_", None) is None:
+                raise ValueError("predict_distribution needs the observation noise: call "
+                                 "fit_noise(X_val, y_val) after fit, or use members with "
+                                 "loss='gaussian_nll'")
+            for m in members:  # each member's pass, with the ensemble's tau
+                m.noise_precision_ = self.noise_precision_
+        parts = [m.predict_distribution(X) for m in members]
+        passes = np.concatenate([p.passes for p in parts])
+        noise = np.concatenate([np.broadcast_to(p.noise_std, p.passes.shape) for p in parts])
+        mean = passes.mean(axis=0)
+        epistemic = passes.std(axis=0)
+        aleatoric = np.sqrt(np.mean(noise ** 2, axis=0))
+        return Predictive(mean, np.sqrt(epistemic ** 2 + aleatoric ** 2), epistemic,
+                          aleatoric, passes, noise)
+
+    def _fitted(self):
+        check_is_fitted(self, "estimators_")
+        return self.estimators_
+
+    def _each(self, method, X):
+        return np.stack([getattr(m, method)(X) for m in self._fitted()])
