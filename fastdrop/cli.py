@@ -1,4 +1,4 @@
-"""The `fastdrop` command line: run | sweep | plot | bench | info."""
+"""The `fastdrop` command line: run | sweep | plot | bench | info | uncertainty."""
 import argparse
 import json
 import sys
@@ -230,7 +230,8 @@ def _add_execution(p):
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastdrop", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_run_parser, _sweep_parser, _plot_parser, _info_parser, _bench_parser):
+    for add in (_run_parser, _sweep_parser, _plot_parser, _info_parser, _bench_parser,
+                _uncertainty_parser):
         add(sub)
     return parser
 
@@ -315,6 +316,32 @@ def _bench_parser(sub):
     bench.add_argument("-k", "--filter", help="pytest -k expression to select cases")
     bench.add_argument("--quiet", action="store_true", help="less pytest output")
     bench.set_defaults(func=_cmd_bench)
+
+
+def _uncertainty_parser(sub):
+    unc = sub.add_parser("uncertainty", help="the UCI regression benchmark protocol "
+                                             "(Hernandez-Lobato & Adams 2015; Gal & "
+                                             "Ghahramani 2016) on a folder in its layout")
+    unc.add_argument("--data", required=True, metavar="DIR",
+                     help="data.txt, index_features.txt, index_target.txt, "
+                          "index_train_K.txt / index_test_K.txt (optional: dropout_rates.txt, "
+                          "tau_values.txt, n_hidden.txt, n_epochs.txt)")
+    unc.add_argument("--out", default="fastdrop-uncertainty",
+                     help="records and table (default: ./fastdrop-uncertainty); rerunning "
+                          "resumes it")
+    unc.add_argument("--mc-samples", type=int, default=100, dest="mc_samples",
+                     help="MC-dropout passes per prediction (default 100)")
+    unc.add_argument("--quiet", action="store_true", help="no progress bar")
+    unc.set_defaults(func=_cmd_uncertainty)
+
+
+def _cmd_uncertainty(args):
+    from .suite.uci import run_uci
+
+    table = run_uci(args.data, args.out, args.mc_samples, args.quiet)
+    print(table)
+    print(f"wrote {Path(args.out) / 'uncertainty.md'} and {Path(args.out) / 'records.jsonl'}")
+    return 0
 
 
 def main(argv=None):
