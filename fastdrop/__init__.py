@@ -18,6 +18,7 @@ Public API (everything else is private):
 * build facts: :func:`build_info`
 """
 from ._info import build_info
+from ._version import __version__
 from ._threading import get_num_threads, set_num_threads
 from .ensemble import DeepEnsemble
 from .estimator import MLPClassifier, MLPRegressor, Predictive
@@ -28,7 +29,6 @@ from ._noise import (AlphaDropout, DropConnectLinear, GaussianDropout, GaussianN
                      alpha_dropout, alpha_dropout_backward, dropconnect_linear,
                      dropconnect_linear_backward, gaussian_dropout, gaussian_dropout_backward)
 
-__version__ = "0.1.0"
 
 __all__ = ["MLP", "MLPClassifier", "MLPRegressor", "DeepEnsemble", "Predictive",
            "Dropout", "DropoutMask", "bernoulli_mask",

@@ -312,14 +312,15 @@ class StepThreads:
     Where the system's run queue can be read (``room(n)``: whether ``n`` threads would find
     free cores, :func:`cores_free_for`), a fit starts on one thread while other processes hold
     the cores, and a fit on one thread looks instead of guessing: it tries the budget when
-    the cores free up, and never while they stay taken. One
-    thread's step times were too noisy on a shared VM to see a load leave (1.3-1.6x under
-    load, 4.2-6.4 ms quiet from one minute to the next).
+    the cores free up, and never while they stay taken. One thread's step times were too
+    noisy on a shared VM to see a load leave (1.3-1.6x under load, 4.2-6.4 ms quiet from one
+    minute to the next).
 
     ``set_blas(k)`` sets the BLAS threads; ``clock`` is replaceable for tests.
     """
 
-    PROBE_STEPS, WINDOW, MARGIN, MARGIN_UP, DRIFT, DRIFT_UP, ABORT = 3, 8, 0.10, 0.15, 1.5, 1.25, 1.2
+    PROBE_STEPS, WINDOW, ABORT = 3, 8, 1.2
+    MARGIN, MARGIN_UP, DRIFT, DRIFT_UP = 0.10, 0.15, 1.5, 1.25
     MIN_PERIOD, MAX_PERIOD = 16, 128
     _last_choice = {}  # budget -> the count the last fit with that budget ended on
     _schedules = {}    # model -> the last StepThreads of that model
