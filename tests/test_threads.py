@@ -1,6 +1,7 @@
 """Thread control: fastdrop's default, OMP_NUM_THREADS, threadpoolctl, and the serial build."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -258,6 +259,20 @@ def test_fits_flush_subnormals_then_restore_the_mode(n_threads):
 
 # ---- a fit's threads step by step (issue 27) ---------------------------------------------
 
+def _openblas_versions():
+    found = [re.match(r"(\d+)\.(\d+)\.(\d+)", lib.get("version") or "")
+             for lib in threadpool_info() if lib.get("internal_api") == "openblas"]
+    return [tuple(map(int, m.groups())) if m else (0, 0, 0) for m in found]
+
+
+# The invariance was measured on OpenBLAS 0.3.30/0.3.31 (numpy 2's wheels); numpy 1.26's
+# OpenBLAS 0.3.23 gave other bits on 1 and 2 threads whatever the split (CI's minimum-versions
+# run, 2026-12-06), and there the step policy keeps a fit's count fixed (no shared pool).
+needs_invariant_blas = pytest.mark.skipif(
+    not _openblas_versions() or min(_openblas_versions()) < (0, 3, 27),
+    reason="float32 products are thread-count invariant on OpenBLAS 0.3.27+ only (measured)")
+
+@needs_invariant_blas
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_products_are_close_to_numpy_and_float32_ones_ignore_the_thread_count(dtype):
     """gemm_into splits an inner dimension OpenBLAS would cut differently on 1 and on more
@@ -347,6 +362,7 @@ def test_a_fit_of_the_same_model_goes_on_with_the_schedule_of_the_last_one():
     assert other._period == StepThreads.WINDOW // 2
 
 
+@needs_invariant_blas
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("kwargs", [{}, {"dropout": 0.5}, {"dropout": 0.5, "dropout_mode": "batch"}])
 def test_a_fit_changing_its_threads_every_step_gives_the_bits_of_one_thread(monkeypatch,
