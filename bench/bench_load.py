@@ -80,11 +80,15 @@ def _policy(impl):
     if impl != "fastdrop-fixed":
         yield
         return
+    before = os.environ.get("FASTDROP_ADAPTIVE_THREADS")
     os.environ["FASTDROP_ADAPTIVE_THREADS"] = "0"
     try:
         yield
     finally:
-        del os.environ["FASTDROP_ADAPTIVE_THREADS"]
+        if before is None:
+            del os.environ["FASTDROP_ADAPTIVE_THREADS"]
+        else:
+            os.environ["FASTDROP_ADAPTIVE_THREADS"] = before
 
 
 def _fit_runner(impl, X, y, kind, params, epochs):
