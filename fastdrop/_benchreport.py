@@ -100,6 +100,16 @@ def verdict(lo, hi, target, coverage=1.0):
     return at_most(Interval(math.nan, lo, hi, 0), target)
 
 
+def _line_cells(times, ref_times, target, level, fmt):
+    """An acceptance line's cells after its label: target, paired median ratio, the interval
+    of that median, its coverage, rounds, verdict."""
+    ratios = round_ratios(times, ref_times)
+    lo, hi, coverage = median_ci(ratios, level)
+    return ["" if target is None else f"<= {target:g}", f"{np.median(ratios):{fmt}}",
+            f"{lo:{fmt}} - {hi:{fmt}}", f"{coverage:.3f}", str(ratios.size),
+            verdict(lo, hi, target, coverage)]
+
+
 def acceptance_table(table, level=0.95):
     """Markdown: each acceptance line per dataset/threads, its paired median ratio, the
     confidence interval of that median over rounds (median_ci) and the verdict."""
@@ -110,11 +120,8 @@ def acceptance_table(table, level=0.95):
         for label, case, ref, target in ACCEPTANCE:
             if case not in row or ref not in row:
                 continue
-            ratios = round_ratios(row[case], row[ref])
-            lo, hi, coverage = median_ci(ratios, level)
-            cells = [dataset, str(threads), label, "" if target is None else f"<= {target:g}",
-                     f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
-                     str(ratios.size), verdict(lo, hi, target, coverage)]
+            cells = [dataset, str(threads), label,
+                     *_line_cells(row[case], row[ref], target, level, ".2f")]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -206,12 +213,9 @@ def parts_report(table, acceptance, level=0.95):
         for line_part, label, case, ref, target in acceptance:
             if line_part != part or case not in row or ref not in row:
                 continue
-            ratios = round_ratios(row[case], row[ref])
-            lo, hi, coverage = median_ci(ratios, level)
             lines.append("| " + " | ".join([
-                part, str(threads), label, "" if target is None else f"<= {target:g}",
-                f"{np.median(ratios):.3f}", f"{lo:.3f} - {hi:.3f}", f"{coverage:.3f}",
-                str(ratios.size), verdict(lo, hi, target, coverage)]) + " |")
+                part, str(threads), label,
+                *_line_cells(row[case], row[ref], target, level, ".3f")]) + " |")
     return "\n".join(lines)
 
 
@@ -304,10 +308,6 @@ def load_report(table, busy, level=0.95):
         for label, case, ref, target in LOAD_ACCEPTANCE:
             if case not in row or ref not in row:
                 continue
-            ratios = round_ratios(row[case], row[ref])
-            lo, hi, coverage = median_ci(ratios, level)
             lines.append("| " + " | ".join([
-                model, label, "" if target is None else f"<= {target:g}",
-                f"{np.median(ratios):.2f}", f"{lo:.2f} - {hi:.2f}", f"{coverage:.3f}",
-                str(ratios.size), verdict(lo, hi, target, coverage)]) + " |")
+                model, label, *_line_cells(row[case], row[ref], target, level, ".2f")]) + " |")
     return "\n".join(lines)

@@ -216,6 +216,7 @@ class Trainer:
                  evaluate: Callable, divergence: Callable):
         self.net, self.opt, self.settings, self.state = net, optimizer, settings, state
         self.evaluate, self.divergence = evaluate, divergence
+        self.threads = settings.threads or FixedThreads(settings.n_threads)
 
     # ------------------------------------------------------------------ mini-batch solvers
     def run(self, X, target, weights, val, rs, rows=None):
@@ -227,7 +228,6 @@ class Trainer:
                        sparse_input=sparse.issparse(X))
         stepper = LayerwiseStep(self.net, self.opt, ws, s)
         batches = Batches(X, target, weights, rows, ws, s.batch_size)
-        self.threads = s.threads or FixedThreads(s.n_threads)
         if s.early_stopping and state.validation_scores is None:
             state.validation_scores, state.best_validation_score = [], -np.inf
             state.best_watched = -np.inf
@@ -288,11 +288,6 @@ class Trainer:
         state.loss = total / batches.n
         state.loss_curve.append(state.loss)
 
-    def _threads_now(self):
-        """The count the steps run on now (the budget outside mini-batch epochs)."""
-        threads = getattr(self, "threads", None)
-        return self.settings.n_threads if threads is None else threads.current
-
     def _apply_max_norm(self):
         counts = self.state.max_norm_counts
         for layer in self.net.layers[:-1]:  # hidden units' incoming weights, a row each
@@ -305,7 +300,7 @@ class Trainer:
         tv = time.perf_counter()
         val_loss = val_score = np.nan
         if val is not None:
-            val_loss, val_score = self.evaluate(*val, n_threads=self._threads_now())
+            val_loss, val_score = self.evaluate(*val, n_threads=self.threads.current)
         t_val = time.perf_counter() - tv
         state = self.state
         rate = np.nan if self.opt is None else self.opt.learning_rate

@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .estimator import (MLPRegressor, Predictive, Uncertainty, _best_precision, _entropy,
-                        _label_entropy)
+from .estimator import (MLPRegressor, _best_precision, _entropy, _label_entropy,
+                        entropy_split)
 
 __all__ = ["DeepEnsemble"]
 
@@ -74,12 +74,9 @@ class DeepEnsemble(BaseEstimator):
 
     def predict_uncertainty(self, X):
         """As :meth:`MLPClassifier.predict_uncertainty`, with the members as the passes."""
-        probas = self._each("predict_proba", X)
-        entropy = _label_entropy if self.estimators_[0]._is_multilabel else _entropy
-        mean = probas.mean(axis=0)
-        expected = np.mean([entropy(p) for p in probas], axis=0)
-        predictive = entropy(mean)
-        return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
+        members = self._fitted()
+        entropy = _label_entropy if members[0]._is_multilabel else _entropy
+        return entropy_split((m.predict_proba(X) for m in members), entropy)
 
     # ---- both
     def predict(self, X, *, return_std=False):
@@ -120,21 +117,14 @@ class DeepEnsemble(BaseEstimator):
         """The mixture of one Gaussian per member, as a :class:`fastdrop.estimator.Predictive`
         (``passes`` are the members)."""
         members = self._fitted()
-        if members[0].loss != "gaussian_nll":
-            if getattr(self, "noise_precision_", None) is None:
-                raise ValueError("predict_distribution needs the observation noise: call "
-                                 "fit_noise(X_val, y_val) after fit, or use members with "
-                                 "loss='gaussian_nll'")
-            for m in members:  # each member's pass, with the ensemble's tau
-                m.noise_precision_ = self.noise_precision_
-        parts = [m.predict_distribution(X) for m in members]
-        passes = np.concatenate([p.passes for p in parts])
-        noise = np.concatenate([np.broadcast_to(p.noise_std, p.passes.shape) for p in parts])
-        mean = passes.mean(axis=0)
-        epistemic = passes.std(axis=0)
-        aleatoric = np.sqrt(np.mean(noise ** 2, axis=0))
-        return Predictive(mean, np.sqrt(epistemic ** 2 + aleatoric ** 2), epistemic,
-                          aleatoric, passes, noise)
+        if members[0].loss != "gaussian_nll" and self.noise_precision_ is None:
+            raise ValueError("predict_distribution needs the observation noise: call "
+                             "fit_noise(X_val, y_val) after fit, or use members with "
+                             "loss='gaussian_nll'")
+        # each member's weight-scaled pass, with the ensemble's tau where it has one
+        pairs = [m._passes_and_noise(X, None, self.noise_precision_) for m in members]
+        return members[0]._predictive(np.concatenate([p for p, _ in pairs]),
+                                      np.concatenate([n for _, n in pairs]))
 
     def _fitted(self):
         check_is_fitted(self, "estimators_")

@@ -80,6 +80,18 @@ def _best_precision(y, passes):
     return math.exp(best.x)
 
 
+def entropy_split(probas, entropy):
+    """The :class:`Uncertainty` of the probabilities of several passes (MC-dropout passes,
+    an ensemble's members), an iterable summed as it comes: one pass in memory at a time."""
+    mean = expected = 0.0
+    count = 0
+    for p in probas:
+        mean, expected, count = mean + p, expected + entropy(p), count + 1
+    mean, expected = mean / count, expected / count
+    predictive = entropy(mean)
+    return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
+
+
 def _xlogx(p):
     return p * np.log(np.where(p > 0, p, 1.0))  # 0 log 0 = 0
 
@@ -827,12 +839,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         if mc_samples is None:
             raise ValueError("predict_uncertainty needs mc_samples, a positive int")
         entropy = _label_entropy if self._is_multilabel else _entropy
-        mean, expected = 0.0, 0.0
-        for p in self._mc_passes(X, self._proba, mc_samples):
-            mean, expected = mean + p, expected + entropy(p)
-        mean, expected = mean / mc_samples, expected / mc_samples
-        predictive = entropy(mean)
-        return Uncertainty(mean, predictive, expected, np.maximum(predictive - expected, 0.0))
+        return entropy_split(self._mc_passes(X, self._proba, mc_samples), entropy)
 
     def predict(self, X):
         """Most probable class (deterministic pass); multilabel: the indicator matrix of the
@@ -1017,31 +1024,38 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         ``std`` is the mixture's: the passes' spread (epistemic) and the mean noise
         (aleatoric) in quadrature. Score it with :mod:`fastdrop.scores`.
         """
-        passes, noise = [], []
-        homoscedastic = self.loss != "gaussian_nll"
-        if homoscedastic and getattr(self, "noise_precision_", None) is None:
+        if self.loss != "gaussian_nll" and getattr(self, "noise_precision_", None) is None:
             raise ValueError(
                 "predict_distribution needs the observation noise: call fit_noise(X_val, "
                 "y_val) after fit (a noise precision chosen on validation data), or fit with "
                 "loss='gaussian_nll' (the network predicts its own variance)")
-        steps = None if mc_samples is None else mc_samples
-        for out in self._mc_passes(X, self._outputs, steps):
-            if homoscedastic:
-                passes.append(out)
-                noise.append(np.broadcast_to(1 / np.sqrt(self.noise_precision_), out.shape))
-            else:
+        return self._predictive(*self._passes_and_noise(X, mc_samples,
+                                                        getattr(self, "noise_precision_", None)))
+
+    def _passes_and_noise(self, X, mc_samples, precision):
+        """Each pass's means and observation noise, arrays of shape (T, n_samples,
+        n_targets): the variance output's under gaussian_nll, else 1 / sqrt(precision)."""
+        passes, noise = [], []
+        for out in self._mc_passes(X, self._outputs, mc_samples):
+            if self.loss == "gaussian_nll":
                 mean, log_var = np.split(out, 2, axis=1)
                 passes.append(mean)
                 noise.append(np.exp(0.5 * log_var))
-        passes, noise = np.stack(passes), np.stack(noise)
-        mean = passes.mean(axis=0)
-        epistemic = passes.std(axis=0)
+            else:
+                passes.append(out)
+                noise.append(np.broadcast_to(1 / np.sqrt(precision), out.shape))
+        return np.stack(passes), np.stack(noise)
+
+    def _predictive(self, passes, noise):
+        """The Predictive of a mixture of one Gaussian per pass: its moments shaped as
+        predict's, the passes and noises 2-d for one target."""
+        mean, epistemic = passes.mean(axis=0), passes.std(axis=0)
         aleatoric = np.sqrt(np.mean(noise ** 2, axis=0))
         total = np.sqrt(epistemic ** 2 + aleatoric ** 2)
-        one = self.n_outputs_ == 1
-        squeeze = (lambda a: a[..., 0]) if one else (lambda a: a)  # noqa: E731
+        if self.n_outputs_ == 1:
+            passes, noise = passes[..., 0], noise[..., 0]
         return Predictive(*(self._shaped(a) for a in (mean, total, epistemic, aleatoric)),
-                          squeeze(passes), squeeze(noise))
+                          passes, noise)
 
     def fit_noise(self, X, y, mc_samples=None):
         """Choose the observation noise precision tau (one per target) that maximizes the
