@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .estimator import (MLPRegressor, _best_precision, _entropy, _label_entropy,
-                        entropy_split)
+from .estimator import (MLPClassifier, MLPRegressor, _best_precision, _entropy,
+                        _label_entropy, entropy_split, held_out_targets)
 
 __all__ = ["DeepEnsemble"]
 
@@ -47,8 +47,12 @@ class DeepEnsemble(BaseEstimator):
         self.random_state = random_state
 
     def _member(self):
-        return (clone(self.estimator) if self.estimator is not None
-                else MLPRegressor(loss="gaussian_nll"))
+        if self.estimator is None:
+            return MLPRegressor(loss="gaussian_nll")
+        if not isinstance(self.estimator, (MLPClassifier, MLPRegressor)):
+            raise TypeError("estimator must be a fastdrop MLPClassifier or MLPRegressor (or "
+                            f"None), got {type(self.estimator).__name__}")
+        return clone(self.estimator)
 
     def fit(self, X, y, **fit_params):
         """Fit every member on (X, y); ``fit_params`` (sample_weight, X_val, y_val) go to
@@ -107,7 +111,8 @@ class DeepEnsemble(BaseEstimator):
         if members[0].loss == "gaussian_nll":
             raise ValueError("fit_noise is for members without a variance output; "
                              "loss='gaussian_nll' members predict their own noise")
-        y = np.reshape(np.asarray(y, dtype=np.float64), (len(y), -1))
+        y = held_out_targets(y)
+        y = np.reshape(y, (len(y), -1))
         means = np.stack([np.reshape(m.predict(X), (len(y), -1)) for m in members])
         self.noise_precision_ = np.array([_best_precision(y[:, j], means[:, :, j])
                                           for j in range(y.shape[1])])

@@ -17,7 +17,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
+                                      validate_data)
 
 from ._estimator_docs import document
 from ._threading import (fit_threads, resolve_n_threads, step_threads, step_work,
@@ -78,6 +79,11 @@ def _best_precision(y, passes):
     best = minimize_scalar(neg_ll, bounds=(center - 10, center + 10), method="bounded",
                            options={"xatol": 1e-6})
     return math.exp(best.x)
+
+
+def held_out_targets(y):
+    """Real, finite targets of held-out data as float64 (a NaN would make tau NaN)."""
+    return check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
 
 
 def entropy_split(probas, entropy):
@@ -1067,7 +1073,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         if self.loss == "gaussian_nll":
             raise ValueError("fit_noise is for losses without a variance output; "
                              "loss='gaussian_nll' predicts its own noise")
-        y = self._check_validation_targets(np.asarray(y, dtype=np.float64))
+        y = self._check_validation_targets(held_out_targets(y))
         y = np.reshape(y, (len(y), -1))
         passes = np.stack(list(self._mc_passes(X, self._means, mc_samples)))
         if passes.shape[1] != len(y):

@@ -216,6 +216,9 @@ def test_predictive_distribution_refuses_what_it_cannot_do():
     est = quiet_fit(MLPRegressor((8,), loss="gaussian_nll", max_iter=2, random_state=0), x, y)
     with pytest.raises(ValueError, match="predicts its own noise"):
         est.fit_noise(x, y)
+    plain = quiet_fit(MLPRegressor((8,), max_iter=2, random_state=0), x, y)
+    with pytest.raises(ValueError, match="NaN"):
+        plain.fit_noise(x, np.where(np.arange(len(y)) == 5, np.nan, y))
     est.set_params(warm_start=True, loss="squared_error")
     with pytest.raises(ValueError, match="output layer has 2 columns and this loss needs 1"):
         est.fit(x, y)
@@ -258,3 +261,9 @@ def test_a_deep_ensemble_has_the_estimators_uncertainty_api():
     assert clf.score(X[1000:] / 16, yd[1000:]) > 0.85
     with pytest.raises(ValueError, match="n_members"):
         DeepEnsemble(n_members=0).fit(x, y)
+    with pytest.raises(TypeError, match="estimator must be a fastdrop"):
+        DeepEnsemble(SklearnMLPRegressor()).fit(x, y)
+    bad = y[1000:2000].copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        plain.fit_noise(x[1000:2000], bad)
