@@ -169,6 +169,10 @@ ATTRIBUTES = {
     "noise_precision_": ("ndarray of shape (n_targets,)",
                          "The observation noise precision tau per target that ``fit_noise`` "
                          "chose on held-out data (set by ``fit_noise`` only)."),
+    "temperature_": ("float",
+                     "The temperature that ``fit_temperature`` chose on held-out data (set "
+                     "by ``fit_temperature`` only); ``predict_proba(X, temperature="
+                     "est.temperature_)`` applies it."),
     "out_activation_": ("str", "The output layer's activation."),
     "loss_": ("float", "The last epoch's training loss (with penalties, on dropped-out "
                        "networks)."),
@@ -197,7 +201,7 @@ ATTRIBUTES = {
                  "``time_forward_backward``), ``time_update`` (optimizer step, max-norm), "
                  "``time_validation``. ``pandas.DataFrame(est.history_)`` makes a table."),
 }
-_NOT_IN = {"regressor": {"classes_"}, "classifier": {"noise_precision_"}}
+_NOT_IN = {"regressor": {"classes_", "temperature_"}, "classifier": {"noise_precision_"}}
 
 
 def _wrap(text, indent, width=92):

@@ -87,7 +87,7 @@ def _cmd_plot(args):
 
 README_TABLES = {"claims": "claims_markdown", "selected": "selected_markdown",
                  "mnist1d": "mnist1d_markdown", "across": "across_markdown",
-                 "power": "power_markdown"}
+                 "power": "power_markdown", "uncertainty": "uncertainty_markdown"}
 # Another study's tables beside the main one's: the families whose claims each shows (None:
 # every family; "full": the full profile's run beside the quick one's).
 README_SECTIONS = {"noise": NOISE_FAMILIES, "full": None}

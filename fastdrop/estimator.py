@@ -2,6 +2,7 @@
 and the training loop of :mod:`fastdrop._trainer`, on a base (_BaseMLP) that holds
 everything but what their targets are: the regressor is another loss and target encoding on
 the same engine and loop."""
+import functools
 import math
 import numbers
 import warnings
@@ -18,7 +19,7 @@ from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target, unique_labels
 from sklearn.utils.validation import (_check_sample_weight, check_array, check_is_fitted,
-                                      validate_data)
+                                      column_or_1d, validate_data)
 
 from ._estimator_docs import document
 from ._threading import (fit_threads, resolve_n_threads, step_threads, step_work,
@@ -78,6 +79,33 @@ def _best_precision(y, passes):
     center = -math.log(mse)
     best = minimize_scalar(neg_ll, bounds=(center - 10, center + 10), method="bounded",
                            options={"xatol": 1e-6})
+    return math.exp(best.x)
+
+
+def _tempered(proba, temperature):
+    """softmax(log p / T) row by row: the probabilities of logits divided by T (a row's
+    logits and its log-probabilities differ by a constant, which the softmax drops)."""
+    with np.errstate(divide="ignore"):
+        z = np.log(proba) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    return z / z.sum(axis=1, keepdims=True)
+
+
+def _best_temperature(idx, passes):
+    """The T minimizing the mean negative log-likelihood of the labels' columns ``idx``
+    under the mean over ``passes`` (T, n, k) of each pass tempered: a bounded search over
+    log T in [log 0.05, log 20]."""
+    from scipy.optimize import minimize_scalar
+
+    rows = np.arange(idx.size)
+
+    def nll(log_t):
+        mean = np.mean([_tempered(p, math.exp(log_t)) for p in passes], axis=0)
+        return -float(np.mean(np.log(np.clip(mean[rows, idx], 1e-300, None))))
+
+    best = minimize_scalar(nll, bounds=(math.log(0.05), math.log(20.0)), method="bounded",
+                           options={"xatol": 1e-5})
     return math.exp(best.x)
 
 
@@ -815,15 +843,58 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         total = out.sum(axis=1, keepdims=True)
         return np.divide(out, total, out=np.full_like(out, 1 / out.shape[1]), where=total > 0)
 
-    def predict_proba(self, X, *, mc_samples=None, return_std=False):
+    def predict_proba(self, X, *, mc_samples=None, return_std=False, temperature=None):
         """Class probabilities (n_samples, n_classes); multilabel: each label's probability
         (n_samples, n_labels), independent sigmoids, as scikit-learn returns them.
 
         Deterministic weight scaling by default. With ``mc_samples=T``, the mean over T
         stochastic forward passes with fresh dropout masks (Monte-Carlo dropout, Gal &
         Ghahramani 2016); ``return_std=True`` also returns their per-class standard deviation.
+        ``temperature``: a float > 0 divides each pass's logits by it (temperature scaling,
+        Guo et al. 2017; pass ``temperature_`` after :meth:`fit_temperature`); None or 1
+        leaves the probabilities as they are. The most probable class never changes.
         """
-        return self._predict_moments(X, self._proba, mc_samples, return_std)
+        compute = self._proba
+        if temperature is not None and self._check_temperature(temperature) != 1.0:
+            compute = functools.partial(self._tempered_proba, temperature=float(temperature))
+        return self._predict_moments(X, compute, mc_samples, return_std)
+
+    def _check_temperature(self, temperature):
+        if (isinstance(temperature, bool) or not isinstance(temperature, numbers.Real)
+                or not math.isfinite(temperature) or temperature <= 0):
+            raise ValueError(f"temperature must be a finite float > 0 or None, got "
+                             f"{temperature!r}")
+        check_is_fitted(self)
+        if self._is_multilabel:
+            raise ValueError("temperature scaling is for class probabilities; a multilabel "
+                             "classifier's labels are independent sigmoids")
+        return temperature
+
+    def _tempered_proba(self, X, n_threads, mc_step=None, *, temperature):
+        return _tempered(self._proba(X, n_threads, mc_step), temperature)
+
+    def fit_temperature(self, X, y, mc_samples=None):
+        """Choose the temperature T > 0 that minimizes the negative log-likelihood of
+        ``(X, y)``, held-out data, under ``predict_proba(X, mc_samples=mc_samples,
+        temperature=T)`` (Guo et al. 2017: one scalar dividing the logits, fitted on the
+        validation set); sets ``temperature_`` and returns self. T > 1 softens an
+        overconfident network, T < 1 sharpens an underconfident one. The passes are computed
+        once; the search is over log T."""
+        check_is_fitted(self)
+        if self._is_multilabel:
+            raise ValueError("fit_temperature is for class probabilities; a multilabel "
+                             "classifier's labels are independent sigmoids")
+        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"))
+        passes = np.stack(list(self._mc_passes(X, self._proba, mc_samples)))
+        if passes.shape[1] != len(y):
+            raise ValueError(f"X and y must have as many rows, got {passes.shape[1]} and "
+                             f"{len(y)}")
+        unseen = ~np.isin(y, self.classes_)
+        if unseen.any():
+            raise ValueError(f"y holds labels the classifier was not fitted on: "
+                             f"{np.unique(y[unseen])[:5].tolist()}")
+        self.temperature_ = _best_temperature(np.searchsorted(self.classes_, y), passes)
+        return self
 
     def predict_log_proba(self, X, *, mc_samples=None):
         """The log of :meth:`predict_proba` (with ``mc_samples``, of the Monte-Carlo mean)."""

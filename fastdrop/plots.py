@@ -385,6 +385,89 @@ def mc_dropout(records, out):
     return paths
 
 
+RELIABILITY_METHODS = ("ws", "mc", "ts", "plain", "ensemble")
+MIN_BIN_POINTS = 10  # a bin's accuracy from fewer points is noise, drawn as a spike
+COVERAGE_METHODS = ("ws", "mc", "mc-het", "plain", "ensemble", "oracle")
+
+
+def reliability(records, out):
+    """Per classification set of the uncertainty stage: the reliability diagram (accuracy
+    against mean confidence per confidence bin, the bins pooled over repeats; the diagonal is
+    perfect calibration) of each method, its ECE in the legend, and the share of test points
+    per bin below."""
+    from .suite.claims import uncertainty_records
+    from .suite.predictive import METHODS
+
+    plt, paths = _plt(), []
+    for dataset, recs in uncertainty_records(records).items():
+        if recs[0]["task"] != "classification":
+            continue
+        fig, (ax, hist) = plt.subplots(2, 1, figsize=(6.5, 7), height_ratios=(3, 1),
+                                       sharex=True, layout="constrained")
+        ax.plot([0, 1], [0, 1], color="gray", lw=1, ls=":", label="perfect calibration")
+        n_bins = recs[0]["n_bins"]
+        edges = np.linspace(0, 1, n_bins + 1)
+        for i, method in enumerate(m for m in RELIABILITY_METHODS if m in recs[0]["methods"]):
+            bins = {k: np.sum([r["methods"][method]["bins"][k] for r in recs], axis=0)
+                    for k in ("count", "confidence", "correct")}
+            seen = bins["count"] >= MIN_BIN_POINTS
+            conf = bins["confidence"][seen] / bins["count"][seen]
+            acc = bins["correct"][seen] / bins["count"][seen]
+            ece = np.mean([r["methods"][method]["ece"] for r in recs])
+            ax.plot(conf, acc, "o-", ms=3, color=f"C{i}",
+                    label=f"{METHODS[method]} (ECE {ece:.3f})")
+            hist.stairs(bins["count"] / bins["count"].sum(), edges, color=f"C{i}")
+        ax.set_ylabel("accuracy in the bin")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="upper left")
+        hist.set_xlabel(f"confidence (top probability), {n_bins} equal-width bins")
+        hist.set_ylabel("share of test points")
+        hist.grid(alpha=0.3)
+        ax.set_title(f"Reliability, {dataset}: {len(recs)} repeats pooled (bins of fewer than "
+                     f"{MIN_BIN_POINTS} points not drawn); ECE: mean over repeats", fontsize=9)
+        paths += _save(fig, out, f"reliability_{dataset}")
+    return paths
+
+
+def coverage(records, out):
+    """The regression sets of the uncertainty stage, one panel each: the share of test
+    points inside each method's central interval against the interval's nominal level (mean
+    over repeats, band of one standard deviation); on the diagonal an interval covers what it
+    says. ``oracle``, where the noise is known: the true distribution."""
+    from .suite.claims import uncertainty_records
+    from .suite.predictive import METHODS
+
+    groups = {d: recs for d, recs in uncertainty_records(records).items()
+              if recs[0]["task"] == "regression"}
+    if not groups:
+        return []
+    plt = _plt()
+    fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 5), squeeze=False,
+                             layout="constrained")
+    for ax, (dataset, recs) in zip(axes[0], groups.items()):
+        levels = np.array(recs[0]["levels"])
+        ax.plot([0, 1], [0, 1], color="gray", lw=1, ls=":", label="nominal")
+        for i, method in enumerate(m for m in COVERAGE_METHODS if m in recs[0]["methods"]):
+            cov = np.array([r["methods"][method]["coverage"] for r in recs])
+            mean = cov.mean(axis=0)
+            sd = cov.std(axis=0, ddof=1) if len(recs) > 1 else np.zeros_like(mean)
+            color = "black" if method == "oracle" else f"C{i}"
+            style = dict(ls="--") if method == "oracle" else dict(marker="o", ms=3)
+            ax.plot(levels, mean, color=color, label=METHODS[method], **style)
+            ax.fill_between(levels, mean - sd, mean + sd, alpha=0.15, color=color)
+        ax.set_xlabel("nominal level of the central interval")
+        ax.set_ylabel("share of test points inside")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.set_title(f"{dataset} ({len(recs)} repeats, mean ± 1 sd)", fontsize=9)
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Coverage of the predictive intervals (mean ± z x total std)")
+    return _save(fig, out, "coverage")
+
+
 def critical_difference(records, out):
     """Demšar's critical-difference diagram: the core families' average ranks over the
     datasets (1 = best), Nemenyi's critical difference as a bar, and a thick line joining
@@ -451,5 +534,5 @@ def plot_all(results_dir, out=None):
     if fits(records, arch="seed"):
         paths += rate_sweep(records, out, arch="seed")
     paths += kernel_throughput(records, out) + threads_scaling(records, out)
-    paths += mc_dropout(records, out)
+    paths += mc_dropout(records, out) + reliability(records, out) + coverage(records, out)
     return paths

@@ -4,7 +4,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_classification
-from sklearn.exceptions import ConvergenceWarning
+from sklearn.exceptions import ConvergenceWarning, NotFittedError
 from sklearn.model_selection import train_test_split
 from sklearn.neural_network import MLPClassifier as SklearnMLP
 from sklearn.neural_network import MLPRegressor as SklearnMLPRegressor
@@ -419,6 +419,53 @@ def test_predict_uncertainty_decomposes_the_entropy(blobs):
     assert np.all(u.predictive_entropy <= np.log(3) + 1e-12)
     np.testing.assert_allclose(u.predictive_entropy - u.expected_entropy,
                                u.mutual_information, atol=1e-12)
+
+
+def test_fit_temperature_recovers_the_temperature_the_labels_were_drawn_at(blobs):
+    """Labels drawn from softmax(log p / 2), p the network's own probabilities on 20000
+    rows: the fitted temperature is 2 within 5%, and predict_proba at it never changes the
+    most probable class."""
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((16,), max_iter=30, random_state=0), X, y)
+    rng = np.random.default_rng(0)
+    X_val = rng.standard_normal((20000, X.shape[1])).astype(np.float32)
+    p = est.predict_proba(X_val, temperature=2.0)
+    logits = np.log(est.predict_proba(X_val)) / 2.0
+    np.testing.assert_allclose(p, np.exp(logits) / np.exp(logits).sum(1, keepdims=True),
+                               rtol=1e-6)
+    drawn = (p.cumsum(axis=1) > rng.random((len(p), 1))).argmax(axis=1)
+    assert est.fit_temperature(X_val, est.classes_[drawn]) is est
+    assert est.temperature_ == pytest.approx(2.0, rel=0.05)
+    np.testing.assert_array_equal(est.predict_proba(X, temperature=est.temperature_).argmax(1),
+                                  est.predict_proba(X).argmax(1))
+    np.testing.assert_array_equal(est.predict_proba(X, temperature=1.0), est.predict_proba(X))
+    mc = est.predict_proba(X[:5], mc_samples=3, temperature=0.5)  # each pass tempered
+    np.testing.assert_allclose(mc.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan"), float("inf"), "2", True])
+def test_temperature_must_be_a_positive_float(blobs, bad):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((4,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="temperature must be a finite float > 0"):
+        est.predict_proba(X[:3], temperature=bad)
+
+
+def test_fit_temperature_checks_its_labels_and_the_kind_of_classifier(blobs):
+    X, y = blobs
+    est = fit_quiet(MLPClassifier((4,), max_iter=2, random_state=0), X, y)
+    with pytest.raises(ValueError, match="labels the classifier was not fitted on: \\[7\\]"):
+        est.fit_temperature(X[:3], [0, 1, 7])
+    with pytest.raises(ValueError, match="as many rows"):
+        est.fit_temperature(X[:3], [0, 1])
+    with pytest.raises(NotFittedError):
+        MLPClassifier().fit_temperature(X[:3], y[:3])
+    multi = fit_quiet(MLPClassifier((4,), max_iter=2, random_state=0), X,
+                      np.stack([y == 0, y == 1], axis=1).astype(int))
+    with pytest.raises(ValueError, match="multilabel"):
+        multi.fit_temperature(X[:3], np.zeros((3, 2), int))
+    with pytest.raises(ValueError, match="multilabel"):
+        multi.predict_proba(X[:3], temperature=2.0)
 
 
 def test_lbfgs_reaches_scikit_learns_accuracy_on_digits():

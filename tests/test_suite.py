@@ -521,9 +521,12 @@ def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
                        l1_grid=(1e-4,), seed_arch_datasets=("iris",),
                        seed_arch_rates=(0.0, 0.5), mc_samples=(1, 5), maxnorm_radii=(1.0,),
                        maxnorm_learning_rates=(0.05,), cost_rates=(0.5,),
-                       cost_dataset="iris")
+                       cost_dataset="iris", uncertainty_datasets=("iris", "diabetes"))
     monkeypatch.setitem(cfg.PROFILES, "quick", tiny)
     import fastdrop.suite.experiments as ex
+    import fastdrop.suite.predictive as predictive
+
+    monkeypatch.setattr(predictive, "REGRESSION_RATES", (0.1, 0.5))
 
     def few_threads(dataset, profile, epochs=3):  # the real one fits 784-512-512 per count
         return {"kind": "threads", "key": f"threads|{dataset}|{profile}", "dataset": dataset,
@@ -536,9 +539,10 @@ def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
     names = {p.stem for p in (out / "figures").glob("*.png")}
     assert {"rate_sweep_iris", "rate_sweep_iris_seed", "time_vs_epochs", "time_to_target",
             "learning_curves_iris", "kernel_throughput", "epoch_time_vs_threads",
-            "mc_dropout_iris", "critical_difference"} <= names
+            "mc_dropout_iris", "critical_difference", "reliability_iris", "coverage"} <= names
     summary = (out / "summary.md").read_text()
     assert "## The claims" in summary and "## Chosen on validation" in summary
+    assert "## Predictive distributions" in summary and "| diabetes | MC dropout" in summary
     cost = [r for r in ResultStore(out).records() if r["kind"] == "epoch_cost"]
     assert [r["dataset"] for r in cost] == ["iris"]
     assert all(len(t) == cost[0]["rounds"] for t in cost[0]["epoch_times"].values())
@@ -549,7 +553,15 @@ def test_run_writes_every_figure(tmp_path, monkeypatch, capsys):
                                                "dropout-l2"}
     assert {r.get("budget", 1) for r in records if r["arch"] == "seed"} == {1, 3}
     data = json.loads((out / "summary.json").read_text())
-    assert {"protocol", "selected", "claims", "power", "across", "compute"} <= set(data)
+    assert {"protocol", "selected", "claims", "power", "across", "compute",
+            "uncertainty"} <= set(data)
+    stage = data["uncertainty"]["datasets"]
+    assert set(stage) == {"iris", "diabetes"}
+    assert set(stage["diabetes"]["methods"]) == {"ws", "mc", "mc-het", "plain", "ensemble"}
+    assert {stage[d]["repeats"] for d in stage} == {2}  # the profile's seeds
+    rows = [c for c in data["claims"] if c["source"] in ("Gal & Ghahramani 2016",
+                                                         "Lakshminarayanan et al. 2017")]
+    assert sorted(c["dataset"] for c in rows) == ["diabetes"] * 3 + ["iris"] * 3
     # the pilot's two repeats, then the plan's: wine's cap is 3
     plans = ResultStore(out).records("repeats_plan")
     assert [p["dataset"] for p in plans] == ["wine"] and plans[0]["cap"] == 3

@@ -12,7 +12,8 @@ from .config import LEARNING_RATE
 from .families import CORE
 from .selection import (CONVERGENCE_TOL, TARGET_FRACTION, _by_config, _params_text, best_at,
                         chosen_runs, epochs_to_converge, select, time_to_target)
-from .stats import (CONFIDENCE, MARGIN, Interval, average_ranks, beats, both,
+from .stats import (CALIBRATION_MARGIN, CONFIDENCE, LOG_LIKELIHOOD_MARGIN, MARGIN, Interval,
+                    average_ranks, beats, both,
                     detectable_effect, exceeds, friedman, holm_vs_control, mean_interval,
                     median_ci, median_interval, nemenyi_cd, not_better, paired_interval,
                     repeats_for, signed_rank, within)
@@ -21,6 +22,8 @@ ARTICLE = "the article"
 SRIVASTAVA = "Srivastava et al. 2014"
 KLAMBAUER = "Klambauer et al. 2017"
 WAN = "Wan et al. 2013"
+GAL = "Gal & Ghahramani 2016"
+LAKSHMINARAYANAN = "Lakshminarayanan et al. 2017"
 
 
 def test_train_ratio(records, dataset):
@@ -307,7 +310,8 @@ def claims(records, across=None):
             out += [row for row in (fn(ev) for fn in claim_fns) if row is not None]
     across = across_datasets(records) if across is None else across
     pooled = across["claims"] if across else []
-    return pooled + out + epoch_cost_claims(records) + weight_scaling_claims(records)
+    return (pooled + out + epoch_cost_claims(records) + weight_scaling_claims(records)
+            + uncertainty_claims(records))
 
 
 def evidence(records, arch="default"):
@@ -445,4 +449,72 @@ def weight_scaling_claims(records):
             f"scaling's; log-loss {loss.estimate:+.4f} [{loss.low:+.4f}, {loss.high:+.4f}]; "
             f"mean KL(average || weight scaling) {kl:.3f} nats; the average first matches "
             f"weight scaling's accuracy at T = {matched if matched else f'> {samples[-1]}'}"))
+    return out
+
+
+def uncertainty_records(records):
+    """{dataset: [its uncertainty records, by repeat]} (the latest record of each key)."""
+    latest = {r["key"]: r for r in records if r.get("kind") == "uncertainty"}
+    groups = defaultdict(list)
+    for r in sorted(latest.values(), key=lambda r: r["repeat"]):
+        groups[r["dataset"]].append(r)
+    return dict(sorted(groups.items()))
+
+
+def _coverage_error(record, method, level=0.9):
+    return abs(record["methods"][method]["coverage"][record["levels"].index(level)] - level)
+
+
+def _ece(record, method):
+    return record["methods"][method]["ece"]
+
+
+def _log_likelihood(record, method):
+    return record["methods"][method]["log_likelihood"]
+
+
+# (claim, source, the two sides: a's score minus b's is the interval's quantity, where a
+# positive difference means the claim's side is better; the margin; the evidence's words)
+UNCERTAINTY_CLAIMS = (
+    ("MC averaging gives a better test log-likelihood than weight scaling", GAL,
+     lambda r: _log_likelihood(r, "mc") - _log_likelihood(r, "ws"), LOG_LIKELIHOOD_MARGIN,
+     "test log-likelihood per point, MC dropout ({T} passes) minus weight scaling, {tuned}"),
+    ("a 5-member ensemble beats MC dropout on log-likelihood", LAKSHMINARAYANAN,
+     lambda r: _log_likelihood(r, "ensemble") - _log_likelihood(r, "mc"),
+     LOG_LIKELIHOOD_MARGIN,
+     "test log-likelihood per point, {M}-member deep ensemble of plain networks{variance} "
+     "minus MC dropout ({T} passes)"),
+)
+
+
+def uncertainty_claims(records):
+    """Per dataset of the uncertainty stage (suite/predictive.py): the literature's claims
+    about dropout's predictive distribution, paired per repeat with the corrected t (the
+    repeats' splits share one pool of rows), decided by ``beats`` with the stage's margins:
+    log-likelihood in nats per test point, calibration as ECE (classification) or the 90%
+    interval's distance from 90% coverage (regression)."""
+    out = []
+    for dataset, recs in uncertainty_records(records).items():
+        ratio = test_train_ratio(recs, dataset)
+        regression = recs[0]["task"] == "regression"
+        words = {"T": recs[0]["mc_samples"], "M": recs[0]["members"],
+                 "tuned": ("each with its own validation-chosen drop rate and noise precision"
+                           if regression else "one network, the study's validation choice of "
+                           "rate and learning rate"),
+                 "variance": " with a variance output" if regression else ""}
+        for claim, source, diff, margin, evidence in UNCERTAINTY_CLAIMS:
+            iv = mean_interval([diff(r) for r in recs], test_train_ratio=ratio)
+            out.append(_claim(dataset, claim, source, beats(iv, margin), iv,
+                              evidence.format(**words) + f"; margin {margin:g}"))
+        calibration = (lambda r: _coverage_error(r, "plain") - _coverage_error(r, "mc")) \
+            if regression else (lambda r: _ece(r, "plain") - _ece(r, "mc"))
+        iv = mean_interval([calibration(r) for r in recs], test_train_ratio=ratio)
+        what = ("|coverage of the 90% interval - 0.9|, no dropout (tau on validation) minus MC "
+                "dropout" if regression else
+                f"expected calibration error ({recs[0]['n_bins']} equal-width confidence "
+                "bins), no dropout minus MC dropout")
+        out.append(_claim(dataset, "MC dropout is better calibrated than the plain network",
+                          GAL, beats(iv, CALIBRATION_MARGIN), iv,
+                          f"{what} (holds when MC dropout's error is smaller); margin "
+                          f"{CALIBRATION_MARGIN:g}"))
     return out

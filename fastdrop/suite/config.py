@@ -59,6 +59,9 @@ class Profile:
     max_repeats: tuple = ()
     # where batch-mode dropout, input dropout and dropout + max-norm run (None: everywhere)
     extras_datasets: tuple | None = None
+    # the uncertainty stage (suite/predictive.py): classification sets the study swept, and
+    # regression sets of predictive.REGRESSION_SETS
+    uncertainty_datasets: tuple = ()
 
     @property
     def stopping(self):
@@ -94,7 +97,7 @@ PROFILES = {
                            "batch-mode fits (its epochs are still timed), dropout + "
                            "max-norm and the article's 64-128-256-512-512 network left out "
                            "(full: every rate 0.0-0.9 in both modes, 10-20 repeats, "
-                           "max-norm, the article's network with L1/L2)"),
+                           "max-norm, the article's network with L1/L2, the uncertainty stage)"),
     "full": Profile("full", max_iter=300, n_iter_no_change=20, tol=1e-4, batch_size=64,
                     learning_rates=LEARNING_RATES,
                     datasets=("mnist1d",) + SMALL_SETS + ("synthetic",),
@@ -104,6 +107,7 @@ PROFILES = {
                     maxnorm_rates=(0.2, 0.5, 0.8),
                     max_repeats=(("digits", 20), ("breast_cancer", 20), ("wine", 20),
                                  ("iris", 20)),
+                    uncertainty_datasets=("mnist1d", "diabetes", "heteroscedastic"),
                     trims="MNIST-1D 20k and synthetic-60k left out of the fits (each fit "
                           "costs 5-20x MNIST-1D's and decides no claim the others do not; "
                           "MNIST-1D 20k still times the epochs)"),

@@ -1,6 +1,8 @@
 """Measurements that must run alone on the machine (after the pool of fits), stored as records.
 
 * ``mc``: Monte-Carlo dropout accuracy vs number of samples, against weight scaling.
+* ``uncertainty``: the predictive distributions of dropout, a plain network and a deep
+  ensemble scored and calibrated (suite/predictive.py; the profile's uncertainty_datasets).
 * ``threads``: epoch time vs thread count, with and without dropout.
 * ``kernel``: dropout forward throughput vs array size, against numpy and np.copyto (and
   torch.nn.functional.dropout when installed).
@@ -173,16 +175,28 @@ def run_experiments(store, profile="quick", datasets=("digits",), progress=True,
     done = store.keys()
     mc = [args for key, args in mc if key not in done]
     timed = [(k, f) for k, f in timed if k not in done]
-    bar = tqdm(total=len(mc) + len(timed), desc="experiments",
-               disable=not progress or not (mc or timed))
+    from .predictive import pending_calls
+
+    predictive = [(fn, *args) for _, fn, args in
+                  pending_calls(store.records(), p.uncertainty_datasets, p.seeds, profile)]
+    bar = tqdm(total=len(mc) + len(predictive) + len(timed), desc="experiments",
+               disable=not progress or not (mc or predictive or timed))
     with bar:
         for record in _in_workers(mc_dropout, mc, n_jobs):
+            store.append(record)
+            bar.update()
+        for record in _in_workers(_call, predictive, n_jobs):
             store.append(record)
             bar.update()
         for _, job in timed:
             store.append(job())
             bar.update()
-    return len(mc) + len(timed)
+    return len(mc) + len(predictive) + len(timed)
+
+
+def _call(fn, *args, n_threads=None, parent_pid=None):
+    """fn(*args) in a worker: the uncertainty stage's records come from two functions."""
+    return fn(*args, n_threads=n_threads, parent_pid=parent_pid)
 
 
 def _in_workers(fn, calls, n_jobs=None):

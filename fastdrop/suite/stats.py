@@ -19,8 +19,10 @@ difference compares every pair, Holm's step-down procedure compares each family 
 dropout; and one pooled verdict per question comes from the Wilcoxon signed-rank test over
 the per-dataset differences, as the Hodges-Lehmann estimate with its exact interval.
 
-The verdicts, with a margin of practical equivalence ``MARGIN`` (half a point of accuracy)
-stated before looking at any result:
+The verdicts, with a margin of practical equivalence ``MARGIN`` (half a point of accuracy;
+the uncertainty stage's log-likelihoods ``LOG_LIKELIHOOD_MARGIN``, 0.01 nats per test point,
+and calibration errors ``CALIBRATION_MARGIN``, half a point) stated before looking at any
+result:
 
 * ``beats`` (A is better than B): **holds** when the interval's low end is above 0; **does
   not hold** when its high end is below the margin (A is at best negligibly better);
@@ -47,6 +49,11 @@ CONFIDENCE = 0.95
 ALPHA = 1 - CONFIDENCE
 POWER = 0.8          # of the smallest detectable effect the summary states
 MARGIN = 0.005       # accuracy: half a point
+# The uncertainty stage's margins, in the units of what it compares: test log-likelihood in
+# nats per test point (0.01: a likelihood ratio of 1% per point), and calibration (ECE, or a
+# 90% interval's distance from 90% coverage) in probability, half a point as for accuracy.
+LOG_LIKELIHOOD_MARGIN = 0.01
+CALIBRATION_MARGIN = 0.005
 HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
 PAIRED_T = (f"paired differences over repeats (same split and initial weights), mean with a "
             f"{CONFIDENCE:.0%} Student t interval (ddof 1)")

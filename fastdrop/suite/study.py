@@ -211,7 +211,7 @@ def compute_time(records):
 def finish(out, quiet, started, figures=None):
     """summary.json and summary.md from what is stored in ``out``, then ``figures(out)``."""
     from .summary import (across_markdown, build_summary, claims_markdown, power_markdown,
-                          selected_markdown, summary_table)
+                          selected_markdown, summary_table, uncertainty_markdown)
 
     records = ResultStore(out).records()
     summary = build_summary(records)  # the summary first: no figure can stop it
@@ -223,6 +223,8 @@ def finish(out, quiet, started, figures=None):
             f"## Across datasets\n\n{across_markdown(summary)}\n\n"
             f"## What each dataset's repeats could resolve\n\n{power_markdown(summary)}\n\n"
             f"## Chosen on validation\n\n{chosen}\n\n"
+            f"## Predictive distributions (the uncertainty stage)\n\n"
+            f"{uncertainty_markdown(summary)}\n\n"
             f"## Every configuration (default architecture)\n\n{table}\n")
     (Path(out) / "summary.md").write_text(text)
     paths = figures(out) if figures is not None else []

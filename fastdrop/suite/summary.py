@@ -5,11 +5,12 @@ from collections import defaultdict
 
 import numpy as np
 
-from .claims import across_datasets, claims, power, test_train_ratio
+from .claims import across_datasets, claims, power, test_train_ratio, uncertainty_records
 from .config import get_profile
 from .selection import (_params_key, _params_text, accuracy_targets, epochs_to_converge,
                         fits, select, time_to_target)
-from .stats import CONFIDENCE, CORRECTED_T, MARGIN, PAIRED_T, VERDICT_RULES
+from .stats import (CALIBRATION_MARGIN, CONFIDENCE, CORRECTED_T, LOG_LIKELIHOOD_MARGIN, MARGIN,
+                    PAIRED_T, VERDICT_RULES, mean_interval)
 
 METRICS = ("val_score", "best_val_accuracy", "best_val_loss", "final_val_loss",
            "test_accuracy", "epoch_time", "n_iter", "gap")
@@ -71,6 +72,8 @@ def protocol(records):
             "method": CORRECTED_T, "method_runs": PAIRED_T + "; medians of per-repeat ratios "
                       "with a distribution-free interval where runs are censored",
             "across_datasets": ACROSS, "margin": MARGIN, "confidence": CONFIDENCE,
+            "margins_uncertainty": {"log_likelihood": LOG_LIKELIHOOD_MARGIN,
+                                    "calibration": CALIBRATION_MARGIN},
             "verdict_rules": VERDICT_RULES}
 
 
@@ -102,7 +105,115 @@ def build_summary(records):
     across = across_datasets(records)
     return _json_ready({"protocol": protocol(records), "selected": kept, "dropped": dropped,
                         "claims": claims(records, across or {}), "power": power(records),
-                        "across": across})
+                        "across": across, "uncertainty": uncertainty_scores(records)})
+
+
+UNCERTAINTY_PROTOCOL = (
+    "per repeat its own split; every choice (the study's rate and learning rate, the "
+    "regressors' drop rate and noise precision, the temperature) on its validation part, "
+    "scores on its test part; the mean over repeats with a t interval (plain, not paired); "
+    "the verdict rows pair methods per repeat (claims.uncertainty_claims)")
+_COVERAGE_SHOWN = (0.5, 0.9, 0.95)
+
+
+def uncertainty_scores(records):
+    """Per uncertainty dataset and method: each score's mean over repeats with its t
+    interval, the coverage per level, and (classification) the reliability bins pooled over
+    repeats; None where the stage did not run."""
+    groups = uncertainty_records(records)
+    if not groups:
+        return None
+    out = {"protocol": UNCERTAINTY_PROTOCOL, "datasets": {}}
+    for dataset, recs in groups.items():
+        first = recs[0]
+        methods = {}
+        for method in first["methods"]:
+            runs = [r["methods"][method] for r in recs if method in r["methods"]]
+            row = {name: _estimate_and_ci([run[name] for run in runs])
+                   for name, value in runs[0].items() if isinstance(value, float)}
+            row["n"] = len(runs)
+            if "coverage" in runs[0]:
+                row["coverage"] = np.mean([run["coverage"] for run in runs], axis=0).tolist()
+            if "bins" in runs[0]:
+                row["bins"] = {k: np.sum([run["bins"][k] for run in runs], axis=0).tolist()
+                               for k in runs[0]["bins"]}
+            methods[method] = row
+        entry = {"task": first["task"], "repeats": len(recs), "methods": methods,
+                 "mc_samples": first["mc_samples"], "members": first["members"]}
+        if first["task"] == "regression":
+            entry["levels"] = first["levels"]
+            entry["rates_chosen"] = {m: sorted({r["rates"][m] for r in recs})
+                                     for m in first["rates"]}
+            entry["rate_grid"] = first.get("rate_grid")
+        else:
+            entry["n_bins"] = first["n_bins"]
+            entry["temperature"] = _estimate_and_ci([r["temperature"] for r in recs])
+            entry["params"] = first["params"]
+        out["datasets"][dataset] = entry
+    return out
+
+
+def _estimate_and_ci(values):
+    iv = mean_interval(values)
+    return [iv.estimate, iv.low, iv.high]
+
+
+def uncertainty_markdown(summary):
+    """The uncertainty stage's scores: one table for classification, one for regression."""
+    from .predictive import METHODS
+
+    u = summary.get("uncertainty")
+    if not u:
+        return "(the uncertainty stage has not run: it is part of the full profile)"
+    cls = ["| dataset | method | accuracy | log-likelihood | Brier | ECE | n |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+    reg = ["| dataset | method | log-likelihood | RMSE | "
+           + " | ".join(f"{level:.0%} interval covers" for level in _COVERAGE_SHOWN)
+           + " | n |", "|---|---|---:|---:|" + "---:|" * len(_COVERAGE_SHOWN) + "---:|"]
+    notes = []
+    for dataset, d in u["datasets"].items():
+        for method, row in d["methods"].items():
+            name = METHODS.get(method, method)
+            if d["task"] == "classification":
+                cls.append(f"| {dataset} | {name} | {_mean_ci(row['accuracy'])} | "
+                           f"{_mean_ci(row['log_likelihood'])} | {_mean_ci(row['brier'])} | "
+                           f"{_mean_ci(row['ece'])} | {row['n']} |")
+            else:
+                cover = [row["coverage"][d["levels"].index(level)] for level in _COVERAGE_SHOWN]
+                reg.append(f"| {dataset} | {name} | {_mean_ci(row['log_likelihood'])} | "
+                           f"{_mean_ci(row['rmse'])} | "
+                           + " | ".join(f"{c:.3f}" for c in cover) + f" | {row['n']} |")
+        if d["task"] == "classification":
+            t = d["temperature"]
+            notes.append(f"{dataset}: the study's choices (dropout: rate, learning rate "
+                         f"{d['params']['dropout']}; none: {d['params']['none']}); fitted "
+                         f"temperature {t[0]:.3f} [{t[1]:.3f}, {t[2]:.3f}]; ECE over "
+                         f"{d['n_bins']} equal-width bins.")
+        else:
+            grid = d["rate_grid"] or []
+            chosen = "; ".join(f"{METHODS.get(m, m)} {', '.join(f'{v:g}' for v in rates)}"
+                               for m, rates in d["rates_chosen"].items())
+            edges = sorted({v for rates in d["rates_chosen"].values() for v in rates
+                            if grid and v in (grid[0], grid[-1])})
+            edge_text = "".join(
+                f"; {v:g} is the grid's " + ("low edge (below it, 0: the no-dropout row)"
+                                             if v == grid[0] else "top edge")
+                for v in edges)
+            notes.append(f"{dataset}: drop rates chosen on validation over the repeats (grid "
+                         f"{', '.join(f'{v:g}' for v in grid)}): {chosen}{edge_text}.")
+    parts = [u["protocol"].capitalize() + "."]
+    if len(cls) > 2:
+        parts.append("\n".join(cls))
+    if len(reg) > 2:
+        parts.append("\n".join(reg))
+    parts.append("\n".join(f"- {n}" for n in notes))
+    return "\n\n".join(parts)
+
+
+def _mean_ci(cell):
+    estimate, low, high = cell
+    return (f"{estimate:.4f}" if low is None or not math.isfinite(low)
+            else f"{estimate:.4f} [{low:.4f}, {high:.4f}]")
 
 
 def _json_ready(value):
