@@ -1,11 +1,14 @@
-"""Monte-Carlo dropout on a 1-D regression with a gap in its training inputs: the predictive
+"""
+Monte-Carlo dropout regression: uncertainty where there is no data
+==================================================================
+
+Monte-Carlo dropout on a 1-D regression with a gap in its training inputs: the predictive
 standard deviation grows where the network has seen no data (Gal & Ghahramani 2016).
 
-    python examples/mc_dropout_regression.py [figure.png]
-
-Fits fastdrop.MLPRegressor (two hidden layers of 128, dropout 0.2) to sin(x) + noise on
-1.5 < |x| < 4, then draws 200 stochastic passes over a grid and plots their mean and two
+Fits :class:`fastdrop.MLPRegressor` (two hidden layers of 128, dropout 0.2) to sin(x) + noise
+on 1.5 < ``|x|`` < 4, then draws 200 stochastic passes over a grid and plots their mean and two
 standard deviations; prints the mean standard deviation inside the gap and on the data.
+``python examples/mc_dropout_regression.py figure.png`` writes the README's figure.
 """
 import sys
 import warnings
@@ -21,7 +24,7 @@ def gap_problem(seed=0):
     return x[:, None], np.sin(x) + 0.1 * rng.standard_normal(x.size)
 
 
-def main(path="mc_regression.png"):
+def main(path=None):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -51,8 +54,11 @@ def main(path="mc_regression.png"):
     ax.set_title("fastdrop.MLPRegressor, dropout 0.2: Monte-Carlo predictive uncertainty",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+    if path is None:  # the gallery shows the open figure
+        plt.show()
+    else:
+        fig.savefig(path, dpi=120)
+        print(f"wrote {path}")
 
 
 if __name__ == "__main__":

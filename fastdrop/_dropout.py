@@ -227,7 +227,25 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
 
     Reads the stored bits, or recomputes the decisions from ``(mask.seed, mask.step)`` when the
     mask was not stored (``store_mask=False``). A mask of a noise shape is broadcast over
-    ``dy``. ``dy`` is converted like ``x`` in :func:`dropout`; ``out`` may be ``dy`` itself.
+    ``dy``.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to the forward pass's output; of the mask's shape, or one the
+        mask broadcasts to along its axes of length 1. Converted like ``x`` in
+        :func:`dropout`.
+    mask : DropoutMask
+        The mask :func:`dropout` returned.
+    out : ndarray, optional
+        Preallocated output of dy's shape and dtype; may be ``dy`` itself.
+    n_threads : int or None
+        None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+    Returns
+    -------
+    dx : ndarray
+        The gradient with respect to the forward pass's input; ``out`` when given.
     """
     check_mask(mask)
     dy = as_float_array(dy, "dy")
@@ -250,8 +268,23 @@ def dropout_backward(dy, mask, *, out=None, n_threads=None):
 def dropout_inference(x, p, *, mode="inverted", out=None):
     """Test-time pass: ``x`` for inverted dropout, ``x * keep_prob`` for classic dropout.
 
-    ``keep_prob`` is the realized probability of the training masks (see module notes). With
-    ``mode="inverted"`` and no ``out``, ``x`` itself is returned.
+    Parameters
+    ----------
+    x : array_like
+        Converted like in :func:`dropout`.
+    p : float in [0, 1]
+        The drop probability the network trained with.
+    mode : {"inverted", "classic"}, default "inverted"
+        As in :func:`dropout`.
+    out : ndarray, optional
+        Preallocated output of x's shape and (converted) dtype.
+
+    Returns
+    -------
+    y : ndarray
+        ``x`` (inverted; ``x`` itself when no ``out`` is given) or ``x * keep_prob``
+        (classic), ``keep_prob`` being the realized probability of the training masks (see
+        the module notes).
     """
     p = check_probability(p, "p")
     mode = check_mode(mode)
@@ -304,7 +337,24 @@ def relu_dropout_backward(dy, y, mask, *, out=None, n_threads=None):
     ``y > 0`` exactly where the unit was kept *and* its pre-activation was positive, so the
     output ``y`` of the forward pass gives the whole gate: ``dx = y > 0 ? dy * mask.scale : 0``.
     The mask's bits are not read (only its scale); the bias gradient is ``dx.sum(axis=0)``.
-    ``out`` may be ``dy`` itself.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to the forward pass's output, of the mask's shape.
+    y : ndarray
+        The forward pass's output, of dy's shape and dtype.
+    mask : DropoutMask
+        The mask :func:`relu_dropout` returned.
+    out : ndarray, optional
+        Preallocated output of dy's shape and dtype; may be ``dy`` itself.
+    n_threads : int or None
+        None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+    Returns
+    -------
+    dx : ndarray
+        The gradient with respect to the pre-activations; ``out`` when given.
     """
     check_mask(mask)
     dy = as_float_array(dy, "dy")
@@ -354,7 +404,25 @@ class Dropout:
         self.mask = None
 
     def forward(self, x, training=True, *, out=None, n_threads=None):
-        """Training: dropout with the next step's mask; inference: :func:`dropout_inference`."""
+        """Training: dropout with the next step's mask; inference: :func:`dropout_inference`.
+
+        Parameters
+        ----------
+        x : array_like
+            The input, converted like in :func:`dropout`.
+        training : bool, default True
+            False: the test-time pass (no mask drawn, the step unchanged).
+        out : ndarray, optional
+            Preallocated output, as in :func:`dropout`.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        y : ndarray
+            The layer's output; the mask of a training pass is kept in ``.mask`` for
+            :meth:`backward`.
+        """
         if not training:
             return dropout_inference(x, self.p, mode=self.mode, out=out)
         y, self.mask = dropout(x, self.p, seed=self.seed, step=self.step, mode=self.mode,
@@ -364,7 +432,22 @@ class Dropout:
         return y
 
     def backward(self, dy, *, out=None, n_threads=None):
-        """Gradient through the mask of the last training forward pass."""
+        """Gradient through the mask of the last training forward pass.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient with respect to that pass's output.
+        out : ndarray, optional
+            Preallocated output; may be ``dy`` itself.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        dx : ndarray
+            The gradient with respect to that pass's input.
+        """
         if self.mask is None:
             raise RuntimeError("Dropout.backward called before a training forward pass")
         return dropout_backward(dy, self.mask, out=out, n_threads=n_threads)

@@ -19,7 +19,15 @@ def blas_info():
 
 
 def build_info():
-    """A dict of build facts: version, OpenMP, threads, SIMD path, RNG, BLAS, CPU."""
+    """What this build and machine got: ``python -m fastdrop info`` prints it.
+
+    Returns
+    -------
+    info : dict
+        ``fastdrop`` (the version), ``openmp`` (bool), ``threads`` (the default count),
+        ``simd`` and ``optimizer_simd`` (the kernels' dispatched paths), ``rng``, ``blas``
+        (numpy's BLAS libraries as threadpoolctl reports them) and the CPU's facts.
+    """
     from . import __version__
 
     blas = blas_info()

@@ -67,7 +67,16 @@ GAUSSIAN_TABLE_KS = 1.1e-5  # its Kolmogorov-Smirnov distance to N(0, 1), rounde
 
 class GaussianNoise:
     """The multiplicative noise of one Gaussian dropout draw: nothing stored, everything
-    recomputed from ``(seed, step)``.
+    recomputed from ``(seed, step)``. :func:`gaussian_dropout` makes it.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the array the noise multiplies.
+    p : float in [0, 1)
+        The drop rate the noise stands for.
+    seed, step : int in [0, 2**64)
+        The draw.
 
     Attributes
     ----------
@@ -93,7 +102,19 @@ class GaussianNoise:
         return math.sqrt(self.p / (1.0 - self.p))
 
     def multipliers(self, dtype=np.float64, n_threads=None):
-        """The noise itself, an array of ``shape`` and ``dtype`` (float32 or float64)."""
+        """The noise itself.
+
+        Parameters
+        ----------
+        dtype : float32 or float64, default float64
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        m : ndarray of ``shape`` and ``dtype``
+            The multipliers, of mean 1 and variance ``p / (1 - p)``.
+        """
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {np.dtype(dtype)}")
         ones = np.ones(self.shape, dtype=dtype)
@@ -145,7 +166,24 @@ def gaussian_dropout(x, p, *, seed, step=0, out=None, n_threads=None):
 
 
 def gaussian_dropout_backward(dy, noise, *, out=None, n_threads=None):
-    """Gradient of :func:`gaussian_dropout`: ``dx = dy * m``, the noise recomputed."""
+    """Gradient of :func:`gaussian_dropout`: ``dx = dy * m``, the noise recomputed.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to the forward pass's output, of the noise's shape.
+    noise : GaussianNoise
+        The draw :func:`gaussian_dropout` returned.
+    out : ndarray, optional
+        Preallocated output of dy's shape and dtype; may be ``dy`` itself.
+    n_threads : int or None
+        None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+    Returns
+    -------
+    dx : ndarray
+        The gradient with respect to the forward pass's input; ``out`` when given.
+    """
     if not isinstance(noise, GaussianNoise):
         raise TypeError(f"noise must be a GaussianNoise, got {type(noise).__name__}")
     dy = as_float_array(dy, "dy")
@@ -199,7 +237,24 @@ def alpha_dropout(x, p, *, seed, step=0, out=None, n_threads=None, store_mask=Tr
 
 def alpha_dropout_backward(dy, mask, *, out=None, n_threads=None):
     """Gradient of :func:`alpha_dropout`: ``dx = keep ? dy * a : 0`` (``a`` is
-    ``mask.scale``); recomputes the decisions when the mask was not stored."""
+    ``mask.scale``); recomputes the decisions when the mask was not stored.
+
+    Parameters
+    ----------
+    dy : array_like
+        Gradient with respect to the forward pass's output, of the mask's shape.
+    mask : DropoutMask
+        The mask :func:`alpha_dropout` returned.
+    out : ndarray, optional
+        Preallocated output of dy's shape and dtype; may be ``dy`` itself.
+    n_threads : int or None
+        None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+    Returns
+    -------
+    dx : ndarray
+        The gradient with respect to the forward pass's input; ``out`` when given.
+    """
     return dropout_backward(dy, mask, out=out, n_threads=n_threads)
 
 
@@ -257,8 +312,29 @@ def dropconnect_linear(x, weight, p, *, bias=None, seed, step=0, n_threads=None,
 
 
 def dropconnect_linear_backward(dy, x, weight, mask, *, n_threads=None):
-    """Gradients of :func:`dropconnect_linear`: ``(dx, dweight, dbias)``, with ``dweight``
-    masked and scaled like the weights were (``dbias`` is dy summed over its rows)."""
+    """Gradients of :func:`dropconnect_linear`.
+
+    Parameters
+    ----------
+    dy : array_like of shape (..., out_features)
+        Gradient with respect to the forward pass's output.
+    x : array_like of shape (..., in_features)
+        The forward pass's input.
+    weight : array_like of shape (out_features, in_features)
+        The weights, unmasked.
+    mask : DropoutMask of weight's shape
+        The mask :func:`dropconnect_linear` returned.
+    n_threads : int or None
+        None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+    Returns
+    -------
+    dx : ndarray of x's shape
+    dweight : ndarray of weight's shape
+        Masked and scaled as the weights were.
+    dbias : ndarray of shape (out_features,)
+        dy summed over its rows.
+    """
     x, weight, _ = _check_linear(x, weight, None)
     check_mask(mask)
     if mask.shape != weight.shape:
@@ -298,13 +374,38 @@ class _NoiseLayer:
 
 class GaussianDropout(_NoiseLayer):
     """A Gaussian dropout layer (Keras's ``GaussianDropout(rate)``): training multiplies by
-    noise of mean 1 and variance ``p / (1 - p)``; inference is the identity."""
+    noise of mean 1 and variance ``p / (1 - p)``; inference is the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        The drop rate the noise stands for.
+    seed : int or None
+        None draws one from the OS entropy pool (``.seed`` holds it).
+    """
 
     def __init__(self, p, *, seed=None):
         self.p = _check_rate(p, "Gaussian noise of variance p / (1 - p) would be infinite")
         super().__init__(seed)
 
     def forward(self, x, training=True, *, out=None, n_threads=None):
+        """Training: multiply by the next step's noise; inference: the identity.
+
+        Parameters
+        ----------
+        x : array_like
+            The input, converted like in :func:`fastdrop.dropout`.
+        training : bool, default True
+            False: the test-time pass, the identity (nothing drawn, the step unchanged).
+        out : ndarray, optional
+            Preallocated output of x's shape and (converted) dtype.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        y : ndarray
+        """
         if not training:
             return identity(as_float_array(x, "x"), out)
         y, self._draw = gaussian_dropout(x, self.p, seed=self.seed, step=self._next_step(),
@@ -312,13 +413,38 @@ class GaussianDropout(_NoiseLayer):
         return y
 
     def backward(self, dy, *, out=None, n_threads=None):
+        """Gradient through the noise of the last training forward pass.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient with respect to that pass's output.
+        out : ndarray, optional
+            Preallocated output; may be ``dy`` itself.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        dx : ndarray
+        """
         return gaussian_dropout_backward(dy, self._last_draw("no noise drawn yet"), out=out,
                                          n_threads=n_threads)
 
 
 class AlphaDropout(_NoiseLayer):
     """An alpha dropout layer (PyTorch's and Keras's ``AlphaDropout``): for SELU networks;
-    inference is the identity."""
+    inference is the identity.
+
+    Parameters
+    ----------
+    p : float in [0, 1)
+        Drop probability.
+    seed : int or None
+        None draws one from the OS entropy pool (``.seed`` holds it).
+    store_mask : bool, default True
+        False recomputes the mask in :meth:`backward` instead of keeping 1 bit per element.
+    """
 
     def __init__(self, p, *, seed=None, store_mask=True):
         self.p = _check_rate(p, "every unit dropped leaves no signal to rescale")
@@ -326,6 +452,23 @@ class AlphaDropout(_NoiseLayer):
         super().__init__(seed)
 
     def forward(self, x, training=True, *, out=None, n_threads=None):
+        """Training: alpha dropout with the next step's mask; inference: the identity.
+
+        Parameters
+        ----------
+        x : array_like
+            The input, converted like in :func:`fastdrop.dropout`.
+        training : bool, default True
+            False: the test-time pass, the identity (nothing drawn, the step unchanged).
+        out : ndarray, optional
+            Preallocated output of x's shape and (converted) dtype.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        y : ndarray
+        """
         if not training:
             return identity(as_float_array(x, "x"), out)
         y, self._draw = alpha_dropout(x, self.p, seed=self.seed, step=self._next_step(),
@@ -333,6 +476,21 @@ class AlphaDropout(_NoiseLayer):
         return y
 
     def backward(self, dy, *, out=None, n_threads=None):
+        """Gradient through the mask of the last training forward pass.
+
+        Parameters
+        ----------
+        dy : array_like
+            Gradient with respect to that pass's output.
+        out : ndarray, optional
+            Preallocated output; may be ``dy`` itself.
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        dx : ndarray
+        """
         return alpha_dropout_backward(dy, self._last_draw("no mask drawn yet"), out=out,
                                       n_threads=n_threads)
 
@@ -340,9 +498,20 @@ class AlphaDropout(_NoiseLayer):
 class DropConnectLinear(_NoiseLayer):
     """A linear layer whose weights are dropped, one mask per training forward pass.
 
-    ``weight`` (out_features, in_features) and ``bias`` are held (as given, converted to a
-    float array); :meth:`backward` returns dx and leaves ``grad_weight`` and ``grad_bias``.
-    Inference uses the weights unmasked (inverted scaling: their expectation).
+    :meth:`backward` returns dx and leaves ``grad_weight`` and ``grad_bias``. Inference uses
+    the weights unmasked (inverted scaling: their expectation).
+
+    Parameters
+    ----------
+    weight : array_like of shape (out_features, in_features)
+        Held as given, converted to a float array.
+    bias : array_like of shape (out_features,), optional
+    p : float in [0, 1), default 0.5
+        Drop probability of each weight.
+    seed : int or None
+        None draws one from the OS entropy pool (``.seed`` holds it).
+    store_mask : bool, default False
+        True keeps the mask (1 bit per weight) instead of recomputing it in :meth:`backward`.
     """
 
     def __init__(self, weight, bias=None, p=0.5, *, seed=None, store_mask=False):
@@ -353,6 +522,20 @@ class DropConnectLinear(_NoiseLayer):
         super().__init__(seed)
 
     def forward(self, x, training=True, *, n_threads=None):
+        """Training: ``x @ (weight * mask).T + bias`` with the next step's mask; inference:
+        the unmasked weights.
+
+        Parameters
+        ----------
+        x : array_like of shape (..., in_features)
+        training : bool, default True
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        y : ndarray of shape (..., out_features)
+        """
         if not training:
             x, _, _ = _check_linear(x, self.weight, None)
             y = x @ self.weight.T
@@ -364,6 +547,19 @@ class DropConnectLinear(_NoiseLayer):
         return y
 
     def backward(self, dy, *, n_threads=None):
+        """Gradient through the last training forward pass; sets ``grad_weight`` and
+        ``grad_bias``.
+
+        Parameters
+        ----------
+        dy : array_like of shape (..., out_features)
+        n_threads : int or None
+            None: :func:`fastdrop.get_num_threads`. Results do not depend on it.
+
+        Returns
+        -------
+        dx : ndarray of the input's shape
+        """
         x, mask = self._last_draw("no mask drawn yet")
         dx, self.grad_weight, grad_bias = dropconnect_linear_backward(dy, x, self.weight, mask,
                                                                       n_threads=n_threads)

@@ -46,7 +46,23 @@ class DropoutMask:
     Either stored, 1 bit per element (``bits``, a uint64 array; bit ``j`` of word ``w`` is
     element ``64 * w + j`` of the flattened array, bits past the end are 0), or not stored
     (``bits is None``, ``nbytes == 0``): the decisions are then recomputed from ``(seed, step)``
-    whenever they are needed. Masks with ``keep_prob`` 0 or 1 never store anything.
+    whenever they are needed. Masks with ``keep_prob`` 0 or 1 never store anything. The
+    functions of fastdrop make masks; building one by hand is for tests and tools.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        The shape of the array the mask applies to.
+    threshold : int in [0, 65536]
+        An element is kept when its 16-bit uniform is below it.
+    scale : float
+        The factor kept elements are multiplied by.
+    seed, step : int
+        The draw: key and counter of the Philox generator.
+    offset : int, default 0
+        Index of the mask's first element in the draw's stream.
+    bits : ndarray of uint64, optional
+        The stored decisions; None: recomputed when needed.
 
     Attributes
     ----------
@@ -87,14 +103,31 @@ class DropoutMask:
         return 0 if self.bits is None else self.bits.nbytes
 
     def packed(self, n_threads=None):
-        """The packed uint64 words, computed now if they are not stored."""
+        """The decisions as packed uint64 words, computed now if they are not stored.
+
+        Parameters
+        ----------
+        n_threads : int or None
+            Threads that recompute them; None: :func:`fastdrop.get_num_threads`.
+
+        Returns
+        -------
+        words : ndarray of uint64
+            ``ceil(size / 64)`` words, bit ``j`` of word ``w`` for element ``64 w + j``.
+        """
         if self.bits is not None:
             return self.bits
         return packed_words(self.size, self.threshold, self.seed, self.step, self.offset,
                              resolve_n_threads(n_threads))
 
     def to_bool(self):
-        """The mask as a numpy bool array of ``shape`` (True = kept)."""
+        """The decisions as a numpy array.
+
+        Returns
+        -------
+        keep : ndarray of bool of shape ``shape``
+            True where the element is kept.
+        """
         check_mask(self)
         return unpack(self.packed(), self.size).reshape(self.shape)
 

@@ -15,16 +15,31 @@ def get_num_threads():
     """Number of threads the kernels use when ``n_threads=None``.
 
     All usable cores by default, honouring ``OMP_NUM_THREADS``, :func:`set_num_threads` and
-    ``threadpoolctl.threadpool_limits`` (which sets the same OpenMP value). 1 in a serial build.
+    ``threadpoolctl.threadpool_limits`` (which sets the same OpenMP value).
+
+    Returns
+    -------
+    n : int
+        The count; 1 in a build without OpenMP.
     """
     return _openmp_helpers.effective_n_threads(None, capped=not _explicit)
 
 
 def set_num_threads(n):
-    """Set the default thread count (``-1``: all usable cores; ``-2``: all but one; ...).
+    """Set the default thread count.
 
     This sets OpenMP's ``nthreads`` value for the calling thread, so threadpoolctl reports and
     can temporarily override it.
+
+    Parameters
+    ----------
+    n : int
+        A positive count, or a negative one counted from the usable cores (``-1``: all of
+        them; ``-2``: all but one; ...).
+
+    Returns
+    -------
+    None
     """
     global _explicit
     n = _openmp_helpers.effective_n_threads(n)

@@ -55,8 +55,20 @@ class DeepEnsemble(BaseEstimator):
         return clone(self.estimator)
 
     def fit(self, X, y, **fit_params):
-        """Fit every member on (X, y); ``fit_params`` (sample_weight, X_val, y_val) go to
-        each member's fit."""
+        """Fit every member on (X, y).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like
+            As the member's ``fit`` takes it.
+        **fit_params
+            ``sample_weight``, ``X_val``, ``y_val``: given to each member's ``fit``.
+
+        Returns
+        -------
+        self : the fitted ensemble
+        """
         if (isinstance(self.n_members, bool) or not isinstance(self.n_members, (int, np.integer))
                 or self.n_members < 1):
             raise ValueError(f"n_members must be a positive int, got {self.n_members!r}")
@@ -71,13 +83,36 @@ class DeepEnsemble(BaseEstimator):
 
     # ---- classifiers
     def predict_proba(self, X, *, return_std=False):
-        """The members' mean probabilities (and, with ``return_std``, their spread)."""
+        """The members' mean probabilities (classifiers).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        return_std : bool, default False
+            Also return the members' per-class standard deviation.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+        std : ndarray of proba's shape
+            With ``return_std`` only.
+        """
         probas = self._each("predict_proba", X)
         mean = probas.mean(axis=0)
         return (mean, probas.std(axis=0)) if return_std else mean
 
     def predict_uncertainty(self, X):
-        """As :meth:`MLPClassifier.predict_uncertainty`, with the members as the passes."""
+        """As :meth:`fastdrop.MLPClassifier.predict_uncertainty`, with the members as the
+        passes (classifiers).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        uncertainty : fastdrop.estimator.Uncertainty
+        """
         members = self._fitted()
         entropy = _label_entropy if members[0]._is_multilabel else _entropy
         return entropy_split((m.predict_proba(X) for m in members), entropy)
@@ -85,7 +120,20 @@ class DeepEnsemble(BaseEstimator):
     # ---- both
     def predict(self, X, *, return_std=False):
         """Classifiers: the most probable class of the mean probabilities. Regressors: the
-        members' mean prediction and, with ``return_std``, their spread (epistemic)."""
+        members' mean prediction and, with ``return_std``, their spread (epistemic).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        return_std : bool, default False
+            Regressors only.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        std : ndarray of y's shape
+            With ``return_std`` only.
+        """
         if is_classifier(self._fitted()[0]):
             if return_std:
                 raise ValueError("return_std is for regressors; use predict_proba")
@@ -98,7 +146,18 @@ class DeepEnsemble(BaseEstimator):
         return (mean, preds.std(axis=0)) if return_std else mean
 
     def score(self, X, y, sample_weight=None):
-        """Accuracy (classifiers) or R^2 (regressors) of :meth:`predict`."""
+        """Accuracy (classifiers) or R^2 (regressors) of :meth:`predict`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        score : float
+        """
         from sklearn.metrics import accuracy_score, r2_score
         metric = accuracy_score if is_classifier(self._fitted()[0]) else r2_score
         return metric(y, self.predict(X), sample_weight=sample_weight)
@@ -106,7 +165,18 @@ class DeepEnsemble(BaseEstimator):
     # ---- regressors
     def fit_noise(self, X, y):
         """The noise precision tau per target that maximizes the held-out log-likelihood of
-        the members' mixture (members without a variance output); returns self."""
+        the members' mixture (members without a variance output).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out data.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+
+        Returns
+        -------
+        self : the ensemble, with ``noise_precision_`` set
+        """
         members = self._fitted()
         if members[0].loss == "gaussian_nll":
             raise ValueError("fit_noise is for members without a variance output; "
@@ -119,8 +189,18 @@ class DeepEnsemble(BaseEstimator):
         return self
 
     def predict_distribution(self, X):
-        """The mixture of one Gaussian per member, as a :class:`fastdrop.estimator.Predictive`
-        (``passes`` are the members)."""
+        """The mixture of one Gaussian per member (regressors).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        distribution : fastdrop.Predictive
+            As :meth:`fastdrop.MLPRegressor.predict_distribution`'s, with the members as the
+            ``passes``.
+        """
         members = self._fitted()
         if members[0].loss != "gaussian_nll" and self.noise_precision_ is None:
             raise ValueError("predict_distribution needs the observation noise: call "

@@ -317,13 +317,26 @@ class _BaseMLP(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y, sample_weight=None, *, X_val=None, y_val=None):
-        """Fit on (X, y); optional (X_val, y_val) is the validation set for history_ (and for
-        early stopping when ``early_stopping=True``, instead of a held-out split).
+        """Fit on (X, y); optional (X_val, y_val) is the validation set for ``history_``
+        (and for early stopping when ``early_stopping=True``, instead of a held-out split).
 
         ``sample_weight`` (n_samples,), non-negative, weighs the samples as scikit-learn
         does: each mini-batch's loss is their weighted mean and the penalties are divided by
         the batch's weight instead of its size (with full-batch "lbfgs", integer weights
         equal repeated rows); a held-out validation split scores with its samples' weights.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_outputs)
+            Class labels or a multilabel indicator matrix (classifier), targets (regressor).
+        sample_weight : array-like of shape (n_samples,), optional
+        X_val, y_val : optional
+            A validation set of the same kinds, instead of a held-out part of X.
+
+        Returns
+        -------
+        self : the fitted estimator
         """
         return self._fit(X, y, X_val, y_val, incremental=False, sample_weight=sample_weight)
 
@@ -668,8 +681,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None, classes=None):
         """One epoch over (X, y), weighted by ``sample_weight`` as in :meth:`fit`.
-        ``classes`` is required on the first call; a first call that fails leaves the
-        estimator unfitted, so a corrected call starts afresh."""
+
+        A first call that fails leaves the estimator unfitted, so a corrected call starts
+        afresh.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+        sample_weight : array-like of shape (n_samples,), optional
+        classes : array-like of shape (n_classes,)
+            Every label the estimator will see; required on the first call.
+
+        Returns
+        -------
+        self : the estimator
+        """
         first_call = not hasattr(self, "classes_")
         if first_call:
             if classes is None:
@@ -853,6 +880,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         ``temperature``: a float > 0 divides each pass's logits by it (temperature scaling,
         Guo et al. 2017; pass ``temperature_`` after :meth:`fit_temperature`); None or 1
         leaves the probabilities as they are. The most probable class never changes.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int or None
+            Stochastic passes averaged; None: one weight-scaled pass.
+        return_std : bool, default False
+            Also return the passes' per-class standard deviation (needs ``mc_samples``).
+        temperature : float > 0 or None
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes or n_labels)
+        std : ndarray of proba's shape
+            With ``return_std`` only.
         """
         compute = self._proba
         if temperature is not None and self._check_temperature(temperature) != 1.0:
@@ -879,7 +921,22 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         temperature=T)`` (Guo et al. 2017: one scalar dividing the logits, fitted on the
         validation set); sets ``temperature_`` and returns self. T > 1 softens an
         overconfident network, T < 1 sharpens an underconfident one. The passes are computed
-        once; the search is over log T."""
+        once; the search is over log T in [0.05, 20].
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out data: never the training set, whose probabilities are too confident.
+        y : array-like of shape (n_samples,)
+            Their labels, each one the classifier was fitted on.
+        mc_samples : int or None
+            Fit the temperature of the mean over that many stochastic passes; None: of
+            weight scaling.
+
+        Returns
+        -------
+        self : the estimator, with ``temperature_`` set
+        """
         check_is_fitted(self)
         if self._is_multilabel:
             raise ValueError("fit_temperature is for class probabilities; a multilabel "
@@ -897,7 +954,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return self
 
     def predict_log_proba(self, X, *, mc_samples=None):
-        """The log of :meth:`predict_proba` (with ``mc_samples``, of the Monte-Carlo mean)."""
+        """The log of :meth:`predict_proba` (with ``mc_samples``, of the Monte-Carlo mean).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int or None
+            As in :meth:`predict_proba`.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+        """
         proba = self.predict_proba(X, mc_samples=mc_samples)
         with np.errstate(divide="ignore"):
             return np.log(proba, out=proba)
@@ -905,13 +973,23 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def predict_uncertainty(self, X, mc_samples=100):
         """Per-sample uncertainty of Monte-Carlo dropout over ``mc_samples`` stochastic passes.
 
-        Returns an :class:`Uncertainty` of arrays of shape (n_samples,): ``predictive_entropy``
-        H[mean_t p_t] (total uncertainty), ``expected_entropy`` mean_t H[p_t] (the noise each
-        network sees, aleatoric) and ``mutual_information``, their difference (the networks'
-        disagreement, epistemic: BALD, Houlsby et al. 2011), plus ``proba``, the mean
-        probabilities. Entropies in nats. Without dropout every pass is the same network and
-        the mutual information is 0. Multilabel: the same per label, arrays of shape
-        (n_samples, n_labels), each label a Bernoulli.
+        Without dropout every pass is the same network and the mutual information is 0.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int, default 100
+            Stochastic passes.
+
+        Returns
+        -------
+        uncertainty : Uncertainty
+            Arrays of shape (n_samples,): ``predictive_entropy`` H[mean_t p_t] (total
+            uncertainty), ``expected_entropy`` mean_t H[p_t] (the noise each network sees,
+            aleatoric) and ``mutual_information``, their difference (the networks'
+            disagreement, epistemic: BALD, Houlsby et al. 2011), plus ``proba``, the mean
+            probabilities. Entropies in nats. Multilabel: the same per label, arrays of
+            shape (n_samples, n_labels), each label a Bernoulli.
         """
         if mc_samples is None:
             raise ValueError("predict_uncertainty needs mc_samples, a positive int")
@@ -919,8 +997,18 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return entropy_split(self._mc_passes(X, self._proba, mc_samples), entropy)
 
     def predict(self, X):
-        """Most probable class (deterministic pass); multilabel: the indicator matrix of the
-        labels whose probability exceeds 0.5, as scikit-learn's."""
+        """Most probable class (deterministic pass).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,)
+            The labels; multilabel: the indicator matrix (n_samples, n_labels) of the labels
+            whose probability exceeds 0.5, as scikit-learn's.
+        """
         proba = self.predict_proba(X)
         if self._is_multilabel:
             return (proba > 0.5).astype(int)
@@ -958,7 +1046,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     @available_if(_stochastic_solver)
     def partial_fit(self, X, y, sample_weight=None):
         """One epoch over (X, y), weighted by ``sample_weight`` as in :meth:`fit`; the first
-        call sets the number of targets."""
+        call sets the number of targets.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : the estimator
+        """
         first_call = not hasattr(self, "_net")
         try:
             return self._fit(X, y, None, None, incremental=True, sample_weight=sample_weight)
@@ -1078,6 +1177,20 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         *epistemic* part of the predictive uncertainty only (Gal & Ghahramani 2016; without
         dropout every pass is the same and it is 0). The observation noise comes on top:
         :meth:`predict_distribution` gives both and their total.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int or None
+            Stochastic passes averaged; None: one weight-scaled pass.
+        return_std : bool, default False
+            Also return the passes' standard deviation (needs ``mc_samples``).
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, n_targets)
+        std : ndarray of y's shape
+            With ``return_std`` only.
         """
         result = self._predict_moments(X, self._means, mc_samples, return_std)
         return tuple(map(self._shaped, result)) if return_std else self._shaped(result)
@@ -1100,6 +1213,18 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         noise precision :meth:`fit_noise` chose on validation data (homoscedastic, tau).
         ``std`` is the mixture's: the passes' spread (epistemic) and the mean noise
         (aleatoric) in quadrature. Score it with :mod:`fastdrop.scores`.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        mc_samples : int or None
+            Stochastic passes, one Gaussian each; None: one weight-scaled pass.
+
+        Returns
+        -------
+        distribution : Predictive
+            ``mean``, ``std``, ``epistemic_std``, ``aleatoric_std`` of shape (n_samples[,
+            n_targets]), and ``passes`` and ``noise_std``, the mixture's components.
         """
         if self.loss != "gaussian_nll" and getattr(self, "noise_precision_", None) is None:
             raise ValueError(
@@ -1137,10 +1262,22 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def fit_noise(self, X, y, mc_samples=None):
         """Choose the observation noise precision tau (one per target) that maximizes the
         log-likelihood of ``(X, y)``, held-out data, under :meth:`predict_distribution`'s
-        mixture, as Gal & Ghahramani (2016) chose tau on validation data; sets
-        ``noise_precision_`` and returns self. The passes are those
-        ``predict_distribution(X, mc_samples)`` makes (one weight-scaled pass by default).
-        Only for losses without a variance output (``squared_error``, ``poisson``)."""
+        mixture, as Gal & Ghahramani (2016) chose tau on validation data. Only for losses
+        without a variance output (``squared_error``, ``poisson``).
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Held-out data: never the training set, whose residuals are too small.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        mc_samples : int or None
+            The passes ``predict_distribution(X, mc_samples)`` makes (one weight-scaled pass
+            by default).
+
+        Returns
+        -------
+        self : the estimator, with ``noise_precision_`` set
+        """
         if self.loss == "gaussian_nll":
             raise ValueError("fit_noise is for losses without a variance output; "
                              "loss='gaussian_nll' predicts its own noise")

@@ -356,9 +356,28 @@ class MLP:
         as soon as layer ``l``'s gradients are complete and its weights are no longer needed
         by the pass, so the optimizer can step it while its gradient is still in cache;
         ``on_forward()`` between the forward and the backward half (a timer's lap).
-        ``target`` is the class index per row (softmax) or a (rows, outputs) matrix.
         ``weights`` (m,), optional, weighs the rows as scikit-learn's sample_weight: the
         loss returned is then sum_i w_i loss_i and the gradients are of it over sum_i w_i.
+
+        Parameters
+        ----------
+        ws : Workspace
+            The fit's buffers; the batch's rows are in ``ws.x[:m]``.
+        m : int
+            Rows of the batch.
+        target : ndarray
+            The class index per row (softmax) or a (rows, outputs) matrix.
+        step : int
+            The training step: the draw of every dropout site's mask.
+        n_threads : int
+            Threads of the element-wise kernels.
+        on_layer, on_forward : callable, optional
+        weights : ndarray of shape (m,), optional
+
+        Returns
+        -------
+        loss : float
+            The batch's loss, summed over its rows (weighted by ``weights`` when given).
         """
         if ws.batch_mode:
             return self._forward_backward_batch(ws, m, target, step, n_threads, on_layer,
@@ -414,7 +433,19 @@ class MLP:
 
     # ------------------------------------------------------------------ batch mode
     def kept_units(self, step):
-        """Batch mode: the kept unit indices of every site for this step (output: all)."""
+        """Batch mode: the kept unit indices of every site for this step.
+
+        Parameters
+        ----------
+        step : int
+            The training step.
+
+        Returns
+        -------
+        kept : list of ndarray of int64
+            Per layer input (the input's site, then each hidden layer's), the kept units in
+            increasing order; last, every output unit.
+        """
         kept = [site.kept(width, step) for site, width in zip(self.sites, self.sizes[:-1])]
         kept.append(np.arange(self.sizes[-1], dtype=np.int64))
         return kept
@@ -488,6 +519,19 @@ class MLP:
         whatever the chunking. A new array, or with ``reuse_output`` the calling thread's
         output buffer, which its next call of the same size overwrites (for callers that
         copy it at once, as the estimators' float64 conversion does).
+
+        Parameters
+        ----------
+        X : ndarray or CSR matrix of shape (n_samples, n_features)
+        n_threads : int
+            Threads of the element-wise kernels (BLAS has its own limits).
+        mc_step : int, optional
+            A stochastic pass's index; None: weight scaling.
+        reuse_output : bool, default False
+
+        Returns
+        -------
+        output : ndarray of shape (n_samples, n_outputs)
         """
         if not sparse.issparse(X):  # (a sparse X: CSR of our dtype, the caller's check)
             X = np.ascontiguousarray(X, dtype=self.dtype)  # no copy when it is already

@@ -44,6 +44,11 @@ def mixture_log_likelihood(y, passes, noise_std, *, per_sample=False):
     per_sample : bool
         Return each sample's log-likelihood (summed over its targets) instead of the mean.
 
+    Returns
+    -------
+    log_likelihood : float or ndarray of shape (n_samples,)
+        In nats; the mean over samples, or each sample's with ``per_sample``.
+
     Targets of one sample are independent given the pass; their log densities add up before
     the log-sum-exp over passes, which is what a mixture of diagonal Gaussians means.
     """
@@ -66,7 +71,18 @@ def mixture_log_likelihood(y, passes, noise_std, *, per_sample=False):
 
 
 def rmse(y, mean):
-    """Root mean squared error of the predictive mean (over samples and targets)."""
+    """Root mean squared error of the predictive mean (over samples and targets).
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,) or (n_samples, n_targets)
+    mean : array of y's shape
+        The predictive mean.
+
+    Returns
+    -------
+    rmse : float
+    """
     y, mean = _as_2d("y", y), _as_2d("mean", mean)
     if y.shape != mean.shape:
         raise ValueError(f"mean must have y's shape {y.shape}, got {mean.shape}")
@@ -74,7 +90,21 @@ def rmse(y, mean):
 
 
 def interval_coverage(y, mean, std, levels=(0.5, 0.9, 0.95)):
-    """{level: the fraction of y inside the central Gaussian interval mean +- z std}."""
+    """The share of targets inside central Gaussian intervals ``mean +- z std``.
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,) or (n_samples, n_targets)
+    mean, std : arrays of y's shape
+        The predictive mean and total standard deviation.
+    levels : iterable of float in (0, 1), default (0.5, 0.9, 0.95)
+        Nominal levels; ``z`` is the standard normal's (1 + level) / 2 quantile.
+
+    Returns
+    -------
+    coverage : dict
+        {level: the fraction of y inside that level's interval}.
+    """
     y, mean, std = _as_2d("y", y), _as_2d("mean", mean), _as_2d("std", std)
     if not (y.shape == mean.shape == std.shape):
         raise ValueError(f"y, mean and std must have one shape, got {y.shape}, {mean.shape}, "
@@ -107,14 +137,48 @@ def _labels_and_proba(y, proba, classes):
 
 
 def negative_log_likelihood(y, proba, classes=None, eps=1e-15):
-    """Mean -log p(true class); probabilities clipped at ``eps`` (scikit-learn's log_loss)."""
+    """Mean -log p(true class); probabilities clipped at ``eps`` (scikit-learn's log_loss).
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,)
+        True labels, each one of ``classes``.
+    proba : array of shape (n_samples, n_classes)
+        Predicted probabilities, one column per class.
+    classes : array of shape (n_classes,), optional
+        The sorted labels of proba's columns (an estimator's ``classes_``); default
+        0 .. n_classes - 1.
+    eps : float, default 1e-15
+        The smallest probability taken.
+
+    Returns
+    -------
+    nll : float
+        In nats.
+    """
     idx, proba = _labels_and_proba(y, proba, classes)
     return float(-np.mean(np.log(np.clip(proba[np.arange(idx.size), idx], eps, None))))
 
 
 def brier_score(y, proba, classes=None):
     """Mean over samples of sum_k (p_k - 1[y = k])^2 (Brier 1950's multiclass form; for two
-    classes twice scikit-learn's brier_score_loss of the positive class)."""
+    classes twice scikit-learn's brier_score_loss of the positive class).
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,)
+        True labels, each one of ``classes``.
+    proba : array of shape (n_samples, n_classes)
+        Predicted probabilities, one column per class.
+    classes : array of shape (n_classes,), optional
+        The sorted labels of proba's columns (an estimator's ``classes_``); default
+        0 .. n_classes - 1.
+
+    Returns
+    -------
+    brier : float
+        In [0, 2].
+    """
     idx, proba = _labels_and_proba(y, proba, classes)
     onehot = np.zeros_like(proba)
     onehot[np.arange(idx.size), idx] = 1.0
@@ -124,7 +188,25 @@ def brier_score(y, proba, classes=None):
 def expected_calibration_error(y, proba, classes=None, n_bins=15):
     """ECE (Guo et al. 2017): the confidence (top probability) of each sample binned into
     ``n_bins`` equal-width bins of (0, 1] (right-closed, as (k/n, (k+1)/n]); the sum over bins
-    of (bin size / n) * |accuracy in the bin - mean confidence in the bin|."""
+    of (bin size / n) x the absolute difference of the bin's accuracy and mean confidence.
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,)
+        True labels, each one of ``classes``.
+    proba : array of shape (n_samples, n_classes)
+        Predicted probabilities, one column per class.
+    classes : array of shape (n_classes,), optional
+        The sorted labels of proba's columns (an estimator's ``classes_``); default
+        0 .. n_classes - 1.
+    n_bins : int, default 15
+        Equal-width confidence bins.
+
+    Returns
+    -------
+    ece : float
+        In [0, 1].
+    """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
     idx, proba = _labels_and_proba(y, proba, classes)

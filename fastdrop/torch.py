@@ -387,23 +387,42 @@ def dropout(input, p=0.5, training=True, inplace=False, *, seed=None, step=0, no
     scales the others by ``1 / (1 - p)`` (by the realized keep probability, a multiple of
     2^-16), in training; returns ``input`` unchanged otherwise.
 
-    ``seed`` (with ``step``) fixes the mask; ``None`` draws the seed from torch's default
-    generator. ``inplace=True`` writes the result into ``input``'s storage as torch's does,
-    where autograd allows it. The result has the input's memory format (``channels_last``
-    stays so); the mask is a function of the logical index, whatever the strides. Beyond
-    torch's arguments:
+    The result has the input's memory format (``channels_last`` stays so); the mask is a
+    function of the logical index, whatever the strides. float32 and float64 run on the
+    tensor's memory; bfloat16 and float16 go through float32 (two conversions more) and
+    round the result back. Derivatives of every order, forward mode (``torch.func.jvp``) and
+    ``vmap`` work: for a fixed mask dropout is linear.
 
-    - ``noise_shape``: one entry per dimension, 1 to share a decision along it (Keras's
-      name; :func:`dropout2d` is ``noise_shape=(N, C, 1, 1)``);
-    - ``store_mask``: keep the mask for the backward pass, 1 bit per decision (default), or
-      recompute it there from (seed, step);
-    - ``n_threads``: threads of the kernel, ``torch.get_num_threads()`` by default, else as
-      in the numpy API (-1 all cores; 0 and more than 4 per core are refused); the result
-      does not depend on it.
+    Parameters
+    ----------
+    input : torch.Tensor
+        A CPU floating-point tensor.
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    training : bool, default True
+        False returns ``input`` itself.
+    inplace : bool, default False
+        Write the result into ``input``'s storage, as torch's does, where autograd allows it.
+    seed : int in [0, 2**64) or None
+        With ``step``, fixes the mask; None draws the seed from torch's default generator.
+    step : int, default 0
+        Index of the draw under ``seed``.
+    noise_shape : sequence of int, optional
+        One entry per dimension, 1 to share a decision along it (Keras's name;
+        :func:`dropout2d` is ``noise_shape=(N, C, 1, 1)``).
+    store_mask : bool, default True
+        Keep the mask for the backward pass, 1 bit per decision, or (False) recompute it
+        there from (seed, step).
+    n_threads : int or None
+        Threads of the kernel, ``torch.get_num_threads()`` by default, else as in the numpy
+        API (-1 all cores; 0 and more than 4 per core are refused); the result does not
+        depend on it.
 
-    float32 and float64 run on the tensor's memory; bfloat16 and float16 go through float32
-    (two conversions more) and round the result back. Derivatives of every order, forward
-    mode (``torch.func.jvp``) and ``vmap`` work: for a fixed mask dropout is linear."""
+    Returns
+    -------
+    output : torch.Tensor
+        Of the input's shape, dtype and memory format (``input`` itself when ``inplace``).
+    """
     if noise_shape is None:
         noise = ()
     elif len(noise_shape) != input.dim():
@@ -456,7 +475,18 @@ def _channel_dropout(input, p, training, inplace, seed, step, store_mask, n_thre
 def dropout1d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0,
               store_mask=True, n_threads=None):
     """Like ``torch.nn.functional.dropout1d``: whole channels of (N, C, L) or (C, L); the
-    keywords as in :func:`dropout`. Other ranks raise :class:`InputRankError`."""
+    keywords as in :func:`dropout`. Other ranks raise :class:`InputRankError`.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+    p, training, inplace, seed, step, store_mask, n_threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    output : torch.Tensor
+    """
     return _channel_dropout(input, p, training, inplace, seed, step, store_mask, n_threads, 1)
 
 
@@ -464,14 +494,36 @@ def dropout2d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0,
               store_mask=True, n_threads=None):
     """Like ``torch.nn.functional.dropout2d``: whole channels of (N, C, H, W); the keywords as
     in :func:`dropout`. As torch 2.13 does, a 3-D input is read as (N, C, L) with a warning,
-    and other ranks warn and drop per entry of the first two axes."""
+    and other ranks warn and drop per entry of the first two axes.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+    p, training, inplace, seed, step, store_mask, n_threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    output : torch.Tensor
+    """
     return _channel_dropout(input, p, training, inplace, seed, step, store_mask, n_threads, 2)
 
 
 def dropout3d(input, p=0.5, training=True, inplace=False, *, seed=None, step=0,
               store_mask=True, n_threads=None):
     """Like ``torch.nn.functional.dropout3d``: whole channels of (N, C, D, H, W) or
-    (C, D, H, W); the keywords as in :func:`dropout`. Other ranks warn as torch's do."""
+    (C, D, H, W); the keywords as in :func:`dropout`. Other ranks warn as torch's do.
+
+    Parameters
+    ----------
+    input : torch.Tensor
+    p, training, inplace, seed, step, store_mask, n_threads
+        As in :func:`dropout`.
+
+    Returns
+    -------
+    output : torch.Tensor
+    """
     return _channel_dropout(input, p, training, inplace, seed, step, store_mask, n_threads, 3)
 
 
@@ -509,6 +561,17 @@ class _FastdropDropout:
             self.register_buffer("step", torch.zeros((), dtype=torch.int64))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor:
+        """Dropout in training mode (a seeded module advances its ``step``); the identity in
+        eval mode.
+
+        Parameters
+        ----------
+        input : torch.Tensor
+
+        Returns
+        -------
+        output : torch.Tensor
+        """
         if torch.jit.is_scripting():
             return self._script_forward(input)
         return self._eager_forward(input)
@@ -559,24 +622,72 @@ class Dropout(_FastdropDropout, nn.Dropout):
     training call; ``step`` is then a buffer, so it survives ``state_dict`` and a resumed run
     draws the masks it would have drawn. With ``seed=None`` each call takes a fresh seed
     from torch's default generator, and the ``state_dict`` is torch's (empty), so
-    checkpoints load both ways. ``store_mask`` and ``n_threads`` as in :func:`dropout`."""
+    checkpoints load both ways.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    inplace : bool, default False
+        As torch's.
+    seed : int in [0, 2**64) or None
+        None: a fresh seed from torch's default generator on each training call.
+    store_mask, n_threads
+        As in :func:`dropout`.
+    """
     _function = staticmethod(dropout)
 
 
 class Dropout1d(_FastdropDropout, nn.Dropout1d):
-    """Like ``torch.nn.Dropout1d`` (one decision per channel); seeds as :class:`Dropout`."""
+    """Like ``torch.nn.Dropout1d`` (one decision per channel); seeds as :class:`Dropout`.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    inplace : bool, default False
+        As torch's.
+    seed : int in [0, 2**64) or None
+        None: a fresh seed from torch's default generator on each training call.
+    store_mask, n_threads
+        As in :func:`dropout`.
+    """
     _function = staticmethod(dropout1d)
     _nd = 1
 
 
 class Dropout2d(_FastdropDropout, nn.Dropout2d):
-    """Like ``torch.nn.Dropout2d`` (one decision per channel); seeds as :class:`Dropout`."""
+    """Like ``torch.nn.Dropout2d`` (one decision per channel); seeds as :class:`Dropout`.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    inplace : bool, default False
+        As torch's.
+    seed : int in [0, 2**64) or None
+        None: a fresh seed from torch's default generator on each training call.
+    store_mask, n_threads
+        As in :func:`dropout`.
+    """
     _function = staticmethod(dropout2d)
     _nd = 2
 
 
 class Dropout3d(_FastdropDropout, nn.Dropout3d):
-    """Like ``torch.nn.Dropout3d`` (one decision per channel); seeds as :class:`Dropout`."""
+    """Like ``torch.nn.Dropout3d`` (one decision per channel); seeds as :class:`Dropout`.
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    inplace : bool, default False
+        As torch's.
+    seed : int in [0, 2**64) or None
+        None: a fresh seed from torch's default generator on each training call.
+    store_mask, n_threads
+        As in :func:`dropout`.
+    """
     _function = staticmethod(dropout3d)
     _nd = 3
 
@@ -587,9 +698,21 @@ _REPLACEMENTS = {nn.Dropout: Dropout, nn.Dropout1d: Dropout1d, nn.Dropout2d: Dro
 
 def replace_dropout(module, *, store_mask=True, n_threads=None):
     """Swap every ``torch.nn.Dropout`` (and ``Dropout1d/2d/3d``) in ``module``, itself included
-    if it is one, for fastdrop's with the same ``p``, ``inplace`` and training flag (and
-    ``store_mask`` and ``n_threads`` as given); returns the module. fastdrop's own modules
-    (instances of torch's classes too) are left as they are."""
+    if it is one, for fastdrop's with the same ``p``, ``inplace`` and training flag.
+    fastdrop's own modules (instances of torch's classes too) are left as they are.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        Changed in place.
+    store_mask, n_threads
+        Given to every new module, as in :class:`Dropout`.
+
+    Returns
+    -------
+    module : torch.nn.Module
+        ``module``, or its replacement when it is itself a dropout module.
+    """
     n_threads = _check_threads(n_threads)
     if type(module) in _REPLACEMENTS:
         new = _REPLACEMENTS[type(module)](module.p, module.inplace, store_mask=store_mask,
