@@ -208,24 +208,36 @@ def _best_by_validation(split, fitted, mc_samples, with_tau):
     return rate, est
 
 
+def _regression_fits(split, seed, n_threads):
+    """Every network a regression repeat scores, fitted on its training part with early
+    stopping on its validation part: {rate: squared-error network}, {rate: variance-output
+    network}, the network without dropout, the ensemble."""
+    fit = dict(X_val=split.X_val, y_val=split.y_val)
+
+    def fitted(est):
+        return est.fit(split.X_train, split.y_train, **fit)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # convergence warnings: early stopping decides
+        squared = {r: fitted(_regressor(r, "squared_error", seed, n_threads))
+                   for r in REGRESSION_RATES}
+        het = {r: fitted(_regressor(r, "gaussian_nll", seed, n_threads))
+               for r in REGRESSION_RATES}
+        plain = fitted(_regressor(0.0, "squared_error", seed, n_threads))
+        ensemble = fitted(DeepEnsemble(_regressor(0.0, "gaussian_nll", seed, n_threads),
+                                       n_members=MEMBERS, random_state=seed))
+    return squared, het, plain, ensemble
+
+
 def regression_record(dataset, profile, seed, *, n_threads=None, parent_pid=None):
     """The regression record of one repeat (the module's docstring says what it holds)."""
     _exit_with_parent(parent_pid)
     start = time.perf_counter()
     split = RegressionSplit(dataset, seed)
-    fit = dict(X_val=split.X_val, y_val=split.y_val)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        squared = {r: _regressor(r, "squared_error", seed, n_threads).fit(
-            split.X_train, split.y_train, **fit) for r in REGRESSION_RATES}
-        het = {r: _regressor(r, "gaussian_nll", seed, n_threads).fit(
-            split.X_train, split.y_train, **fit) for r in REGRESSION_RATES}
-        plain = _regressor(0.0, "squared_error", seed, n_threads).fit(
-            split.X_train, split.y_train, **fit)
-        ensemble = DeepEnsemble(_regressor(0.0, "gaussian_nll", seed, n_threads),
-                                n_members=MEMBERS, random_state=seed).fit(
-            split.X_train, split.y_train, **fit)
+    squared, het, plain, ensemble = _regression_fits(split, seed, n_threads)
     X, methods, rates = split.X_test, {}, {}
+    # each method's own rate (and tau) on validation; MC first: the weight-scaled choice
+    # refits tau on the same networks
     rates["mc"], est = _best_by_validation(split, squared, MC_SAMPLES, True)
     methods["mc"] = _scores_of(split, est.predict_distribution(X, mc_samples=MC_SAMPLES))
     rates["ws"], est = _best_by_validation(split, squared, None, True)
@@ -235,16 +247,16 @@ def regression_record(dataset, profile, seed, *, n_threads=None, parent_pid=None
     plain.fit_noise(split.X_val, split.y_val)
     methods["plain"] = _scores_of(split, plain.predict_distribution(X))
     methods["ensemble"] = _scores_of(split, ensemble.predict_distribution(X))
-    if split.truth is not None:
-        mean, std = ((t - split.y_mean) / split.y_std if i == 0 else t / split.y_std
-                     for i, t in enumerate(split.truth))
+    if split.truth is not None:  # the true distribution, in standardized units
+        true_mean, true_std = split.truth
+        mean, std = (true_mean - split.y_mean) / split.y_std, true_std / split.y_std
         methods["oracle"] = regression_scores(split, mean[None], std[None], mean, std)
     return {"kind": "uncertainty", "key": f"uncertainty|{dataset}|{profile}|{seed}",
             "task": "regression", "dataset": dataset, "profile": profile, "seed": seed,
             "repeat": seed, "n_train": len(split.y_train), "n_val": len(split.y_val),
-            "n_test": len(split.y_test), "rates": rates, "rate_grid": list(REGRESSION_RATES), "mc_samples": MC_SAMPLES,
-            "members": MEMBERS, "levels": list(COVERAGE_LEVELS), "methods": methods,
-            "wall": time.perf_counter() - start}
+            "n_test": len(split.y_test), "rates": rates, "rate_grid": list(REGRESSION_RATES),
+            "mc_samples": MC_SAMPLES, "members": MEMBERS, "levels": list(COVERAGE_LEVELS),
+            "methods": methods, "wall": time.perf_counter() - start}
 
 
 # ---- the stage ------------------------------------------------------------------------------
