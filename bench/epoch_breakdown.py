@@ -19,6 +19,7 @@ import numpy as np
 import fastdrop
 from fastdrop import _kernels, _nn_kernels
 from fastdrop._threading import thread_budget
+from fastdrop.optim import STEP_PARAMS
 from fastdrop.suite.datasets import load_xy
 
 SIZES, BATCH, BATCHES = [784, 512, 512, 10], 128, 469
@@ -89,7 +90,9 @@ def _blocked_update(k):
     V, G = [np.zeros_like(w) for w in W], [np.empty_like(w) for w in W]
     dz = [rng.standard_normal((BATCH, s[0])).astype(np.float32) for s in shapes]
     a = [rng.standard_normal((BATCH, s[1])).astype(np.float32) for s in shapes]
-    hp, none = np.array([0.01, 0.9, 1, 0.0, 0.0, 0.0]), np.empty(0, np.float32)
+    hp = np.zeros(1, STEP_PARAMS)  # SGD with Nesterov momentum, as the epoch benchmark
+    hp["lr"], hp["momentum"], hp["nesterov"] = 0.01, 0.9, 1.0
+    hp, none = hp.view(np.float64), np.empty(0, np.float32)
     block = np.empty(128 * max(s[1] for s in shapes), np.float32)
 
     def whole(i):
