@@ -614,80 +614,51 @@ class _FastdropDropout:
         return f"p={self.p}, inplace={self.inplace}" + "".join(extras)
 
 
+# The four modules' parameters, said once (their docstrings are built from it)
+_MODULE_PARAMETERS = """
+
+    Parameters
+    ----------
+    p : float in [0, 1], default 0.5
+        Drop probability.
+    inplace : bool, default False
+        As torch's.
+    seed : int in [0, 2**64) or None
+        None: a fresh seed from torch's default generator on each training call.
+    store_mask, n_threads
+        As in :func:`dropout`.
+    """
+
+
 class Dropout(_FastdropDropout, nn.Dropout):
-    """Like ``torch.nn.Dropout`` (and an instance of it): :func:`dropout` in training mode,
-    the identity in eval mode.
+    __doc__ = """Like ``torch.nn.Dropout`` (and an instance of it): :func:`dropout` in training
+    mode, the identity in eval mode.
 
     With an integer ``seed`` the module draws from (seed, step) and advances ``step`` on each
     training call; ``step`` is then a buffer, so it survives ``state_dict`` and a resumed run
     draws the masks it would have drawn. With ``seed=None`` each call takes a fresh seed
     from torch's default generator, and the ``state_dict`` is torch's (empty), so
-    checkpoints load both ways.
-
-    Parameters
-    ----------
-    p : float in [0, 1], default 0.5
-        Drop probability.
-    inplace : bool, default False
-        As torch's.
-    seed : int in [0, 2**64) or None
-        None: a fresh seed from torch's default generator on each training call.
-    store_mask, n_threads
-        As in :func:`dropout`.
-    """
+    checkpoints load both ways.""" + _MODULE_PARAMETERS
     _function = staticmethod(dropout)
 
 
 class Dropout1d(_FastdropDropout, nn.Dropout1d):
-    """Like ``torch.nn.Dropout1d`` (one decision per channel); seeds as :class:`Dropout`.
-
-    Parameters
-    ----------
-    p : float in [0, 1], default 0.5
-        Drop probability.
-    inplace : bool, default False
-        As torch's.
-    seed : int in [0, 2**64) or None
-        None: a fresh seed from torch's default generator on each training call.
-    store_mask, n_threads
-        As in :func:`dropout`.
-    """
+    __doc__ = """Like ``torch.nn.Dropout1d`` (one decision per channel); seeds as
+    :class:`Dropout`.""" + _MODULE_PARAMETERS
     _function = staticmethod(dropout1d)
     _nd = 1
 
 
 class Dropout2d(_FastdropDropout, nn.Dropout2d):
-    """Like ``torch.nn.Dropout2d`` (one decision per channel); seeds as :class:`Dropout`.
-
-    Parameters
-    ----------
-    p : float in [0, 1], default 0.5
-        Drop probability.
-    inplace : bool, default False
-        As torch's.
-    seed : int in [0, 2**64) or None
-        None: a fresh seed from torch's default generator on each training call.
-    store_mask, n_threads
-        As in :func:`dropout`.
-    """
+    __doc__ = """Like ``torch.nn.Dropout2d`` (one decision per channel); seeds as
+    :class:`Dropout`.""" + _MODULE_PARAMETERS
     _function = staticmethod(dropout2d)
     _nd = 2
 
 
 class Dropout3d(_FastdropDropout, nn.Dropout3d):
-    """Like ``torch.nn.Dropout3d`` (one decision per channel); seeds as :class:`Dropout`.
-
-    Parameters
-    ----------
-    p : float in [0, 1], default 0.5
-        Drop probability.
-    inplace : bool, default False
-        As torch's.
-    seed : int in [0, 2**64) or None
-        None: a fresh seed from torch's default generator on each training call.
-    store_mask, n_threads
-        As in :func:`dropout`.
-    """
+    __doc__ = """Like ``torch.nn.Dropout3d`` (one decision per channel); seeds as
+    :class:`Dropout`.""" + _MODULE_PARAMETERS
     _function = staticmethod(dropout3d)
     _nd = 3
 
