@@ -660,9 +660,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier with dropout, L1, L2 and max-norm regularization.
 
     Every parameter of :class:`sklearn.neural_network.MLPClassifier` with the same meaning and
-    default (the same L2 scaling and stopping rule), plus fastdrop's regularizers. The
-    Parameters and Attributes below are written by ``_estimator_docs.document``.
+    default (the same L2 scaling and stopping rule), plus fastdrop's regularizers.
     """
+    # Parameters and Attributes are appended by _estimator_docs.document (one source for
+    # both estimators), below the class.
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, alpha=1e-4, l1=0.0,
                  max_norm=None, dropout=0.0, input_dropout=0.0, dropout_mode="element",
