@@ -13,8 +13,8 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from .estimator import (MLPClassifier, MLPRegressor, _best_precision, _entropy,
-                        _label_entropy, entropy_split, held_out_targets)
+from .estimator import (MLPClassifier, MLPRegressor, _entropy, _label_entropy,
+                        entropy_split, held_out_targets, noise_precisions)
 
 __all__ = ["DeepEnsemble"]
 
@@ -181,11 +181,9 @@ class DeepEnsemble(BaseEstimator):
         if members[0].loss == "gaussian_nll":
             raise ValueError("fit_noise is for members without a variance output; "
                              "loss='gaussian_nll' members predict their own noise")
-        y = held_out_targets(y)
-        y = np.reshape(y, (len(y), -1))
-        means = np.stack([np.reshape(m.predict(X), (len(y), -1)) for m in members])
-        self.noise_precision_ = np.array([_best_precision(y[:, j], means[:, :, j])
-                                          for j in range(y.shape[1])])
+        means = self._each("predict", X)  # (members, n) or (members, n, targets)
+        self.noise_precision_ = noise_precisions(held_out_targets(y),
+                                                 means.reshape(*means.shape[:2], -1))
         return self
 
     def predict_distribution(self, X):

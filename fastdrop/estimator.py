@@ -109,6 +109,20 @@ def _best_temperature(idx, passes):
     return math.exp(best.x)
 
 
+def noise_precisions(y, passes):
+    """The tau per target that maximizes the mixture log-likelihood of held-out targets ``y``
+    (n,) or (n, k) under ``passes`` (T, n, k), the passes (or members) predicted on their
+    rows; ValueError where the rows or the targets do not match."""
+    y = np.reshape(y, (len(y), -1))
+    if passes.shape[1] != y.shape[0]:
+        raise ValueError(f"X and y must have as many rows, got {passes.shape[1]} and "
+                         f"{y.shape[0]}")
+    if passes.shape[2] != y.shape[1]:
+        raise ValueError(f"y must have {passes.shape[2]} target(s), as the fit had, got "
+                         f"{y.shape[1]}")
+    return np.array([_best_precision(y[:, j], passes[:, :, j]) for j in range(y.shape[1])])
+
+
 def held_out_targets(y):
     """Real, finite targets of held-out data as float64 (a NaN would make tau NaN)."""
     return check_array(y, ensure_2d=False, dtype=np.float64, input_name="y")
@@ -1283,13 +1297,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
             raise ValueError("fit_noise is for losses without a variance output; "
                              "loss='gaussian_nll' predicts its own noise")
         y = self._check_validation_targets(held_out_targets(y))
-        y = np.reshape(y, (len(y), -1))
         passes = np.stack(list(self._mc_passes(X, self._means, mc_samples)))
-        if passes.shape[1] != len(y):
-            raise ValueError(f"X and y must have as many rows, got {passes.shape[1]} and "
-                             f"{len(y)}")
-        self.noise_precision_ = np.array([_best_precision(y[:, j], passes[:, :, j])
-                                          for j in range(y.shape[1])])
+        self.noise_precision_ = noise_precisions(y, passes)
         return self
 
 document(MLPRegressor, "regressor", MLPRegressor.__doc__)

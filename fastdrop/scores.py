@@ -15,7 +15,7 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 __all__ = ["mixture_log_likelihood", "rmse", "interval_coverage", "negative_log_likelihood",
-           "brier_score", "expected_calibration_error"]
+           "brier_score", "expected_calibration_error", "reliability_bins"]
 
 _LOG_2PI = np.log(2.0 * np.pi)
 
@@ -185,6 +185,47 @@ def brier_score(y, proba, classes=None):
     return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
 
 
+def _binned(y, proba, classes, n_bins):
+    """Each sample's confidence (top probability), whether its top class is right, and its
+    bin among ``n_bins`` equal-width, right-closed bins of (0, 1]."""
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
+    idx, proba = _labels_and_proba(y, proba, classes)
+    confidence = proba.max(axis=1)
+    correct = proba.argmax(axis=1) == idx
+    return confidence, correct, np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0,
+                                        n_bins - 1)
+
+
+def reliability_bins(y, proba, classes=None, n_bins=15):
+    """What a reliability diagram draws: per confidence bin (those of
+    :func:`expected_calibration_error`), its samples, their summed confidence and their
+    number of right predictions. Sums, not means, so bins of several runs add up.
+
+    Parameters
+    ----------
+    y : array of shape (n_samples,)
+        True labels, each one of ``classes``.
+    proba : array of shape (n_samples, n_classes)
+        Predicted probabilities, one column per class.
+    classes : array of shape (n_classes,), optional
+        The sorted labels of proba's columns (an estimator's ``classes_``); default
+        0 .. n_classes - 1.
+    n_bins : int, default 15
+        Equal-width confidence bins.
+
+    Returns
+    -------
+    bins : dict
+        ``count``, ``confidence`` and ``correct``: lists of ``n_bins`` numbers; a bin's
+        accuracy is ``correct / count`` and its mean confidence ``confidence / count``.
+    """
+    confidence, correct, bins = _binned(y, proba, classes, n_bins)
+    return {"count": np.bincount(bins, minlength=n_bins).tolist(),
+            "confidence": np.bincount(bins, confidence, n_bins).tolist(),
+            "correct": np.bincount(bins, correct, n_bins).tolist()}
+
+
 def expected_calibration_error(y, proba, classes=None, n_bins=15):
     """ECE (Guo et al. 2017): the confidence (top probability) of each sample binned into
     ``n_bins`` equal-width bins of (0, 1] (right-closed, as (k/n, (k+1)/n]); the sum over bins
@@ -207,12 +248,7 @@ def expected_calibration_error(y, proba, classes=None, n_bins=15):
     ece : float
         In [0, 1].
     """
-    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
-        raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
-    idx, proba = _labels_and_proba(y, proba, classes)
-    confidence = proba.max(axis=1)
-    correct = proba.argmax(axis=1) == idx
-    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    confidence, correct, bins = _binned(y, proba, classes, n_bins)
     ece = 0.0
     for b in range(n_bins):
         members = bins == b

@@ -267,3 +267,8 @@ def test_a_deep_ensemble_has_the_estimators_uncertainty_api():
     bad[3] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         plain.fit_noise(x[1000:2000], bad)
+    # rows or targets that do not match the members' predictions: an error, not a reshape
+    with pytest.raises(ValueError, match="as many rows, got 1000 and 500"):
+        plain.fit_noise(x[1000:2000], y[1000:1500])
+    with pytest.raises(ValueError, match="1 target"):
+        plain.fit_noise(x[1000:2000], np.column_stack([y[1000:2000]] * 2))

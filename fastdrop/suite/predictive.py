@@ -38,6 +38,7 @@ from ..estimator import MLPClassifier, MLPRegressor
 from .config import LEARNING_RATE, RunConfig
 from .datasets import load_split
 from .runner import _exit_with_parent, split_sizes
+from .uci import Standardized
 
 MC_SAMPLES = 100
 MEMBERS = 5
@@ -94,14 +95,11 @@ class RegressionSplit:
         index = np.arange(len(y))
         rest, test = train_test_split(index, test_size=0.2, random_state=repeat)
         train, val = train_test_split(rest, test_size=0.25, random_state=repeat)
-        x_mean, x_std = X[train].mean(axis=0), X[train].std(axis=0)
-        x_std[x_std == 0] = 1.0
-        self.y_mean, self.y_std = float(y[train].mean()), float(y[train].std())
-        part = lambda idx: np.ascontiguousarray((X[idx] - x_mean) / x_std,  # noqa: E731
-                                                dtype=np.float32)
-        self.X_train, self.X_val, self.X_test = part(train), part(val), part(test)
-        self.y_train, self.y_val, self.y_test = ((y[i] - self.y_mean) / self.y_std
-                                                 for i in (train, val, test))
+        scale = Standardized(X[train], y[train])
+        self.y_mean, self.y_std = scale.y_mean, scale.y_std
+        self.X_train, self.X_val, self.X_test = (
+            np.ascontiguousarray(scale.x(X[i]), dtype=np.float32) for i in (train, val, test))
+        self.y_train, self.y_val, self.y_test = (scale.y(y[i]) for i in (train, val, test))
         self.truth = None if truth is None else tuple(t[test] for t in truth)
 
 
@@ -110,15 +108,11 @@ class RegressionSplit:
 def classification_scores(y, proba, classes):
     """Accuracy, log-likelihood, Brier score, ECE and the reliability bins of one method."""
     nll = scores.negative_log_likelihood(y, proba, classes)
-    confidence = proba.max(axis=1)
-    correct = classes[proba.argmax(axis=1)] == y
-    bins = np.clip(np.ceil(confidence * N_BINS).astype(int) - 1, 0, N_BINS - 1)
-    return {"accuracy": float(correct.mean()), "log_likelihood": -nll, "nll": nll,
+    return {"accuracy": float(np.mean(classes[proba.argmax(axis=1)] == y)),
+            "log_likelihood": -nll, "nll": nll,
             "brier": scores.brier_score(y, proba, classes),
             "ece": scores.expected_calibration_error(y, proba, classes, n_bins=N_BINS),
-            "bins": {"count": np.bincount(bins, minlength=N_BINS).tolist(),
-                     "confidence": np.bincount(bins, confidence, N_BINS).tolist(),
-                     "correct": np.bincount(bins, correct, N_BINS).tolist()}}
+            "bins": scores.reliability_bins(y, proba, classes, n_bins=N_BINS)}
 
 
 def regression_scores(split, passes, noise_std, mean, std):

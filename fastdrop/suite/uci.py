@@ -101,9 +101,9 @@ def load_uci(folder):
                    n_epochs)
 
 
-class _Standardized:
+class Standardized:
     """Inputs and target standardized on a split's training rows (a constant column keeps
-    scale 1)."""
+    scale 1); the study's regression sets (predictive.RegressionSplit) use it too."""
 
     def __init__(self, X, y):
         self.x_mean, self.x_std = X.mean(axis=0), _scale(X.std(axis=0))
@@ -125,7 +125,7 @@ def _mc_passes(X_tr, y_tr, X_eval, rate, data, seed, mc_samples):
     target's units."""
     from ..estimator import MLPRegressor
 
-    scale = _Standardized(X_tr, y_tr)
+    scale = Standardized(X_tr, y_tr)
     est = MLPRegressor((data.n_hidden,), dropout=rate, input_dropout=rate,
                        max_iter=data.n_epochs, batch_size=min(BATCH, len(y_tr)),
                        random_state=seed, learning_rate_init=1e-2)
