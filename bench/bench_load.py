@@ -4,9 +4,10 @@ and with other processes busy on them (`fastdrop bench --only load`).
 Three cases, as in issue 27: a UCI-sized regression (246x6, hidden 50, batch 128), digits
 (1797x64, hidden 100, batch 200) and a MNIST-sized classifier (the first ROWS rows of
 synthetic-60k, 784-512-512-10, batch 128, SGD). Implementations: fastdrop at its default
-threads (all cores, its serial path and step policy included), the same with every step on
-all cores (``fastdrop-fixed``: FASTDROP_ADAPTIVE_THREADS=0), fastdrop on one thread, and
-scikit-learn's MLP. Each round runs every implementation under both conditions: ``quiet``,
+threads (all cores, its serial path, step policy and compiled step loop included), the same
+with every step on all cores (``fastdrop-fixed``: FASTDROP_ADAPTIVE_THREADS=0), the same with
+every epoch on the Python step loop (``fastdrop-python-loop``: FASTDROP_COMPILED_STEPS=0),
+fastdrop on one thread, and scikit-learn's MLP. Each round runs every implementation under both conditions: ``quiet``,
 and ``loaded`` with BUSY processes spinning (``while True: pass``; default one per core,
 FASTDROP_BENCH_BUSY to change, at most 4 per core), started before and killed after that
 condition's fits. Conditions alternate their order from round to round, implementations
@@ -60,8 +61,11 @@ def _mnist_sized():
 
 
 CASES = {"uci-246x6": _uci, "digits": _digits, "784-512-512": _mnist_sized}
-IMPLS = ("fastdrop", "fastdrop-fixed", "fastdrop-1thread", "sklearn")
+IMPLS = ("fastdrop", "fastdrop-fixed", "fastdrop-python-loop", "fastdrop-1thread", "sklearn")
 CONDITIONS = ("quiet", "loaded")
+# fastdrop as it would run with one of its parts switched off: the environment of its fits
+_ENVIRONMENTS = {"fastdrop-fixed": {"FASTDROP_ADAPTIVE_THREADS": "0"},  # every step on all cores
+                 "fastdrop-python-loop": {"FASTDROP_COMPILED_STEPS": "0"}}  # no compiled loop
 
 
 def _estimator(impl, kind, params, epochs):
@@ -75,25 +79,24 @@ def _estimator(impl, kind, params, epochs):
 
 
 @contextlib.contextmanager
-def _policy(impl):
-    """fastdrop-fixed: every step on the budget (no per-step choice of threads)."""
-    if impl != "fastdrop-fixed":
-        yield
-        return
-    before = os.environ.get("FASTDROP_ADAPTIVE_THREADS")
-    os.environ["FASTDROP_ADAPTIVE_THREADS"] = "0"
+def _environment(impl):
+    """The implementation's environment (_ENVIRONMENTS) while its fit runs."""
+    changes = _ENVIRONMENTS.get(impl, {})
+    before = {name: os.environ.get(name) for name in changes}
+    os.environ.update(changes)
     try:
         yield
     finally:
-        if before is None:
-            del os.environ["FASTDROP_ADAPTIVE_THREADS"]
-        else:
-            os.environ["FASTDROP_ADAPTIVE_THREADS"] = before
+        for name, value in before.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
 
 
 def _fit_runner(impl, X, y, kind, params, epochs):
     def run():
-        with warnings.catch_warnings(), _policy(impl):
+        with warnings.catch_warnings(), _environment(impl):
             warnings.simplefilter("ignore")  # a fixed number of epochs: not converged
             _estimator(impl, kind, params, epochs).fit(X, y)
     return run

@@ -275,6 +275,10 @@ LOAD_ACCEPTANCE = [
      ("quiet", "fastdrop-fixed"), None),
     ("loaded: step policy x every step on all cores", ("loaded", "fastdrop"),
      ("loaded", "fastdrop-fixed"), None),
+    ("quiet: compiled step loop x Python loop", ("quiet", "fastdrop"),
+     ("quiet", "fastdrop-python-loop"), None),
+    ("loaded: compiled step loop x Python loop", ("loaded", "fastdrop"),
+     ("loaded", "fastdrop-python-loop"), None),
     ("sklearn loaded x its quiet", ("loaded", "sklearn"), ("quiet", "sklearn"), None),
 ]
 

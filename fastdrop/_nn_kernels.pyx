@@ -280,40 +280,52 @@ def softmax_xent(floating[:, ::1] z,             # IN logits without bias; OUT g
                  floating[::1] grad_bias=None,   # OUT (n_classes,)
                  const floating[::1] w=None):    # IN (n,) row weights, or None / empty
     """Softmax + cross-entropy, fused and numerically stable (see the notes above)."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double mx, total, loss = 0, row, v, g
-    cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef Py_ssize_t n = z.shape[0]
     cdef bint weighted = w is not None and w.shape[0] > 0
-    cdef double inv = _row_scale(w, weighted, n)
+    cdef double inv = _row_scale(w, weighted, n), loss
     with nogil:
-        if sum_cols:
-            for j in range(k):
-                grad_bias[j] = 0
-        for i in range(n):
-            g = inv * (w[i] if weighted else 1.0)
-            mx = z[i, 0] + bias[0]
-            for j in range(1, k):
-                v = z[i, j] + bias[j]
-                if v > mx:
-                    mx = v
-            row = 0
-            if y.shape[0]:  # -log p_y = log sum exp(z - max) - (z_y - max), never log(0)
-                row = -(z[i, y[i]] + bias[y[i]] - mx)
-            total = 0
-            for j in range(k):
-                v = exp(z[i, j] + bias[j] - mx)
-                z[i, j] = <floating>v
-                total += v
-            if y.shape[0]:
-                row += log(total)
-                loss += row * (w[i] if weighted else 1.0)
-            for j in range(k):
-                v = z[i, j] / total
-                if want_grad:
-                    v = (v - (j == y[i])) * g
-                z[i, j] = <floating>v
-                if sum_cols:
-                    grad_bias[j] += z[i, j]
+        loss = _softmax_rows(&z[0, 0] if n else NULL, n, z.shape[1], &bias[0],
+                             &y[0] if y.shape[0] else NULL, want_grad,
+                             &grad_bias[0] if want_grad and grad_bias is not None else NULL,
+                             &w[0] if weighted else NULL, inv)
+    return loss
+
+
+cdef double _softmax_rows(floating *z, Py_ssize_t n, Py_ssize_t k, const floating *bias,
+                          const int64_t *y, bint want_grad, floating *grad_bias,
+                          const floating *w, double inv) noexcept nogil:
+    """softmax_xent on n rows of k logits at z (row-major); y, grad_bias, w may be NULL (no
+    labels, no column sums, no row weights); inv scales each row's gradient."""
+    cdef Py_ssize_t i, j
+    cdef double mx, total, loss = 0, row, v, g
+    if grad_bias != NULL:
+        for j in range(k):
+            grad_bias[j] = 0
+    for i in range(n):
+        g = inv * (w[i] if w != NULL else 1.0)
+        mx = z[i * k] + bias[0]
+        for j in range(1, k):
+            v = z[i * k + j] + bias[j]
+            if v > mx:
+                mx = v
+        row = 0
+        if y != NULL:  # -log p_y = log sum exp(z - max) - (z_y - max), never log(0)
+            row = -(z[i * k + y[i]] + bias[y[i]] - mx)
+        total = 0
+        for j in range(k):
+            v = exp(z[i * k + j] + bias[j] - mx)
+            z[i * k + j] = <floating>v
+            total += v
+        if y != NULL:
+            row += log(total)
+            loss += row * (w[i] if w != NULL else 1.0)
+        for j in range(k):
+            v = z[i * k + j] / total
+            if want_grad:
+                v = (v - (j == y[i])) * g
+            z[i * k + j] = <floating>v
+            if grad_bias != NULL:
+                grad_bias[j] += z[i * k + j]
     return loss
 
 
@@ -349,27 +361,39 @@ cdef double _elementwise_loss(int kind, floating[:, ::1] z, const floating[::1] 
                               const floating[:, ::1] t, bint want_grad,
                               floating[::1] grad_bias, const floating[::1] w):
     """The driver of the element-wise output layers (see the notes above softmax_xent)."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef double loss = 0, out, g, wi
-    cdef bint labelled = t.shape[0] > 0
-    cdef bint sum_cols = want_grad and grad_bias is not None
+    cdef Py_ssize_t n = z.shape[0]
     cdef bint weighted = w is not None and w.shape[0] > 0
-    cdef double inv = _row_scale(w, weighted, n)
+    cdef double inv = _row_scale(w, weighted, n), loss
     with nogil:
-        if sum_cols:
-            for j in range(k):
-                grad_bias[j] = 0
-        for i in range(n):
-            wi = w[i] if weighted else 1.0
-            g = inv * wi
-            for j in range(k):
-                out = _output_element(kind, z[i, j] + bias[j], t[i, j] if labelled else 0,
-                                      labelled, wi, &loss)
-                if want_grad:
-                    out = (out - t[i, j]) * g
-                z[i, j] = <floating>out
-                if sum_cols:
-                    grad_bias[j] += z[i, j]
+        loss = _elementwise_rows(kind, &z[0, 0] if n else NULL, n, z.shape[1], &bias[0],
+                                 &t[0, 0] if t.shape[0] else NULL, want_grad,
+                                 &grad_bias[0] if want_grad and grad_bias is not None
+                                 else NULL, &w[0] if weighted else NULL, inv)
+    return loss
+
+
+cdef double _elementwise_rows(int kind, floating *z, Py_ssize_t n, Py_ssize_t k,
+                              const floating *bias, const floating *t, bint want_grad,
+                              floating *grad_bias, const floating *w,
+                              double inv) noexcept nogil:
+    """An element-wise output layer on n rows of k outputs at z; t (row-major targets),
+    grad_bias and w may be NULL, as in _softmax_rows."""
+    cdef Py_ssize_t i, j
+    cdef double loss = 0, out, g, wi
+    if grad_bias != NULL:
+        for j in range(k):
+            grad_bias[j] = 0
+    for i in range(n):
+        wi = w[i] if w != NULL else 1.0
+        g = inv * wi
+        for j in range(k):
+            out = _output_element(kind, z[i * k + j] + bias[j],
+                                  t[i * k + j] if t != NULL else 0, t != NULL, wi, &loss)
+            if want_grad:
+                out = (out - t[i * k + j]) * g
+            z[i * k + j] = <floating>out
+            if grad_bias != NULL:
+                grad_bias[j] += z[i * k + j]
     return loss
 
 
@@ -607,3 +631,6 @@ def step_traffic(floating[::1] w,                # IN/OUT: w = copysign(w, g)
                     num_threads=1 if n_chunks < 2 else n_threads):
         start = c * CHUNK
         _traffic_block(&w[start], &g[start], &v[start], min(<int64_t>CHUNK, n - start))
+
+
+include "_step_loop.pxi"

@@ -17,6 +17,7 @@ from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 
 from . import _nn_kernels
+from ._compiled_epoch import compiled_epoch
 from ._threading import FixedThreads
 from .network import Workspace
 from .optim import Penalty
@@ -228,6 +229,7 @@ class Trainer:
                        sparse_input=sparse.issparse(X))
         stepper = LayerwiseStep(self.net, self.opt, ws, s)
         batches = Batches(X, target, weights, rows, ws, s.batch_size)
+        compiled = compiled_epoch(self, ws, batches, weights)
         if s.early_stopping and state.validation_scores is None:
             state.validation_scores, state.best_validation_score = [], -np.inf
             state.best_watched = -np.inf
@@ -240,7 +242,7 @@ class Trainer:
         for _ in range(s.max_iter):
             clock = EpochClock()
             try:
-                self._epoch(batches, ws, stepper, rs, clock)
+                self._epoch(batches, ws, stepper, rs, clock, compiled)
             except _Diverged as diverged:
                 self._keep_best(str(diverged))
                 return
@@ -254,12 +256,26 @@ class Trainer:
                 break
         self._finish(converged)
 
-    def _epoch(self, batches, ws, stepper, rs, clock):
-        """One pass over the training rows in mini-batches, each stepped layer by layer; sets
-        state.loss (the epoch's mean training loss, penalties included; with sample weights
-        each batch's loss is their weighted mean, as in scikit-learn)."""
+    def _epoch(self, batches, ws, stepper, rs, clock, compiled=None):
+        """One pass over the training rows in mini-batches, each stepped layer by layer: in
+        the compiled loop where it takes the fit (``compiled``), else here. Sets state.loss
+        (the epoch's mean training loss, penalties included; with sample weights each
+        batch's loss is their weighted mean, as in scikit-learn)."""
+        state = self.state
+        order = batches.order(rs, self.settings.shuffle)
+        if compiled is not None:
+            total = compiled.run(np.arange(batches.n) if order is None else order, state,
+                                 clock)
+        else:
+            total = self._steps(batches, ws, stepper, order, clock)
+        state.n_iter += 1
+        state.t += batches.n
+        state.loss = total / batches.n
+        state.loss_curve.append(state.loss)
+
+    def _steps(self, batches, ws, stepper, order, clock):
+        """The epoch's mini-batches in ``order``; returns their summed loss (loss x rows)."""
         s, state, net = self.settings, self.state, self.net
-        order = batches.order(rs, s.shuffle)
         total = 0.0
         for start in range(0, batches.n, s.batch_size):
             m = min(s.batch_size, batches.n - start)
@@ -283,10 +299,7 @@ class Trainer:
             state.step += 1
             total += loss * m
             self.threads.end_step(m)
-        state.n_iter += 1
-        state.t += batches.n
-        state.loss = total / batches.n
-        state.loss_curve.append(state.loss)
+        return total
 
     def _apply_max_norm(self):
         counts = self.state.max_norm_counts

@@ -676,24 +676,33 @@ def test_small_predictions_skip_the_thread_budget_and_bad_rows_still_fail(digits
         est.predict_proba(X[:2, :10])
 
 
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize("source, early_stopping", [("array", False), ("memmap", False),
                                                     ("array", True)])
 def test_fit_reads_a_float32_c_array_or_memmap_without_copying_it(tmp_path, monkeypatch,
-                                                                  source, early_stopping):
-    from fastdrop import _nn_kernels
+                                                                  source, early_stopping,
+                                                                  compiled):
+    from fastdrop import _compiled_epoch, _nn_kernels
     X, y = load_digits(return_X_y=True)
     X = np.ascontiguousarray(X, dtype=np.float32)
     if source == "memmap":
         np.save(tmp_path / "X.npy", X)
         X = np.load(tmp_path / "X.npy", mmap_mode="r")
     sources = []
-    take_rows = _nn_kernels.take_rows
+    take_rows, run = _nn_kernels.take_rows, _compiled_epoch.CompiledEpoch.run
 
     def spy(src, rows, dst, n_threads):
         sources.append(np.shares_memory(src, X))
         return take_rows(src, rows, dst, n_threads)
+
+    def spy_compiled(self, *args):  # the loop gathers each batch from the X it was given
+        sources.append(np.shares_memory(self.batches.X, X))
+        return run(self, *args)
     monkeypatch.setattr(_nn_kernels, "take_rows", spy)
-    MLPClassifier((32,), max_iter=2, random_state=0, early_stopping=early_stopping).fit(X, y)
+    monkeypatch.setattr(_compiled_epoch.CompiledEpoch, "run", spy_compiled)
+    monkeypatch.setenv("FASTDROP_COMPILED_STEPS", "1" if compiled else "0")
+    MLPClassifier((32,), max_iter=2, random_state=0, early_stopping=early_stopping,
+                  n_threads=1 if compiled else None).fit(X, y)
     # every batch was gathered from the caller's X (early stopping copies the held-out rows
     # only, and trains on the others where they lie)
     assert sources and all(sources)

@@ -1,0 +1,268 @@
+"""The compiled step loop: a whole epoch's mini-batches in C, Python only between epochs.
+
+On a small network a training step is a few microseconds of arithmetic and about a hundred
+of Python: a dozen kernel calls, their argument checks, the clock, the optimizer's records
+(docs/bench/). :class:`CompiledEpoch` runs the epoch of :meth:`fastdrop._trainer.Trainer.run`
+in ``_nn_kernels.train_epoch`` instead (``_step_loop.pxi``): the batch gather, the forward
+and backward passes and the layer-wise optimizer steps, calling the same kernels and numpy's
+own BLAS functions with the arguments numpy's matmul would pass, so the weights, losses and
+history are bit for bit those of the Python loop (tested). History, early stopping,
+callbacks and the thread policy stay in Python, at epoch boundaries.
+
+It takes the fits whose every step runs on one thread (``n_threads=1``, or below
+``_threading.SERIAL_STEP_WORK``: the small networks, where the Python costs most) and whose
+network the loop knows; :func:`why_not` says what keeps any other fit on the Python loop.
+``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
+"""
+import ctypes
+import os
+import platform
+import struct
+import sys
+
+import numpy as np
+from scipy import sparse
+
+from . import _nn_kernels
+from ._sites import BernoulliDropout, NoDropout, NoWeightNoise
+from ._threading import FixedThreads
+from .network import K_ALIGN, K_WHOLE
+from .optim import SGD, Adam
+
+__all__ = ["CompiledEpoch", "compiled_epoch", "numpy_blas", "why_not"]
+
+_U, _I, _F = np.uint64, np.int64, np.float64
+# The loop's records, field for field as _step_loop.pxi declares them.
+LAYER_RECORD = np.dtype([
+    ("weights", _U), ("bias", _U), ("grad_weights", _U), ("grad_bias", _U),
+    ("state1_w", _U), ("state1_b", _U), ("state2_w", _U), ("state2_b", _U),
+    ("output", _U), ("output_grad", _U), ("fan_in", _I), ("fan_out", _I),
+    ("seed", _U), ("threshold", _U), ("scale", _F)])
+EPOCH_RECORD = np.dtype([
+    ("sgemm", _U), ("dgemm", _U), ("sgemv", _U), ("dgemv", _U),
+    ("X", _U), ("target", _U), ("order", _U), ("batch_x", _U), ("batch_target", _U),
+    ("logits", _U), ("tail", _U), ("part", _U),
+    ("x_cols", _I), ("target_cols", _I), ("n_rows", _I), ("batch_size", _I), ("n_layers", _I),
+    ("output_kind", _I), ("optimizer", _I), ("step", _I), ("adam_t", _I), ("k_whole", _I),
+    ("k_align", _I),
+    ("lr", _F), ("lr_init", _F), ("momentum", _F), ("nesterov", _F), ("beta_1", _F),
+    ("beta_2", _F), ("epsilon", _F), ("alpha", _F), ("l1", _F), ("loss_limit", _F),
+    ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
+    ("steps_done", _I), ("status", _I)])
+_OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2}  # _nn_kernels' codes
+_DIVERGED, _BAD_PRODUCT = 1, -1
+_CHUNK = 16384  # _nn_kernels.CHUNK: parameters per optimizer chunk (partial sums)
+
+
+def _address(a):
+    return a.__array_interface__["data"][0] if a is not None else 0
+
+
+# ---- numpy's BLAS --------------------------------------------------------------------------
+
+_blas = None  # (addresses as a uint64 array, or None; why not)
+
+
+def numpy_blas():
+    """numpy's own sgemm, dgemm, sgemv and dgemv (CBLAS), as a uint64 array of addresses, or
+    None where they cannot be had or do not give np.matmul's bits; found and checked once.
+
+    The functions are looked up from numpy's matmul module itself (``dlsym`` on its handle
+    searches the libraries it links), so they are the ones np.matmul calls, under the names
+    numpy's builds give them (``scipy_`` and ``64_`` affixes for its ILP64 OpenBLAS)."""
+    global _blas
+    if _blas is None:
+        _blas = _find_numpy_blas()
+    return _blas[0]
+
+
+def _find_numpy_blas():
+    if (sys.platform == "win32" or sys.byteorder != "little" or struct.calcsize("P") != 8
+            or platform.machine().lower() not in ("x86_64", "amd64", "aarch64", "arm64")):
+        return None, f"no compiled step loop on {sys.platform} {platform.machine()}"
+    try:
+        from numpy._core import _multiarray_umath as module
+    except ImportError:  # numpy 1.x
+        from numpy.core import _multiarray_umath as module
+    try:
+        lib = ctypes.CDLL(module.__file__)
+    except OSError as error:
+        return None, f"numpy's matmul module could not be opened: {error}"
+    for prefix in ("scipy_", ""):
+        for suffix in ("64_", "_64", ""):
+            names = [f"{prefix}cblas_{f}{suffix}" for f in ("sgemm", "dgemm", "sgemv", "dgemv")]
+            if all(hasattr(lib, name) for name in names):
+                blas = np.array([ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
+                                 for name in names], dtype=np.uint64)
+                if _same_bits_as_matmul(blas):
+                    return blas, None
+                return None, f"{names[0]} does not give np.matmul's bits"
+    return None, "numpy's matmul module links no CBLAS this loop knows"
+
+
+def _same_bits_as_matmul(blas):
+    """Products of every kind the loop makes (gemm with either operand transposed, gemv
+    either way round), through the functions found, against np.matmul."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for (m, k, n), ta, tb in [((7, 33, 5), False, True), ((9, 6, 300), True, False),
+                                  ((40, 17, 12), False, False), ((1, 20, 6), False, False),
+                                  ((12, 20, 1), False, True)]:
+            a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
+            b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
+            a, b = (a.T if ta else a), (b.T if tb else b)
+            out = np.empty((m, n), dtype)
+            if not _nn_kernels.direct_matmul(blas, a, b, out):
+                return False
+            if not np.array_equal(out, np.matmul(a, b)):
+                return False
+    return True
+
+
+# ---- which fits ----------------------------------------------------------------------------
+
+def why_not(trainer, X, target, weights):
+    """Why this fit's epochs cannot run in the compiled loop (a sentence), or None."""
+    net, s = trainer.net, trainer.settings
+    checks = (
+        (os.environ.get("FASTDROP_COMPILED_STEPS", "1").strip() == "0",
+         "FASTDROP_COMPILED_STEPS=0"),
+        (numpy_blas() is None, lambda: _blas[1]),
+        (not (isinstance(trainer.threads, FixedThreads) and trainer.threads.current == 1
+              and s.n_threads == 1), "its steps run on more than one thread"),
+        (type(trainer.opt) not in (SGD, Adam), "its optimizer is not SGD or Adam"),
+        (s.max_norm is not None, "max-norm"),
+        (weights is not None, "sample weights"),
+        (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
+         "X is not a dense C-contiguous array of the network's dtype"),
+        (net.output not in _OUTPUT_KINDS, f"the {net.output!r} output layer"),
+        (net.dropout_mode == "batch" and net.has_dropout, "batch-mode dropout"),
+        (any(type(layer.site) not in (NoDropout, BernoulliDropout) for layer in net.layers),
+         f"{net.dropout_kind} noise"),
+        (any(not isinstance(layer.weight_noise, NoWeightNoise) or layer.weight_noise.drops
+             for layer in net.layers), "DropConnect"),
+        (any(layer.activation is not None and layer.activation.name != "relu"
+             for layer in net.layers), f"the {net.activation!r} activation"),
+        (not _target_ok(net, target), "targets not in the loop's layout"),
+    )
+    for failed, reason in checks:
+        if failed:
+            return reason() if callable(reason) else reason
+    return None
+
+
+def _target_ok(net, target):
+    if net.output == "softmax":
+        return target.ndim == 1 and target.dtype == np.int64 and target.flags.c_contiguous
+    return (target.ndim == 2 and target.dtype == net.dtype and target.flags.c_contiguous
+            and target.shape[1] == net.sizes[-1])
+
+
+# ---- the loop ------------------------------------------------------------------------------
+
+def compiled_epoch(trainer, ws, batches, weights):
+    """The fit call's CompiledEpoch, or None when its epochs run on the Python loop."""
+    if why_not(trainer, batches.X, batches.target, weights) is not None:
+        return None
+    compiled = CompiledEpoch(trainer, ws, batches)
+    return compiled if compiled.products_ok() else None
+
+
+class CompiledEpoch:
+    """One fit call's records for ``_nn_kernels.train_epoch``: built once, each epoch only
+    writes its order, step counters and learning rate. Holds every array the records point
+    to, so none can go while the loop runs."""
+
+    def __init__(self, trainer, ws, batches):
+        net, opt, s = trainer.net, trainer.opt, trainer.settings
+        self.trainer, self.ws, self.batches = trainer, ws, batches
+        self.double = net.dtype == np.float64
+        n_layers = net.n_layers
+        keep = [net.weights, net.intercepts, ws.grad_weight_buffers, ws.grad_intercepts,
+                opt.states]
+        self.layers = np.zeros(n_layers, LAYER_RECORD)
+        for l, layer in enumerate(net.layers):
+            rec = self.layers[l]
+            fan_out, fan_in = layer.weights.shape
+            rec["weights"], rec["bias"] = _address(layer.weights), _address(layer.bias)
+            rec["grad_weights"] = _address(ws.grad_weight_buffers[l])
+            rec["grad_bias"] = _address(ws.grad_intercepts[l])
+            rec["state1_w"] = _address(opt.states[0][l])
+            rec["state1_b"] = _address(opt.states[0][n_layers + l])
+            if opt.n_state > 1:
+                rec["state2_w"] = _address(opt.states[1][l])
+                rec["state2_b"] = _address(opt.states[1][n_layers + l])
+            if l < n_layers - 1:
+                rec["output"], rec["output_grad"] = _address(ws.acts[l]), _address(ws.dacts[l])
+            rec["fan_in"], rec["fan_out"] = fan_in, fan_out
+            site = layer.site
+            rec["seed"], rec["threshold"] = site.seed, site.threshold
+            rec["scale"] = site.train_scale
+        largest = max(s.batch_size * max(net.sizes), max(w.size for w in net.weights))
+        self.tail = np.empty(largest, net.dtype)
+        self.part = np.empty(2 * (largest // _CHUNK + 1), np.float64)
+        X, target = batches.X, batches.target
+        self.epoch = np.zeros(1, EPOCH_RECORD)
+        e = self.epoch[0]
+        for name, address in zip(("sgemm", "dgemm", "sgemv", "dgemv"), numpy_blas()):
+            e[name] = address
+        e["X"], e["target"] = _address(X), _address(target)
+        e["batch_x"], e["batch_target"] = _address(ws.x), _address(batches.batch_target)
+        e["logits"], e["tail"], e["part"] = (_address(ws.logits), _address(self.tail),
+                                             _address(self.part))
+        e["x_cols"] = X.shape[1]
+        e["target_cols"] = 0 if target.ndim == 1 else target.shape[1]
+        e["batch_size"], e["n_layers"] = s.batch_size, n_layers
+        e["output_kind"] = _OUTPUT_KINDS[net.output]
+        e["optimizer"] = opt.kind
+        e["k_whole"], e["k_align"] = K_WHOLE, K_ALIGN
+        e["lr_init"] = opt.learning_rate_init
+        for name in ("momentum", "beta_1", "beta_2", "epsilon"):
+            e[name] = getattr(opt, name, 0.0)
+        e["nesterov"] = float(getattr(opt, "nesterov", False))
+        e["alpha"], e["l1"], e["loss_limit"] = s.alpha, s.l1, s.loss_limit
+        self._keep = keep
+
+    def products_ok(self):
+        """Whether every product of the fit's steps (full batches and the last one) is one
+        numpy sends to BLAS; an inner dimension of 1, for one, numpy computes itself."""
+        n, size = self.batches.n, self.trainer.settings.batch_size
+        return all(_nn_kernels.products_ok(self.epoch.view(np.uint8),
+                                           self.layers.view(np.uint8), m)
+                   for m in {min(size, n), n % size} if m > 0)
+
+    def run(self, order, state, clock):
+        """One epoch over ``order`` (the rows of X, in order), from ``state.step``: returns
+        the summed loss of its steps (loss times rows); on a loss that blew up, raises
+        trainer._Diverged or FloatingPointError as the Python loop does. The epoch's times
+        go to ``clock``."""
+        from ._trainer import _Diverged
+
+        trainer, e = self.trainer, self.epoch[0]
+        order = np.ascontiguousarray(order, dtype=np.int64)
+        opt = trainer.opt
+        e["order"], e["n_rows"] = _address(order), order.size
+        e["step"], e["lr"] = state.step, opt.learning_rate
+        e["adam_t"] = getattr(opt, "t", 0)
+        for name in ("total", "loss", "t_forward", "t_passes", "t_update"):
+            e[name] = 0.0
+        e["steps_done"] = 0
+        status = _nn_kernels.train_epoch(self.epoch.view(np.uint8), self.layers.view(np.uint8),
+                                         self.double)
+        e = self.epoch[0]
+        state.step = int(e["step"])
+        if isinstance(opt, Adam) and e["adam_t"] != opt.t:
+            opt.t = int(e["adam_t"]) - 1
+            opt.start_step()  # Adam's time step and step size as the loop's last step left them
+        clock.forward += float(e["t_forward"])
+        clock.passes += float(e["t_passes"])
+        clock.update += float(e["t_update"])
+        if status == _BAD_PRODUCT:  # products_ok said otherwise when the fit began
+            raise RuntimeError("the compiled step loop met a product numpy does not send to "
+                               "BLAS; set FASTDROP_COMPILED_STEPS=0 and report it")
+        if status == _DIVERGED:
+            message = trainer.divergence(float(e["loss"]), state.n_iter + 1)
+            if trainer.settings.early_stopping:
+                raise _Diverged(message)
+            raise FloatingPointError(message)
+        return float(e["total"])

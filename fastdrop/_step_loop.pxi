@@ -1,0 +1,429 @@
+# The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit on one
+# thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
+# Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
+# for the networks fastdrop._compiled_epoch lets through (element mode, ReLU, Bernoulli or no
+# dropout, no DropConnect, no sample weights), call for call: the same kernels, the same
+# products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
+# the two bit for bit.
+from libc.math cimport pow
+from libc.stdint cimport uint32_t, uint64_t
+
+cdef extern from "_dropout_kernels.h" nogil:
+    ctypedef struct fd_draw:
+        uint32_t k0
+        uint32_t k1
+        uint32_t s0
+        uint32_t s1
+        uint32_t threshold
+    void fd_fwd_f32(const float *x, float *y, uint64_t *bits, int64_t n, uint64_t g0,
+                    const fd_draw *d, float scale, const float *bias, int64_t ncols,
+                    int64_t col0, int relu)
+    void fd_fwd_f64(const double *x, double *y, uint64_t *bits, int64_t n, uint64_t g0,
+                    const fd_draw *d, double scale, const double *bias, int64_t ncols,
+                    int64_t col0, int relu)
+    void fd_gate_colsum_f32(const float *dy, const float *y, float *dx, float *colsum,
+                            int64_t m, int64_t ld, int64_t nb, float scale)
+    void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
+                            int64_t m, int64_t ld, int64_t nb, double scale)
+    int FD_COLSUM_BLOCK
+
+cdef extern from "_step_loop.h" nogil:
+    ctypedef struct fd_blas:
+        pass
+    double fd_now()
+    int fd_matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t o0,
+                       int64_t o1, int64_t dm, int64_t dn, int64_t dp)
+    int fd_matmul_f32(const fd_blas *blas, const float *a, int64_t a0, int64_t a1,
+                      const float *b, int64_t b0, int64_t b1, float *out, int64_t o0,
+                      int64_t o1, int64_t dm, int64_t dn, int64_t dp)
+    int fd_matmul_f64(const fd_blas *blas, const double *a, int64_t a0, int64_t a1,
+                      const double *b, int64_t b0, int64_t b1, double *out, int64_t o0,
+                      int64_t o1, int64_t dm, int64_t dn, int64_t dp)
+
+cdef enum:
+    MASK_CHUNK = 16384   # _kernels.CHUNK: the dropout kernels' chunks (first words follow)
+    THRESHOLD_ONE = 65536
+    OUT_SOFTMAX = -1     # with OUT_SIGMOID, OUT_IDENTITY, OUT_EXP: the output layer
+    LOOP_OK = 0
+    LOOP_DIVERGED = 1
+    LOOP_BAD_PRODUCT = -1
+
+# One layer as the loop reads it: a record of _compiled_epoch.LAYER_RECORD (same fields, same
+# order); addresses of arrays the Python side keeps alive for the call.
+cdef packed struct fd_loop_layer:
+    uint64_t weights        # (fan_out, fan_in), C-contiguous
+    uint64_t bias           # (fan_out,)
+    uint64_t grad_weights   # (fan_out, fan_in)
+    uint64_t grad_bias      # (fan_out,)
+    uint64_t state1_w       # SGD's velocity / Adam's first moment, of the weights
+    uint64_t state1_b       # ... of the bias
+    uint64_t state2_w       # Adam's second moments (0 for SGD)
+    uint64_t state2_b
+    uint64_t output         # hidden layers: the (batch, fan_out) activations; 0: the logits
+    uint64_t output_grad    # hidden layers: their gradient buffer
+    int64_t fan_in
+    int64_t fan_out
+    uint64_t seed           # the dropout site at this layer's input
+    uint64_t threshold      # its keep threshold (THRESHOLD_ONE: keeps everything)
+    double scale            # its training scale
+
+# One epoch's settings and results: a record of _compiled_epoch.EPOCH_RECORD.
+cdef packed struct fd_loop_epoch:
+    uint64_t sgemm          # numpy's CBLAS functions: first, so the record starts with an fd_blas
+    uint64_t dgemm
+    uint64_t sgemv
+    uint64_t dgemv
+    uint64_t X              # (n, x_cols) training inputs, C-contiguous
+    uint64_t target         # (n,) int64 class indices, or (n, target_cols) of the dtype
+    uint64_t order          # (n_rows,) int64: the epoch's rows of X, in order
+    uint64_t batch_x        # (batch_size, x_cols)
+    uint64_t batch_target   # like target, batch_size rows
+    uint64_t logits         # (batch_size, n_outputs)
+    uint64_t tail           # scratch of the largest product (the split inner dimension)
+    uint64_t part           # 2 * chunks doubles: the optimizer's partial sums
+    int64_t x_cols
+    int64_t target_cols     # 0: class indices
+    int64_t n_rows
+    int64_t batch_size
+    int64_t n_layers
+    int64_t output_kind     # OUT_SOFTMAX or an _output_element kind
+    int64_t optimizer       # KIND_SGD, KIND_ADAM
+    int64_t step            # IN/OUT the optimizer steps so far: each batch's draw
+    int64_t adam_t          # IN/OUT Adam's time step
+    int64_t k_whole         # network.K_WHOLE, K_ALIGN: where gemm_into splits
+    int64_t k_align
+    double lr               # SGD's rate (Adam: lr_init below)
+    double lr_init
+    double momentum
+    double nesterov
+    double beta_1
+    double beta_2
+    double epsilon
+    double alpha            # L2 and L1, scaled by the batch size at each step
+    double l1
+    double loss_limit
+    double total            # OUT the summed loss of the steps taken (loss * rows)
+    double loss             # OUT the last step's loss
+    double t_forward        # OUT seconds, as trainer.EpochClock counts them
+    double t_passes
+    double t_update
+    int64_t steps_done      # OUT
+    int64_t status          # OUT LOOP_OK, LOOP_DIVERGED, LOOP_BAD_PRODUCT
+
+
+cdef inline fd_draw _loop_draw(uint64_t seed, uint64_t step, uint32_t threshold) noexcept nogil:
+    cdef fd_draw d
+    d.k0 = <uint32_t>seed
+    d.k1 = <uint32_t>(seed >> 32)
+    d.s0 = <uint32_t>step
+    d.s1 = <uint32_t>(step >> 32)
+    d.threshold = threshold
+    return d
+
+
+cdef void _site_pass(floating *x, int64_t n, uint64_t seed, uint64_t step, uint32_t threshold,
+                     double scale, const floating *bias, int64_t ncols,
+                     bint relu) noexcept nogil:
+    """_kernels.forward in place, chunk by chunk as its driver cuts it."""
+    cdef fd_draw d = _loop_draw(seed, step, threshold)
+    cdef int64_t c, start, m
+    for c in range((n + MASK_CHUNK - 1) // MASK_CHUNK):
+        start = c * MASK_CHUNK
+        m = min(<int64_t>MASK_CHUNK, n - start)
+        if floating is float:
+            fd_fwd_f32(x + start, x + start, NULL, m, <uint64_t>(start // 64), &d,
+                       <float>scale, bias, ncols, start % ncols if bias != NULL else 0, relu)
+        else:
+            fd_fwd_f64(x + start, x + start, NULL, m, <uint64_t>(start // 64), &d, scale,
+                       bias, ncols, start % ncols if bias != NULL else 0, relu)
+
+
+cdef void _gate_colsum(floating *dx, const floating *y, int64_t m, int64_t k, double scale,
+                       floating *colsum) noexcept nogil:
+    """_kernels.gate_colsum in place, block by block as its driver cuts it (m, k > 0)."""
+    cdef int64_t b, j0
+    for b in range((k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK):
+        j0 = b * FD_COLSUM_BLOCK
+        if floating is float:
+            fd_gate_colsum_f32(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
+                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), <float>scale)
+        else:
+            fd_gate_colsum_f64(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
+                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), scale)
+
+
+cdef inline int _matmul(const fd_loop_epoch *e, const floating *a, int64_t a0, int64_t a1,
+                        const floating *b, int64_t b0, int64_t b1, floating *out,
+                        int64_t dm, int64_t dn, int64_t dp) noexcept nogil:
+    """out (dm, dp), C-contiguous, = a (dm, dn) @ b (dn, dp), strides in elements."""
+    if floating is float:
+        return fd_matmul_f32(<const fd_blas *>e, a, a0, a1, b, b0, b1, out, dp, 1, dm,
+                             dn, dp)
+    else:
+        return fd_matmul_f64(<const fd_blas *>e, a, a0, a1, b, b0, b1, out, dp, 1, dm,
+                             dn, dp)
+
+
+cdef int _gemm_into(const fd_loop_epoch *e, const floating *a, int64_t a0, int64_t a1,
+                    const floating *b, int64_t b0, int64_t b1, floating *out, int64_t dm,
+                    int64_t dn, int64_t dp) noexcept nogil:
+    """network.gemm_into: a long inner dimension as its multiple of k_align, then the rest
+    into the tail scratch, added after."""
+    cdef int64_t k0, i
+    cdef floating *tail = <floating *>e.tail
+    if dn <= e.k_whole or dn % e.k_align == 0:
+        return _matmul(e, a, a0, a1, b, b0, b1, out, dm, dn, dp)
+    k0 = dn - dn % e.k_align
+    if (_matmul(e, a, a0, a1, b, b0, b1, out, dm, k0, dp)
+            or _matmul(e, a + k0 * a1, a0, a1, b + k0 * b0, b0, b1, tail, dm, dn - k0, dp)):
+        return LOOP_BAD_PRODUCT
+    for i in range(dm * dp):
+        out[i] = out[i] + tail[i]
+    return LOOP_OK
+
+
+cdef bint _gemm_ok(const fd_loop_epoch *e, int64_t a0, int64_t a1, int64_t b0, int64_t b1,
+                   int64_t dm, int64_t dn, int64_t dp) noexcept nogil:
+    """Whether _gemm_into of these shapes and strides makes only products numpy sends to
+    BLAS (fd_matmul_kind > 0)."""
+    cdef int64_t k0
+    if dn <= e.k_whole or dn % e.k_align == 0:
+        return fd_matmul_kind(a0, a1, b0, b1, dp, 1, dm, dn, dp) > 0
+    k0 = dn - dn % e.k_align
+    return (fd_matmul_kind(a0, a1, b0, b1, dp, 1, dm, k0, dp) > 0
+            and fd_matmul_kind(a0, a1, b0, b1, dp, 1, dm, dn - k0, dp) > 0)
+
+
+cdef bint _products_ok(const fd_loop_epoch *e, const fd_loop_layer *L, int64_t m) noexcept nogil:
+    """Whether every product of a step of m rows goes to BLAS (the three of _step below)."""
+    cdef int64_t l, fi, fo
+    for l in range(e.n_layers):
+        fi, fo = L[l].fan_in, L[l].fan_out
+        if not (_gemm_ok(e, fi, 1, 1, fi, m, fi, fo)          # a @ W.T
+                and _gemm_ok(e, 1, fo, fi, 1, fo, m, fi)      # dz.T @ a
+                and (l == 0 or _gemm_ok(e, fo, 1, fi, 1, m, fo, fi))):  # dz @ W
+            return False
+    return True
+
+
+cdef double _layer_update(const fd_loop_epoch *e, const fd_loop_layer *layer, floating *dummy,
+                          double lr, double m, double *part) noexcept nogil:
+    """optim._Optimizer.update_layer: the weights with the penalties, then the bias; returns
+    the layer's penalty loss from the weights before the step."""
+    cdef fd_step_params hp
+    cdef double sq, ab
+    hp.lr, hp.momentum, hp.nesterov = lr, e.momentum, e.nesterov
+    hp.beta_1, hp.beta_2, hp.epsilon = e.beta_1, e.beta_2, e.epsilon
+    hp.l2, hp.l1 = e.alpha / m, e.l1 / m
+    sq, ab = _loop_step_array(e, <floating *>layer.weights, <floating *>layer.grad_weights,
+                              <floating *>layer.state1_w, <floating *>layer.state2_w,
+                              layer.fan_in * layer.fan_out, &hp, part)
+    hp.l2, hp.l1 = 0.0, 0.0
+    _loop_step_array(e, <floating *>layer.bias, <floating *>layer.grad_bias,
+                     <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, &hp,
+                     part)
+    return ((0.5 * e.alpha * sq if e.alpha else 0.0) + (e.l1 * ab if e.l1 else 0.0)) / m
+
+
+cdef (double, double) _loop_step_array(const fd_loop_epoch *e, floating *w, const floating *g,
+                                       floating *s1, floating *s2, int64_t n,
+                                       const fd_step_params *hp, double *part) noexcept nogil:
+    """optimizer_step on one thread: the same chunks, partial sums in the same order."""
+    cdef int64_t c, n_chunks = (n + CHUNK - 1) // CHUNK, start
+    if n == 0:
+        return 0.0, 0.0
+    for c in range(n_chunks):
+        start = c * CHUNK
+        part[2 * c] = 0
+        part[2 * c + 1] = 0
+        _step_block(e.optimizer, w + start, g + start, s1 + start,
+                    s2 + start if s2 != NULL else NULL, min(<int64_t>CHUNK, n - start), hp,
+                    part + 2 * c)
+    return _ordered_sum(part, n_chunks)
+
+
+cdef void _gather(const fd_loop_epoch *e, floating *dummy, int64_t start,
+                  int64_t m) noexcept nogil:
+    """The batch's rows of X and of the targets, in the epoch's order."""
+    cdef const int64_t *order = <const int64_t *>e.order
+    cdef int64_t i, r, c = e.x_cols, k = e.target_cols
+    for i in range(m):
+        r = order[start + i]
+        memcpy(<floating *>e.batch_x + i * c, <const floating *>e.X + r * c,
+               c * sizeof(floating))
+        if k == 0:
+            (<int64_t *>e.batch_target)[i] = (<const int64_t *>e.target)[r]
+        else:
+            memcpy(<floating *>e.batch_target + i * k, <const floating *>e.target + r * k,
+                   k * sizeof(floating))
+
+
+cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
+                  double *loss) noexcept nogil:
+    """MLP._forward_element: the batch's loss (summed) into loss; the output gradient is
+    left in the logits buffer, each hidden layer's output in its buffer."""
+    cdef floating *a = <floating *>e.batch_x
+    cdef floating *out = a
+    cdef int64_t l, last = e.n_layers - 1, fi, fo
+    cdef uint64_t step = <uint64_t>e.step
+    cdef const fd_loop_layer *nxt
+    if L[0].threshold < THRESHOLD_ONE:
+        _site_pass(a, m * e.x_cols, L[0].seed, step, <uint32_t>L[0].threshold, L[0].scale,
+                   <const floating *>NULL, 1, False)
+    for l in range(e.n_layers):
+        fi, fo = L[l].fan_in, L[l].fan_out
+        out = <floating *>(L[l].output if l < last else e.logits)
+        if _gemm_into(e, a, fi, 1, <const floating *>L[l].weights, 1, fi, out, m, fi, fo):
+            return LOOP_BAD_PRODUCT
+        if l < last:
+            nxt = &L[l + 1]
+            if nxt.threshold < THRESHOLD_ONE:
+                _site_pass(out, m * fo, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
+                           <const floating *>L[l].bias, fo, True)
+            else:  # nothing dropped: bias and ReLU only, as NoDropout's pass draws nothing
+                _site_pass(out, m * fo, 0, 0, THRESHOLD_ONE, 1.0,
+                           <const floating *>L[l].bias, fo, True)
+            a = out
+    if e.output_kind == OUT_SOFTMAX:
+        loss[0] = _softmax_rows(out, m, L[last].fan_out, <const floating *>L[last].bias,
+                                <const int64_t *>e.batch_target, True,
+                                <floating *>L[last].grad_bias, <const floating *>NULL,
+                                1.0 / <double>m)
+    else:
+        loss[0] = _elementwise_rows(e.output_kind, out, m, L[last].fan_out,
+                                    <const floating *>L[last].bias,
+                                    <const floating *>e.batch_target, True,
+                                    <floating *>L[last].grad_bias, <const floating *>NULL,
+                                    1.0 / <double>m)
+    return LOOP_OK
+
+
+cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m, double lr,
+                   double *penalty, double *stepping) noexcept nogil:
+    """MLP._backward_element with trainer.LayerwiseStep: each layer's gradients, then its
+    optimizer step at once; the penalties summed from the last layer down."""
+    cdef floating *dz = <floating *>e.logits
+    cdef floating *a
+    cdef floating *da
+    cdef int64_t l, fi, fo
+    cdef double t
+    for l in range(e.n_layers - 1, -1, -1):
+        fi, fo = L[l].fan_in, L[l].fan_out
+        a = <floating *>(L[l - 1].output if l > 0 else e.batch_x)
+        if _gemm_into(e, dz, 1, fo, a, fi, 1, <floating *>L[l].grad_weights, fo, m, fi):
+            return LOOP_BAD_PRODUCT
+        da = NULL
+        if l > 0:
+            da = <floating *>L[l - 1].output_grad
+            if _gemm_into(e, dz, fo, 1, <const floating *>L[l].weights, fi, 1, da, m, fo, fi):
+                return LOOP_BAD_PRODUCT
+            _gate_colsum(da, a, m, fi, L[l].scale, <floating *>L[l - 1].grad_bias)
+        t = fd_now()
+        penalty[0] += _layer_update(e, &L[l], dummy, lr, <double>m, <double *>e.part)
+        stepping[0] += fd_now() - t
+        dz = da
+    return LOOP_OK
+
+
+cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
+    """trainer.Trainer._epoch's batches; stops at a loss that is not below loss_limit."""
+    cdef int64_t b, start, m
+    cdef int status
+    cdef double t0, t1, loss, penalty, stepping, lr
+    for b in range((e.n_rows + e.batch_size - 1) // e.batch_size):
+        start = b * e.batch_size
+        m = min(e.batch_size, e.n_rows - start)
+        t0 = fd_now()
+        _gather(e, dummy, start, m)
+        lr = e.lr
+        if e.optimizer == KIND_ADAM:  # Adam.start_step
+            e.adam_t += 1
+            lr = (e.lr_init * sqrt(1 - pow(e.beta_2, <double>e.adam_t))
+                  / (1 - pow(e.beta_1, <double>e.adam_t)))
+        status = _forward(e, L, dummy, m, &loss)
+        if status:
+            return status
+        e.t_forward += fd_now() - t0
+        penalty, stepping = 0.0, 0.0
+        status = _backward(e, L, dummy, m, lr, &penalty, &stepping)
+        if status:
+            return status
+        t1 = fd_now()
+        e.t_passes += t1 - t0 - stepping
+        e.t_update += stepping
+        loss = loss / <double>m
+        loss += penalty
+        e.loss = loss
+        e.t_update += fd_now() - t1
+        if not loss < e.loss_limit:  # NaN too
+            return LOOP_DIVERGED
+        e.step += 1
+        e.total += loss * <double>m
+        e.steps_done += 1
+    return LOOP_OK
+
+
+def matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t o0, int64_t o1,
+                int64_t dm, int64_t dn, int64_t dp):
+    """How numpy's matmul computes a 2-d product of these element strides (see
+    _step_loop.h): 1 gemm, 2 and 3 gemv, 0 its own loops."""
+    return fd_matmul_kind(a0, a1, b0, b1, o0, o1, dm, dn, dp)
+
+
+def direct_matmul(const uint64_t[::1] blas,        # IN numpy's sgemm, dgemm, sgemv, dgemv
+                  const floating[:, :] a,          # IN (m, k), any strides BLAS takes
+                  const floating[:, :] b,          # IN (k, n)
+                  floating[:, ::1] out):           # OUT (m, n)
+    """out = a @ b through fd_matmul, as the loop calls it (to check the BLAS found against
+    np.matmul); False where numpy would not call BLAS for these shapes."""
+    cdef int64_t s = sizeof(floating)
+    cdef int status
+    if blas.shape[0] != 4:
+        raise ValueError(f"blas must hold 4 addresses, got {blas.shape[0]}")
+    if floating is float:
+        status = fd_matmul_f32(<const fd_blas *>&blas[0], &a[0, 0], a.strides[0] // s,
+                               a.strides[1] // s, &b[0, 0], b.strides[0] // s,
+                               b.strides[1] // s, &out[0, 0], out.shape[1], 1, a.shape[0],
+                               a.shape[1], b.shape[1])
+    else:
+        status = fd_matmul_f64(<const fd_blas *>&blas[0], &a[0, 0], a.strides[0] // s,
+                               a.strides[1] // s, &b[0, 0], b.strides[0] // s,
+                               b.strides[1] // s, &out[0, 0], out.shape[1], 1, a.shape[0],
+                               a.shape[1], b.shape[1])
+    return status == 0
+
+
+def train_epoch(unsigned char[::1] epoch,          # IN/OUT one EPOCH_RECORD's bytes
+                unsigned char[::1] layers,         # IN/OUT n_layers LAYER_RECORDs' bytes
+                bint double_precision):
+    """Run one epoch of the compiled step loop (see fastdrop._compiled_epoch, which builds the
+    records and keeps every array they point to alive). Returns the record's status."""
+    cdef fd_loop_epoch *e
+    cdef fd_loop_layer *L
+    _records(epoch, layers)
+    e = <fd_loop_epoch *>&epoch[0]
+    L = <fd_loop_layer *>&layers[0]
+    with nogil:
+        if double_precision:
+            e.status = _epoch(e, L, <double *>NULL)
+        else:
+            e.status = _epoch(e, L, <float *>NULL)
+    return e.status
+
+
+def products_ok(unsigned char[::1] epoch, unsigned char[::1] layers, int64_t m):
+    """Whether every product of a step of m rows is one numpy sends to BLAS (the records as
+    train_epoch takes them)."""
+    _records(epoch, layers)
+    return _products_ok(<fd_loop_epoch *>&epoch[0], <fd_loop_layer *>&layers[0], m)
+
+
+cdef _records(unsigned char[::1] epoch, unsigned char[::1] layers):
+    cdef fd_loop_epoch *e
+    if epoch.shape[0] != sizeof(fd_loop_epoch):
+        raise ValueError(f"epoch must be one EPOCH_RECORD ({sizeof(fd_loop_epoch)} bytes), "
+                         f"got {epoch.shape[0]}")
+    e = <fd_loop_epoch *>&epoch[0]
+    if e.n_layers < 1 or layers.shape[0] != e.n_layers * sizeof(fd_loop_layer):
+        raise ValueError(f"layers must be {e.n_layers} LAYER_RECORDs "
+                         f"({sizeof(fd_loop_layer)} bytes each), got {layers.shape[0]} bytes")

@@ -1,0 +1,256 @@
+"""The compiled step loop (fastdrop._compiled_epoch, _step_loop.pxi) against the Python loop:
+the same weights, losses and history, bit for bit, wherever it takes a fit."""
+import warnings
+
+import numpy as np
+import pytest
+from scipy import sparse
+from sklearn.datasets import load_digits
+
+import fastdrop
+from fastdrop import _compiled_epoch, _nn_kernels
+
+BLAS = _compiled_epoch.numpy_blas()
+needs_loop = pytest.mark.skipif(BLAS is None, reason=f"no compiled step loop here: "
+                                                     f"{_compiled_epoch._find_numpy_blas()[1]}")
+
+
+# ---- products: numpy's choice, numpy's bits --------------------------------------------------
+
+def _operand(rng, shape, dtype, transposed):
+    a = rng.standard_normal(shape[::-1] if transposed else shape).astype(dtype)
+    return a.T if transposed else a
+
+
+@needs_loop
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m, k, n", [(7, 33, 5), (1, 20, 6), (12, 20, 1), (9, 1, 4), (1, 1, 4),
+                                     (6, 1, 1), (128, 300, 50), (3, 2, 2)])
+def test_products_match_matmul(rng, dtype, m, k, n):
+    for ta in (False, True):
+        for tb in (False, True):
+            a, b = _operand(rng, (m, k), dtype, ta), _operand(rng, (k, n), dtype, tb)
+            out = np.empty((m, n), dtype)
+            assert _nn_kernels.direct_matmul(BLAS, a, b, out), (m, k, n, ta, tb)
+            np.testing.assert_array_equal(out, a @ b, err_msg=str((m, k, n, ta, tb)))
+
+
+def test_product_kinds_follow_numpy():
+    # (a strides, b strides, out strides, m, n, p) -> numpy's matmul: 1 gemm, 2 and 3 gemv,
+    # 4 its loop over one inner index, 0 its other loops (refused)
+    cases = [((5, 1), (1, 5), (4, 1), 3, 5, 4, 1),
+             ((5, 1), (4, 1), (4, 1), 1, 5, 4, 2),
+             ((5, 1), (1, 5), (1, 1), 3, 5, 1, 3),
+             ((1, 1), (4, 1), (4, 1), 3, 1, 4, 4),
+             ((5, 1), (1, 1), (1, 1), 1, 5, 1, 0),
+             ((1, 1), (1, 1), (1, 1), 1, 1, 1, 0),
+             ((10, 2), (4, 1), (4, 1), 3, 5, 4, 0)]
+    for (a0, a1), (b0, b1), (o0, o1), m, n, p, kind in cases:
+        assert _nn_kernels.matmul_kind(a0, a1, b0, b1, o0, o1, m, n, p) == kind
+
+
+# ---- whole fits ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16, y[:600]
+
+
+def _regression(rows, features, outputs, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((rows, features))
+    y = X @ rng.standard_normal((features, outputs))
+    return X, (y[:, 0] if outputs == 1 else y)
+
+
+@pytest.fixture
+def loop_calls(monkeypatch):
+    """Counts the compiled loop's epochs."""
+    calls = []
+    run = _nn_kernels.train_epoch
+    monkeypatch.setattr(_nn_kernels, "train_epoch", lambda *a: calls.append(1) or run(*a))
+    return calls
+
+
+def _fit(monkeypatch, compiled, make, X, y, fit=None):
+    monkeypatch.setenv("FASTDROP_COMPILED_STEPS", "1" if compiled else "0")
+    est = make()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (fit or (lambda e: e.fit(X, y)))(est)
+    return est
+
+
+def _assert_same_fit(a, b):
+    for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_, strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert a.loss_curve_ == b.loss_curve_
+    assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    for key, column in a.history_.items():
+        if not key.startswith("time"):
+            np.testing.assert_array_equal(column, b.history_[key], err_msg=key)
+
+
+C, R = fastdrop.MLPClassifier, fastdrop.MLPRegressor
+# name -> (estimator, its parameters, data: "digits" or (rows, features, outputs))
+FITS = {
+    "adam": (C, dict(hidden_layer_sizes=(40,)), "digits"),
+    "two hidden, dropout": (C, dict(hidden_layer_sizes=(32, 24), dropout=0.5,
+                                    input_dropout=0.2), "digits"),
+    "sgd nesterov, L1 + L2": (C, dict(hidden_layer_sizes=(30,), solver="sgd", alpha=1e-3,
+                                      l1=1e-4), "digits"),
+    "sgd plain momentum, invscaling": (C, dict(hidden_layer_sizes=(30,), solver="sgd",
+                                               nesterovs_momentum=False,
+                                               learning_rate="invscaling",
+                                               learning_rate_init=0.1), "digits"),
+    "sgd no momentum, adaptive": (C, dict(hidden_layer_sizes=(30,), solver="sgd", momentum=0.0,
+                                          learning_rate="adaptive", n_iter_no_change=1,
+                                          tol=1.0), "digits"),
+    "classic scaling": (C, dict(hidden_layer_sizes=(30,), dropout=0.4,
+                                dropout_scale="classic"), "digits"),
+    "float64": (C, dict(hidden_layer_sizes=(30,), dropout=0.3, dtype="float64"), "digits"),
+    "early stopping": (C, dict(hidden_layer_sizes=(30,), early_stopping=True,
+                               n_iter_no_change=2), "digits"),
+    "no shuffle": (C, dict(hidden_layer_sizes=(30,), shuffle=False), "digits"),
+    "binary": (C, dict(hidden_layer_sizes=(20,)), "binary"),
+    "one output": (R, dict(hidden_layer_sizes=(50,), batch_size=128), (246, 6, 1)),
+    "two outputs, sgd": (R, dict(hidden_layer_sizes=(50,), solver="sgd",
+                                 learning_rate_init=0.01), (246, 6, 2)),
+    "poisson": (R, dict(hidden_layer_sizes=(16,), loss="poisson"), "poisson"),
+    "one feature": (R, dict(hidden_layer_sizes=(8,)), (100, 1, 1)),
+    "split inner dimension": (R, dict(hidden_layer_sizes=(20,), batch_size=257, dropout=0.5),
+                              (700, 321, 1)),
+    "last batch of one row": (R, dict(hidden_layer_sizes=(12,), batch_size=32), (97, 5, 2)),
+    "float64 one output": (R, dict(hidden_layer_sizes=(12, 6), dtype="float64", dropout=0.2),
+                           (150, 4, 1)),
+}
+
+
+def _data(spec, digits):
+    if spec == "digits":
+        return digits
+    if spec == "binary":
+        return digits[0], digits[1] % 2
+    if spec == "poisson":
+        X, y = _regression(300, 5, 1)
+        return X, np.exp(y / 4)
+    return _regression(*spec)
+
+
+@needs_loop
+@pytest.mark.parametrize("name", list(FITS))
+def test_same_fit_as_python_loop(monkeypatch, loop_calls, digits, simd, name):
+    cls, params, spec = FITS[name]
+    X, y = _data(spec, digits)
+    make = lambda: cls(**params, max_iter=4, random_state=0, n_threads=1)  # noqa: E731
+    compiled = _fit(monkeypatch, True, make, X, y)
+    assert len(loop_calls) == compiled.n_iter_ > 0
+    _assert_same_fit(compiled, _fit(monkeypatch, False, make, X, y))
+    assert len(loop_calls) == compiled.n_iter_
+
+
+@needs_loop
+def test_partial_fit_and_warm_start_continue_alike(monkeypatch, loop_calls, digits):
+    X, y = digits
+    make = lambda: C(hidden_layer_sizes=(30,), dropout=0.3, random_state=0,  # noqa: E731
+                     n_threads=1, max_iter=3, warm_start=True)
+
+    def three_calls(est):
+        est.partial_fit(X, y, classes=np.unique(y))
+        est.fit(X, y)
+        est.partial_fit(X[:200], y[:200])
+
+    compiled = _fit(monkeypatch, True, make, X, y, three_calls)
+    assert len(loop_calls) == 5
+    _assert_same_fit(compiled, _fit(monkeypatch, False, make, X, y, three_calls))
+
+
+@needs_loop
+@pytest.mark.parametrize("early_stopping", [False, True])
+def test_divergence_is_reported_alike(monkeypatch, loop_calls, early_stopping):
+    X, y = _regression(200, 4, 1)
+    make = lambda: R(hidden_layer_sizes=(16,), solver="sgd", learning_rate_init=10.0,  # noqa
+                     max_iter=20, random_state=0, n_threads=1, early_stopping=early_stopping)
+    outcomes = []
+    for compiled in (True, False):
+        monkeypatch.setenv("FASTDROP_COMPILED_STEPS", "1" if compiled else "0")
+        est = make()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                est.fit(X, y)
+                error = None
+            except FloatingPointError as raised:
+                error = str(raised)
+        outcomes.append((error, [str(w.message) for w in caught
+                                 if "diverge" in str(w.message).lower()],
+                         [c.copy() for c in est.coefs_] if hasattr(est, "coefs_") else None,
+                         est._training_state.step))
+    assert loop_calls
+    (e1, w1, c1, s1), (e2, w2, c2, s2) = outcomes
+    assert (e1, w1, s1) == (e2, w2, s2)
+    assert (e1 is not None) != early_stopping and (bool(w1) == early_stopping)
+    if c1 is not None:
+        for p, q in zip(c1, c2):
+            np.testing.assert_array_equal(p, q)
+
+
+def test_history_times_are_counted(monkeypatch, loop_calls, digits):
+    est = _fit(monkeypatch, True, lambda: C(hidden_layer_sizes=(30,), max_iter=3, n_threads=1,
+                                            random_state=0), *digits)
+    h = est.history_
+    for fwd, passes, update, total in zip(h["time_forward"], h["time_forward_backward"],
+                                          h["time_update"], h["time"]):
+        assert 0 < fwd < passes and 0 < update and passes + update <= total
+
+
+# Fits the loop does not take, each for one reason (why_not's sentence).
+ELSEWHERE = {
+    "sample weights": (dict(), "sample_weight"),
+    "DropConnect": (dict(dropconnect=0.2), None),
+    "gaussian noise": (dict(dropout=0.3, dropout_kind="gaussian"), None),
+    "the 'tanh' activation": (dict(activation="tanh"), None),
+    "batch-mode dropout": (dict(dropout=0.5, dropout_mode="batch"), None),
+    "max-norm": (dict(max_norm=3.0), None),
+    "X is not a dense": (dict(), "sparse"),
+    "FASTDROP_COMPILED_STEPS=0": (dict(), "off"),
+}
+
+
+@pytest.mark.parametrize("reason", list(ELSEWHERE))
+def test_other_fits_stay_on_the_python_loop(monkeypatch, loop_calls, digits, reason):
+    params, how = ELSEWHERE[reason]
+    X, y = digits
+    monkeypatch.setenv("FASTDROP_COMPILED_STEPS", "0" if how == "off" else "1")
+    seen = []
+    why_not = _compiled_epoch.why_not
+    monkeypatch.setattr(_compiled_epoch, "why_not", lambda *a: seen.append(why_not(*a)) or
+                        seen[-1])
+    est = C(hidden_layer_sizes=(20,), max_iter=2, n_threads=1, random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if how == "sample_weight":
+            est.fit(X, y, sample_weight=np.linspace(0.5, 1.5, len(y)))
+        else:
+            est.fit(sparse.csr_matrix(X) if how == "sparse" else X, y)
+    assert not loop_calls
+    if BLAS is not None or how == "off":
+        assert seen and seen[-1].startswith(reason)
+
+
+def test_multithreaded_steps_stay_on_the_python_loop(monkeypatch, loop_calls, digits,
+                                                    threads_at_any_size):
+    X, y = digits
+    C(hidden_layer_sizes=(20,), max_iter=2, n_threads=2, random_state=0).fit(X, y)
+    assert not loop_calls or fastdrop.get_num_threads() == 1
+
+
+def test_records_are_checked():
+    epoch = np.zeros(1, _compiled_epoch.EPOCH_RECORD)
+    with pytest.raises(ValueError, match="epoch must be one EPOCH_RECORD"):
+        _nn_kernels.train_epoch(np.zeros(8, np.uint8), np.zeros(8, np.uint8), False)
+    epoch["n_layers"] = 2
+    with pytest.raises(ValueError, match="layers must be 2 LAYER_RECORDs"):
+        _nn_kernels.train_epoch(epoch.view(np.uint8),
+                                np.zeros(1, _compiled_epoch.LAYER_RECORD).view(np.uint8), False)
