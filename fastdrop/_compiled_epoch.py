@@ -47,8 +47,9 @@ EPOCH_RECORD = np.dtype([
     ("k_align", _I),
     ("lr", _F), ("lr_init", _F), ("momentum", _F), ("nesterov", _F), ("beta_1", _F),
     ("beta_2", _F), ("epsilon", _F), ("alpha", _F), ("l1", _F), ("loss_limit", _F),
+    ("max_norm", _F),
     ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
-    ("steps_done", _I), ("status", _I)])
+    ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I)])
 _OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2}  # _nn_kernels' codes
 _DIVERGED, _BAD_PRODUCT = 1, -1
 _CHUNK = 16384  # _nn_kernels.CHUNK: parameters per optimizer chunk (partial sums)
@@ -131,7 +132,6 @@ def why_not(trainer, X, target, weights):
         (not (isinstance(trainer.threads, FixedThreads) and trainer.threads.current == 1
               and s.n_threads == 1), "its steps run on more than one thread"),
         (type(trainer.opt) not in (SGD, Adam), "its optimizer is not SGD or Adam"),
-        (s.max_norm is not None, "max-norm"),
         (weights is not None, "sample weights"),
         (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
          "X is not a dense C-contiguous array of the network's dtype"),
@@ -221,6 +221,7 @@ class CompiledEpoch:
             e[name] = getattr(opt, name, 0.0)
         e["nesterov"] = float(getattr(opt, "nesterov", False))
         e["alpha"], e["l1"], e["loss_limit"] = s.alpha, s.l1, s.loss_limit
+        e["max_norm"] = 0.0 if s.max_norm is None else s.max_norm
         self._keep = keep
 
     def products_ok(self):
@@ -246,11 +247,13 @@ class CompiledEpoch:
         e["adam_t"] = getattr(opt, "t", 0)
         for name in ("total", "loss", "t_forward", "t_passes", "t_update"):
             e[name] = 0.0
-        e["steps_done"] = 0
+        e["steps_done"] = e["norm_clipped"] = e["norm_checked"] = 0
         status = _nn_kernels.train_epoch(self.epoch.view(np.uint8), self.layers.view(np.uint8),
                                          self.double)
         e = self.epoch[0]
         state.step = int(e["step"])
+        state.max_norm_counts[0] += int(e["norm_clipped"])
+        state.max_norm_counts[1] += int(e["norm_checked"])
         if isinstance(opt, Adam) and e["adam_t"] != opt.t:
             opt.t = int(e["adam_t"]) - 1
             opt.start_step()  # Adam's time step and step size as the loop's last step left them

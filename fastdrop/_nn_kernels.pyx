@@ -595,19 +595,30 @@ def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_out, fan_in): row
              double c):
     """Project each unit's incoming weight vector onto the ball of radius c (Srivastava et al.);
     return how many units it clipped."""
-    cdef Py_ssize_t i, j, n_out = w.shape[0], n_in = w.shape[1], clipped = 0
+    cdef Py_ssize_t clipped
+    with nogil:
+        clipped = _max_norm_rows(&w[0, 0] if w.shape[0] and w.shape[1] else NULL, w.shape[0],
+                                 w.shape[1], c)
+    return clipped
+
+
+cdef Py_ssize_t _max_norm_rows(floating *w, Py_ssize_t n_out, Py_ssize_t n_in,
+                               double c) noexcept nogil:
+    """max_norm on the n_out rows of n_in weights at w (row-major)."""
+    cdef Py_ssize_t i, j, clipped = 0
     cdef double sq
     cdef floating scale
-    with nogil:
-        for j in range(n_out):
-            sq = 0
+    if w == NULL:
+        return 0
+    for j in range(n_out):
+        sq = 0
+        for i in range(n_in):
+            sq += w[j * n_in + i] * w[j * n_in + i]
+        if sq > c * c:
+            clipped += 1
+            scale = <floating>(c / sqrt(sq))
             for i in range(n_in):
-                sq += w[j, i] * w[j, i]
-            if sq > c * c:
-                clipped += 1
-                scale = <floating>(c / sqrt(sq))
-                for i in range(n_in):
-                    w[j, i] *= scale
+                w[j * n_in + i] *= scale
     return clipped
 
 

@@ -2,7 +2,7 @@
 # thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
 # Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
 # for the networks fastdrop._compiled_epoch lets through (element mode, ReLU, Bernoulli or no
-# dropout, no DropConnect, no sample weights), call for call: the same kernels, the same
+# dropout, no DropConnect, no sample weights; max-norm or not), call for call: the same kernels, the same
 # products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
 # the two bit for bit.
 from libc.math cimport pow
@@ -102,12 +102,15 @@ cdef packed struct fd_loop_epoch:
     double alpha            # L2 and L1, scaled by the batch size at each step
     double l1
     double loss_limit
+    double max_norm         # the radius of every hidden unit's incoming weights (0: none)
     double total            # OUT the summed loss of the steps taken (loss * rows)
     double loss             # OUT the last step's loss
     double t_forward        # OUT seconds, as trainer.EpochClock counts them
     double t_passes
     double t_update
     int64_t steps_done      # OUT
+    int64_t norm_clipped    # OUT max-norm's projections of the epoch: units clipped,
+    int64_t norm_checked    #     units checked
     int64_t status          # OUT LOOP_OK, LOOP_DIVERGED, LOOP_BAD_PRODUCT
 
 
@@ -325,6 +328,14 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
     return LOOP_OK
 
 
+cdef void _max_norms(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
+    cdef int64_t l
+    for l in range(e.n_layers - 1):  # hidden units' incoming weights, a row each
+        e.norm_clipped += _max_norm_rows(<floating *>L[l].weights, L[l].fan_out, L[l].fan_in,
+                                         e.max_norm)
+        e.norm_checked += L[l].fan_out
+
+
 cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
     """trainer.Trainer._epoch's batches; stops at a loss that is not below loss_limit."""
     cdef int64_t b, start, m
@@ -354,6 +365,8 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
         loss = loss / <double>m
         loss += penalty
         e.loss = loss
+        if e.max_norm > 0:  # Trainer._apply_max_norm, after the step
+            _max_norms(e, L, dummy)
         e.t_update += fd_now() - t1
         if not loss < e.loss_limit:  # NaN too
             return LOOP_DIVERGED

@@ -87,6 +87,7 @@ def _assert_same_fit(a, b):
         np.testing.assert_array_equal(p, q)
     assert a.loss_curve_ == b.loss_curve_
     assert a.n_iter_ == b.n_iter_ and a.t_ == b.t_
+    assert a.max_norm_clipped_ == b.max_norm_clipped_
     for key, column in a.history_.items():
         if not key.startswith("time"):
             np.testing.assert_array_equal(column, b.history_[key], err_msg=key)
@@ -110,6 +111,8 @@ FITS = {
     "classic scaling": (C, dict(hidden_layer_sizes=(30,), dropout=0.4,
                                 dropout_scale="classic"), "digits"),
     "float64": (C, dict(hidden_layer_sizes=(30,), dropout=0.3, dtype="float64"), "digits"),
+    "max-norm that binds": (C, dict(hidden_layer_sizes=(30, 20), dropout=0.5, solver="sgd",
+                                    learning_rate_init=0.5, max_norm=0.5), "digits"),
     "early stopping": (C, dict(hidden_layer_sizes=(30,), early_stopping=True,
                                n_iter_no_change=2), "digits"),
     "no shuffle": (C, dict(hidden_layer_sizes=(30,), shuffle=False), "digits"),
@@ -212,7 +215,6 @@ ELSEWHERE = {
     "gaussian noise": (dict(dropout=0.3, dropout_kind="gaussian"), None),
     "the 'tanh' activation": (dict(activation="tanh"), None),
     "batch-mode dropout": (dict(dropout=0.5, dropout_mode="batch"), None),
-    "max-norm": (dict(max_norm=3.0), None),
     "X is not a dense": (dict(), "sparse"),
     "FASTDROP_COMPILED_STEPS=0": (dict(), "off"),
 }
