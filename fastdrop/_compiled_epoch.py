@@ -6,8 +6,8 @@ of Python: a dozen kernel calls, their argument checks, the clock, the optimizer
 in ``_nn_kernels.train_epoch`` instead (``_step_loop.pxi``): the batch gather, the forward
 and backward passes and the layer-wise optimizer steps, calling the same kernels and numpy's
 own BLAS functions with the arguments numpy's matmul would pass, so the weights, losses and
-history are bit for bit those of the Python loop (tested). History, early stopping,
-callbacks and the thread policy stay in Python, at epoch boundaries.
+history are bit for bit those of the Python loop (tested). History, early stopping, the
+learning-rate schedule and the thread policy stay in Python, at epoch boundaries.
 
 It takes the fits whose every step runs on one thread (``n_threads=1``, or below
 ``_threading.SERIAL_STEP_WORK``: the small networks, where the Python costs most) and whose
@@ -36,12 +36,12 @@ _U, _I, _F = np.uint64, np.int64, np.float64
 LAYER_RECORD = np.dtype([
     ("weights", _U), ("bias", _U), ("grad_weights", _U), ("grad_bias", _U),
     ("state1_w", _U), ("state1_b", _U), ("state2_w", _U), ("state2_b", _U),
-    ("output", _U), ("output_grad", _U), ("fan_in", _I), ("fan_out", _I),
+    ("output", _U), ("output_grad", _U), ("fan_in", _I), ("fan_out", _I), ("activation", _I),
     ("seed", _U), ("threshold", _U), ("scale", _F)])
 EPOCH_RECORD = np.dtype([
     ("sgemm", _U), ("dgemm", _U), ("sgemv", _U), ("dgemv", _U),
     ("X", _U), ("target", _U), ("order", _U), ("batch_x", _U), ("batch_target", _U),
-    ("logits", _U), ("tail", _U), ("part", _U),
+    ("logits", _U), ("tail", _U), ("part", _U), ("colsums", _U),
     ("x_cols", _I), ("target_cols", _I), ("n_rows", _I), ("batch_size", _I), ("n_layers", _I),
     ("output_kind", _I), ("optimizer", _I), ("step", _I), ("adam_t", _I), ("k_whole", _I),
     ("k_align", _I),
@@ -141,8 +141,6 @@ def why_not(trainer, X, target, weights):
          f"{net.dropout_kind} noise"),
         (any(not isinstance(layer.weight_noise, NoWeightNoise) or layer.weight_noise.drops
              for layer in net.layers), "DropConnect"),
-        (any(layer.activation is not None and layer.activation.name != "relu"
-             for layer in net.layers), f"the {net.activation!r} activation"),
         (not _target_ok(net, target), "targets not in the loop's layout"),
     )
     for failed, reason in checks:
@@ -195,12 +193,15 @@ class CompiledEpoch:
             if l < n_layers - 1:
                 rec["output"], rec["output_grad"] = _address(ws.acts[l]), _address(ws.dacts[l])
             rec["fan_in"], rec["fan_out"] = fan_in, fan_out
+            if layer.activation is not None and layer.activation.name != "relu":
+                rec["activation"] = _nn_kernels.ACTIVATIONS[layer.activation.name]
             site = layer.site
             rec["seed"], rec["threshold"] = site.seed, site.threshold
             rec["scale"] = site.train_scale
         largest = max(s.batch_size * max(net.sizes), max(w.size for w in net.weights))
         self.tail = np.empty(largest, net.dtype)
         self.part = np.empty(2 * (largest // _CHUNK + 1), np.float64)
+        self.colsums = np.empty(max(net.sizes), np.float64)
         X, target = batches.X, batches.target
         self.epoch = np.zeros(1, EPOCH_RECORD)
         e = self.epoch[0]
@@ -210,6 +211,7 @@ class CompiledEpoch:
         e["batch_x"], e["batch_target"] = _address(ws.x), _address(batches.batch_target)
         e["logits"], e["tail"], e["part"] = (_address(ws.logits), _address(self.tail),
                                              _address(self.part))
+        e["colsums"] = _address(self.colsums)
         e["x_cols"] = X.shape[1]
         e["target_cols"] = 0 if target.ndim == 1 else target.shape[1]
         e["batch_size"], e["n_layers"] = s.batch_size, n_layers

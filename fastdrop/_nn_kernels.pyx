@@ -503,14 +503,20 @@ def activate(floating[:, ::1] z,                 # IN pre-activations; OUT f(z +
              int kind, int n_threads):
     """z = f(z + bias) for a hidden activation f other than ReLU (ACTIVATIONS), rows in
     parallel; each element's value does not depend on the thread count."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i, j
-    cdef bint has_bias = bias.shape[0] > 0
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1], i
+    cdef const floating *b = &bias[0] if bias.shape[0] > 0 else NULL
     if n == 0 or k == 0:
         return
     for i in prange(n, schedule='static', nogil=True,
                     num_threads=n_threads if n * k >= CHUNK else 1):
-        for j in range(k):
-            z[i, j] = <floating>_activated(z[i, j] + (bias[j] if has_bias else 0), kind)
+        _activate_row(&z[i, 0], k, b, kind)
+
+
+cdef inline void _activate_row(floating *z, Py_ssize_t k, const floating *bias,
+                               int kind) noexcept nogil:
+    cdef Py_ssize_t j
+    for j in range(k):
+        z[j] = <floating>_activated(z[j] + (bias[j] if bias != NULL else 0), kind)
 
 
 cdef inline double _derivative(double h, int kind) noexcept nogil:
@@ -533,9 +539,8 @@ def derivative_colsum(floating[:, ::1] dx,       # IN dL/da (dropout's mask appl
     column sums (the bias gradient) row by row. Threads split the columns in blocks of 64,
     as gate_colsum does, so the sums do not depend on the thread count; each block walks the
     rows in order, its columns contiguous."""
-    cdef Py_ssize_t m = dx.shape[0], k = dx.shape[1], i, j, b, j0, j1
+    cdef Py_ssize_t m = dx.shape[0], k = dx.shape[1], j, b
     cdef Py_ssize_t n_blocks = (k + 63) // 64
-    cdef double inv = 1.0 / scale, v
     cdef double *acc
     if k == 0:
         return
@@ -545,17 +550,26 @@ def derivative_colsum(floating[:, ::1] dx,       # IN dL/da (dropout's mask appl
     try:
         for b in prange(n_blocks, schedule='static', nogil=True,
                         num_threads=n_threads if m * k >= CHUNK else 1):
-            j0 = b * 64
-            j1 = min(j0 + 64, k)
-            for i in range(m):
-                for j in range(j0, j1):
-                    v = dx[i, j] * scale * _derivative(a[i, j] * inv, kind)
-                    dx[i, j] = <floating>v
-                    acc[j] += dx[i, j]
+            _derivative_block(&dx[0, 0] if m else NULL, &a[0, 0] if m else NULL, m, k,
+                              b * 64, min(b * 64 + 64, k), scale, kind, acc)
         for j in range(k):
             colsum[j] = <floating>acc[j]
     finally:
         free(acc)
+
+
+cdef inline void _derivative_block(floating *dx, const floating *a, Py_ssize_t m,
+                                   Py_ssize_t k, Py_ssize_t j0, Py_ssize_t j1, double scale,
+                                   int kind, double *acc) noexcept nogil:
+    """Columns j0..j1 of derivative_colsum over the (m, k) row-major dx and a; their sums
+    added to acc (zeroed by the caller)."""
+    cdef Py_ssize_t i, j
+    cdef double inv = 1.0 / scale, v
+    for i in range(m):
+        for j in range(j0, j1):
+            v = dx[i * k + j] * scale * _derivative(a[i * k + j] * inv, kind)
+            dx[i * k + j] = <floating>v
+            acc[j] += dx[i * k + j]
 
 
 def take_rows(const floating[:, ::1] src,        # IN (n, n_cols)

@@ -1,8 +1,8 @@
 # The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit on one
 # thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
 # Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
-# for the networks fastdrop._compiled_epoch lets through (element mode, ReLU, Bernoulli or no
-# dropout, no DropConnect, no sample weights; max-norm or not), call for call: the same kernels, the same
+# for the networks fastdrop._compiled_epoch lets through (element mode, Bernoulli or no
+# dropout, no DropConnect, no sample weights; any activation, max-norm or not), call for call: the same kernels, the same
 # products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
 # the two bit for bit.
 from libc.math cimport pow
@@ -63,6 +63,7 @@ cdef packed struct fd_loop_layer:
     uint64_t output_grad    # hidden layers: their gradient buffer
     int64_t fan_in
     int64_t fan_out
+    int64_t activation      # hidden layers: 0 ReLU (fused into the site's pass), else ACT_*
     uint64_t seed           # the dropout site at this layer's input
     uint64_t threshold      # its keep threshold (THRESHOLD_ONE: keeps everything)
     double scale            # its training scale
@@ -81,6 +82,7 @@ cdef packed struct fd_loop_epoch:
     uint64_t logits         # (batch_size, n_outputs)
     uint64_t tail           # scratch of the largest product (the split inner dimension)
     uint64_t part           # 2 * chunks doubles: the optimizer's partial sums
+    uint64_t colsums        # doubles, the widest layer's: derivative_colsum's sums
     int64_t x_cols
     int64_t target_cols     # 0: class indices
     int64_t n_rows
@@ -261,6 +263,48 @@ cdef void _gather(const fd_loop_epoch *e, floating *dummy, int64_t start,
                    k * sizeof(floating))
 
 
+cdef void _activate(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
+                    int64_t m, uint64_t step) noexcept nogil:
+    """Layer.activation.activate, then the next layer's site forward (ReLU: both in one
+    pass; NoDropout's pass draws nothing)."""
+    cdef int64_t i, k = layer.fan_out
+    cdef const floating *bias = <const floating *>layer.bias
+    cdef bint drops = nxt.threshold < THRESHOLD_ONE
+    if layer.activation == 0:
+        _site_pass(z, m * k, nxt.seed if drops else 0, step if drops else 0,
+                   <uint32_t>nxt.threshold if drops else THRESHOLD_ONE,
+                   nxt.scale if drops else 1.0, bias, k, True)
+        return
+    for i in range(m):
+        _activate_row(z + i * k, k, bias, <int>layer.activation)
+    if drops:
+        _site_pass(z, m * k, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
+                   <const floating *>NULL, 1, False)
+
+
+cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *layer,
+                               const fd_loop_layer *site, floating *grad, const floating *out,
+                               int64_t m, uint64_t step) noexcept nogil:
+    """The site's backward (its mask on the gradient again where the activation's output
+    does not show it), then the activation's, with the bias gradient of ``layer``."""
+    cdef int64_t j, k = layer.fan_out
+    cdef floating *colsum = <floating *>layer.grad_bias
+    cdef double *acc = <double *>e.colsums
+    if layer.activation == 0:
+        _gate_colsum(grad, out, m, k, site.scale, colsum)
+        return
+    if site.threshold < THRESHOLD_ONE:
+        _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
+                   <const floating *>NULL, 1, False)
+    for j in range(k):
+        acc[j] = 0
+    for j in range(0, k, 64):
+        _derivative_block(grad, out, m, k, j, min(j + 64, k), site.scale,
+                          <int>layer.activation, acc)
+    for j in range(k):
+        colsum[j] = <floating>acc[j]
+
+
 cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
                   double *loss) noexcept nogil:
     """MLP._forward_element: the batch's loss (summed) into loss; the output gradient is
@@ -279,13 +323,7 @@ cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m
         if _gemm_into(e, a, fi, 1, <const floating *>L[l].weights, 1, fi, out, m, fi, fo):
             return LOOP_BAD_PRODUCT
         if l < last:
-            nxt = &L[l + 1]
-            if nxt.threshold < THRESHOLD_ONE:
-                _site_pass(out, m * fo, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
-                           <const floating *>L[l].bias, fo, True)
-            else:  # nothing dropped: bias and ReLU only, as NoDropout's pass draws nothing
-                _site_pass(out, m * fo, 0, 0, THRESHOLD_ONE, 1.0,
-                           <const floating *>L[l].bias, fo, True)
+            _activate(&L[l], &L[l + 1], out, m, step)
             a = out
     if e.output_kind == OUT_SOFTMAX:
         loss[0] = _softmax_rows(out, m, L[last].fan_out, <const floating *>L[last].bias,
@@ -320,7 +358,7 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
             da = <floating *>L[l - 1].output_grad
             if _gemm_into(e, dz, fo, 1, <const floating *>L[l].weights, fi, 1, da, m, fo, fi):
                 return LOOP_BAD_PRODUCT
-            _gate_colsum(da, a, m, fi, L[l].scale, <floating *>L[l - 1].grad_bias)
+            _activation_backward(e, &L[l - 1], &L[l], da, a, m, <uint64_t>e.step)
         t = fd_now()
         penalty[0] += _layer_update(e, &L[l], dummy, lr, <double>m, <double *>e.part)
         stepping[0] += fd_now() - t
