@@ -7,7 +7,9 @@ in ``_nn_kernels.train_epoch`` instead (``_step_loop.pxi``): the batch gather, t
 and backward passes and the layer-wise optimizer steps, calling the same kernels and numpy's
 own BLAS functions with the arguments numpy's matmul would pass, so the weights, losses and
 history are bit for bit those of the Python loop (tested). History, early stopping, the
-learning-rate schedule and the thread policy stay in Python, at epoch boundaries.
+learning-rate schedule and the thread policy stay in Python, at epoch boundaries. In batch
+mode each step gathers its kept submatrix of the weights in its forward pass rather than
+having the previous step's update leave it (network.BatchPlan's prefetch): the same values.
 
 It takes the fits whose every step runs on one thread (``n_threads=1``, or below
 ``_threading.SERIAL_STEP_WORK``: the small networks, where the Python costs most) and whose
@@ -37,11 +39,14 @@ LAYER_RECORD = np.dtype([
     ("weights", _U), ("bias", _U), ("grad_weights", _U), ("grad_bias", _U),
     ("state1_w", _U), ("state1_b", _U), ("state2_w", _U), ("state2_b", _U),
     ("output", _U), ("output_grad", _U), ("fan_in", _I), ("fan_out", _I), ("activation", _I),
-    ("seed", _U), ("threshold", _U), ("scale", _F)])
-EPOCH_RECORD = np.dtype([
-    ("sgemm", _U), ("dgemm", _U), ("sgemv", _U), ("dgemv", _U),
+    ("seed", _U), ("threshold", _U), ("scale", _F),
+    ("kept", _U), ("n_kept", _I), ("positions", _U), ("sub_weights", _U), ("sub_grads", _U),
+    ("sub_bias", _U), ("sub_dbias", _U)])
+_BLAS = ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot")
+EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("X", _U), ("target", _U), ("order", _U), ("batch_x", _U), ("batch_target", _U),
-    ("logits", _U), ("tail", _U), ("part", _U), ("colsums", _U),
+    ("logits", _U), ("tail", _U), ("part", _U), ("colsums", _U), ("x_kept", _U),
+    ("words", _U), ("row_scratch", _U), ("batch_mode", _I),
     ("x_cols", _I), ("target_cols", _I), ("n_rows", _I), ("batch_size", _I), ("n_layers", _I),
     ("output_kind", _I), ("optimizer", _I), ("step", _I), ("adam_t", _I), ("k_whole", _I),
     ("k_align", _I),
@@ -53,6 +58,7 @@ EPOCH_RECORD = np.dtype([
 _OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2}  # _nn_kernels' codes
 _DIVERGED, _BAD_PRODUCT = 1, -1
 _CHUNK = 16384  # _nn_kernels.CHUNK: parameters per optimizer chunk (partial sums)
+_ROW_BLOCK = 2048  # _nn_kernels.ROW_BLOCK: elements per block of a submatrix step
 
 
 def _address(a):
@@ -65,7 +71,8 @@ _blas = None  # (addresses as a uint64 array, or None; why not)
 
 
 def numpy_blas():
-    """numpy's own sgemm, dgemm, sgemv and dgemv (CBLAS), as a uint64 array of addresses, or
+    """numpy's own sgemm, dgemm, sgemv, dgemv, sdot and ddot (CBLAS), as a uint64 array of
+    addresses, or
     None where they cannot be had or do not give np.matmul's bits; found and checked once.
 
     The functions are looked up from numpy's matmul module itself (``dlsym`` on its handle
@@ -91,7 +98,7 @@ def _find_numpy_blas():
         return None, f"numpy's matmul module could not be opened: {error}"
     for prefix in ("scipy_", ""):
         for suffix in ("64_", "_64", ""):
-            names = [f"{prefix}cblas_{f}{suffix}" for f in ("sgemm", "dgemm", "sgemv", "dgemv")]
+            names = [f"{prefix}cblas_{f}{suffix}" for f in _BLAS]
             if all(hasattr(lib, name) for name in names):
                 blas = np.array([ctypes.cast(getattr(lib, name), ctypes.c_void_p).value
                                  for name in names], dtype=np.uint64)
@@ -103,12 +110,12 @@ def _find_numpy_blas():
 
 def _same_bits_as_matmul(blas):
     """Products of every kind the loop makes (gemm with either operand transposed, gemv
-    either way round), through the functions found, against np.matmul."""
+    either way round, a 1x1 result), through the functions found, against np.matmul."""
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
         for (m, k, n), ta, tb in [((7, 33, 5), False, True), ((9, 6, 300), True, False),
                                   ((40, 17, 12), False, False), ((1, 20, 6), False, False),
-                                  ((12, 20, 1), False, True)]:
+                                  ((12, 20, 1), False, True), ((1, 300, 1), False, False)]:
             a = rng.standard_normal((k, m) if ta else (m, k)).astype(dtype)
             b = rng.standard_normal((n, k) if tb else (k, n)).astype(dtype)
             a, b = (a.T if ta else a), (b.T if tb else b)
@@ -136,7 +143,6 @@ def why_not(trainer, X, target, weights):
         (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
          "X is not a dense C-contiguous array of the network's dtype"),
         (net.output not in _OUTPUT_KINDS, f"the {net.output!r} output layer"),
-        (net.dropout_mode == "batch" and net.has_dropout, "batch-mode dropout"),
         (any(type(layer.site) not in (NoDropout, BernoulliDropout) for layer in net.layers),
          f"{net.dropout_kind} noise"),
         (any(not isinstance(layer.weight_noise, NoWeightNoise) or layer.weight_noise.drops
@@ -200,18 +206,25 @@ class CompiledEpoch:
             rec["scale"] = site.train_scale
         largest = max(s.batch_size * max(net.sizes), max(w.size for w in net.weights))
         self.tail = np.empty(largest, net.dtype)
-        self.part = np.empty(2 * (largest // _CHUNK + 1), np.float64)
         self.colsums = np.empty(max(net.sizes), np.float64)
+        # partial sums: per chunk of a dense step, or per block of rows of a submatrix step
+        self.part = np.empty(2 * max(largest // _CHUNK + 1, max(net.sizes)), np.float64)
+        if ws.batch_mode:
+            self._batch_buffers(net, ws)
         X, target = batches.X, batches.target
         self.epoch = np.zeros(1, EPOCH_RECORD)
         e = self.epoch[0]
-        for name, address in zip(("sgemm", "dgemm", "sgemv", "dgemv"), numpy_blas()):
+        for name, address in zip(_BLAS, numpy_blas()):
             e[name] = address
         e["X"], e["target"] = _address(X), _address(target)
         e["batch_x"], e["batch_target"] = _address(ws.x), _address(batches.batch_target)
         e["logits"], e["tail"], e["part"] = (_address(ws.logits), _address(self.tail),
                                              _address(self.part))
         e["colsums"] = _address(self.colsums)
+        if ws.batch_mode:
+            e["batch_mode"] = 1
+            e["x_kept"], e["words"] = _address(ws.x_kept), _address(self.words)
+            e["row_scratch"] = _address(self.row_scratch)
         e["x_cols"] = X.shape[1]
         e["target_cols"] = 0 if target.ndim == 1 else target.shape[1]
         e["batch_size"], e["n_layers"] = s.batch_size, n_layers
@@ -225,6 +238,21 @@ class CompiledEpoch:
         e["alpha"], e["l1"], e["loss_limit"] = s.alpha, s.l1, s.loss_limit
         e["max_norm"] = 0.0 if s.max_norm is None else s.max_norm
         self._keep = keep
+
+    def _batch_buffers(self, net, ws):
+        """Batch mode: where each step's kept units, their positions and the submatrices
+        go (the workspace's own buffers for the submatrices)."""
+        self.kept = [np.empty(w, np.int64) for w in net.sizes[:-1]]
+        self.positions = [np.empty(w, np.int64) for w in net.sizes[1:]]
+        self.words = np.empty((max(net.sizes) + 63) // 64 + 256, np.uint64)
+        blocks = max(max(1, _ROW_BLOCK // w.shape[1]) * w.shape[1] for w in net.weights)
+        self.row_scratch = np.empty(2 * blocks, net.dtype)
+        for l, rec in enumerate(self.layers):
+            rec["kept"], rec["positions"] = _address(self.kept[l]), _address(self.positions[l])
+            rec["sub_weights"], rec["sub_grads"] = (_address(ws.sub_weights[l]),
+                                                    _address(ws.sub_grads[l]))
+            rec["sub_bias"], rec["sub_dbias"] = (_address(ws.sub_bias[l]),
+                                                 _address(ws.sub_dbias[l]))
 
     def products_ok(self):
         """Whether every product of the fit's steps (full batches and the last one) is one

@@ -9,9 +9,9 @@
  * functions numpy's extension module itself resolves (found by the Python side, fastdrop.
  * _compiled_epoch), so each product is the same call into the same library. Of the products
  * numpy computes with its own loops, only those of an inner dimension of 1 are taken: each
- * element is then 0 + a * b, one rounding however numpy was compiled. Any other (a 1x1
- * result, strides BLAS cannot take) is refused (-1), and the Python side keeps such shapes
- * on the Python loop.
+ * element is then 0 + a * b, one rounding however numpy was compiled; and empty ones (zeros).
+ * A 1x1 result is numpy's dot: its BLAS dot summed into a double, as numpy does. Strides BLAS
+ * cannot take are refused (-1); the loop never makes them.
  *
  * Strides are in elements. Integer arguments are passed as 64-bit: right for ILP64 builds,
  * and read correctly by LP64 ones on the little-endian 64-bit ABIs the Python side allows
@@ -50,11 +50,16 @@ typedef void (*fd_sgemv_t)(int64_t, int64_t, int64_t, int64_t, float, const floa
 typedef void (*fd_dgemv_t)(int64_t, int64_t, int64_t, int64_t, double, const double *,
                            int64_t, const double *, int64_t, double, double *, int64_t);
 
+typedef float (*fd_sdot_t)(int64_t, const float *, int64_t, const float *, int64_t);
+typedef double (*fd_ddot_t)(int64_t, const double *, int64_t, const double *, int64_t);
+
 typedef struct {
     fd_sgemm_t sgemm;
     fd_dgemm_t dgemm;
     fd_sgemv_t sgemv;
     fd_dgemv_t dgemv;
+    fd_sdot_t sdot;
+    fd_ddot_t ddot;
 } fd_blas;
 
 /* numpy's is_blasable2d: the second axis contiguous, the first's stride at least its width. */
@@ -64,8 +69,9 @@ static inline int fd_blasable(int64_t s1, int64_t s2, int64_t d2)
 }
 
 /* The product's kind as numpy's matmul sees it: 1 gemm, 2 gemv (vector @ matrix),
-   3 gemv (matrix @ vector), 4 numpy's own loop over an inner dimension of 1, 0 anything
-   else numpy computes itself or copies first. */
+   3 gemv (matrix @ vector), 4 numpy's own loop over an inner dimension of 1, 5 an empty
+   product (zeros), 6 a 1x1 result (dot), 0 anything else numpy computes itself or copies
+   first. */
 static inline int fd_matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1,
                                  int64_t o0, int64_t o1, int64_t dm, int64_t dn, int64_t dp)
 {
@@ -73,10 +79,10 @@ static inline int fd_matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1,
     int b_ok = fd_blasable(b0, b1, dp) || fd_blasable(b1, b0, dn);
     int o_ok = fd_blasable(o0, o1, dp);
     if (dm == 0 || dn == 0 || dp == 0)
-        return 0;
+        return 5;
     if (dm == 1 || dn == 1 || dp == 1) {
         if (dm == 1 && dp == 1)
-            return 0;
+            return a1 > 0 && b0 > 0 ? 6 : 0;
         if (dn == 1 && (dp == 1 || dm == 1))
             return 4;
         if (dm == 1 && b_ok && fd_blasable(a1, 1, 1))
@@ -89,7 +95,7 @@ static inline int fd_matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1,
     return a_ok && b_ok && o_ok && !(o0 < o1) ? 1 : 0;
 }
 
-#define FD_DEFINE_MATMUL(NAME, T, GEMM, GEMV)                                                 \
+#define FD_DEFINE_MATMUL(NAME, T, GEMM, GEMV, DOT)                                                 \
 static void NAME##_gemv(const fd_blas *blas, const T *ip1, int64_t is1_m, int64_t is1_n,       \
                         const T *ip2, int64_t is2_n, T *op, int64_t os, int64_t m, int64_t n)  \
 {                                                                                             \
@@ -112,6 +118,14 @@ static int NAME(const fd_blas *blas, const T *a, int64_t a0, int64_t a1, const T
     case 3:                                                                                   \
         NAME##_gemv(blas, a, a0, a1, b, b0, out, o0, dm, dn);                                 \
         return 0;                                                                             \
+    case 6: /* numpy's dot: the BLAS dot, summed into a double */                             \
+        out[0] = (T)(0.0 + (double)blas->DOT(dn, a, a1, b, b0));                              \
+        return 0;                                                                             \
+    case 5: /* numpy's loop: every element 0 + nothing */                                     \
+        for (ta = 0; ta < dm; ta++)                                                           \
+            for (tb = 0; tb < dp; tb++)                                                       \
+                out[ta * o0 + tb * o1] = (T)0;                                                \
+        return 0;                                                                             \
     case 4: /* numpy's loop: out = 0, then out += a * b over the one inner index */          \
         for (ta = 0; ta < dm; ta++)                                                           \
             for (tb = 0; tb < dp; tb++)                                                       \
@@ -131,7 +145,7 @@ static int NAME(const fd_blas *blas, const T *a, int64_t a0, int64_t a1, const T
     }                                                                                         \
 }
 
-FD_DEFINE_MATMUL(fd_matmul_f32, float, sgemm, sgemv)
-FD_DEFINE_MATMUL(fd_matmul_f64, double, dgemm, dgemv)
+FD_DEFINE_MATMUL(fd_matmul_f32, float, sgemm, sgemv, sdot)
+FD_DEFINE_MATMUL(fd_matmul_f64, double, dgemm, dgemv, ddot)
 
 #endif

@@ -1,8 +1,8 @@
 # The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit on one
 # thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
 # Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
-# for the networks fastdrop._compiled_epoch lets through (element mode, Bernoulli or no
-# dropout, no DropConnect, no sample weights; any activation, max-norm or not), call for call: the same kernels, the same
+# for the networks fastdrop._compiled_epoch lets through (Bernoulli or no dropout, element or
+# batch mode, any activation, max-norm or not; no DropConnect, no sample weights), call for call: the same kernels, the same
 # products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
 # the two bit for bit.
 from libc.math cimport pow
@@ -26,6 +26,7 @@ cdef extern from "_dropout_kernels.h" nogil:
     void fd_gate_colsum_f64(const double *dy, const double *y, double *dx, double *colsum,
                             int64_t m, int64_t ld, int64_t nb, double scale)
     int FD_COLSUM_BLOCK
+    void fd_words(uint64_t *out, uint64_t g0, int64_t n_words, const fd_draw *d)
 
 cdef extern from "_step_loop.h" nogil:
     ctypedef struct fd_blas:
@@ -67,6 +68,14 @@ cdef packed struct fd_loop_layer:
     uint64_t seed           # the dropout site at this layer's input
     uint64_t threshold      # its keep threshold (THRESHOLD_ONE: keeps everything)
     double scale            # its training scale
+    # batch mode (network.Workspace's buffers; 0 in element mode)
+    uint64_t kept           # (fan_in,) int64: this step's kept inputs, in increasing order
+    int64_t n_kept          # scratch: how many
+    uint64_t positions      # (fan_out,) int64: each output unit's row in the submatrix, or -1
+    uint64_t sub_weights    # the kept submatrix of the weights, and its gradient
+    uint64_t sub_grads
+    uint64_t sub_bias       # the kept units' bias, and its gradient
+    uint64_t sub_dbias
 
 # One epoch's settings and results: a record of _compiled_epoch.EPOCH_RECORD.
 cdef packed struct fd_loop_epoch:
@@ -74,6 +83,8 @@ cdef packed struct fd_loop_epoch:
     uint64_t dgemm
     uint64_t sgemv
     uint64_t dgemv
+    uint64_t sdot
+    uint64_t ddot
     uint64_t X              # (n, x_cols) training inputs, C-contiguous
     uint64_t target         # (n,) int64 class indices, or (n, target_cols) of the dtype
     uint64_t order          # (n_rows,) int64: the epoch's rows of X, in order
@@ -83,6 +94,10 @@ cdef packed struct fd_loop_epoch:
     uint64_t tail           # scratch of the largest product (the split inner dimension)
     uint64_t part           # 2 * chunks doubles: the optimizer's partial sums
     uint64_t colsums        # doubles, the widest layer's: derivative_colsum's sums
+    uint64_t x_kept         # batch mode: (batch_size, x_cols) for the kept inputs
+    uint64_t words          # batch mode: uint64 mask words of the widest site
+    uint64_t row_scratch    # batch mode: two blocks of the submatrix step's rows
+    int64_t batch_mode
     int64_t x_cols
     int64_t target_cols     # 0: class indices
     int64_t n_rows
@@ -374,6 +389,233 @@ cdef void _max_norms(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexce
         e.norm_checked += L[l].fan_out
 
 
+# ---- batch mode: the pass on the kept units' submatrices (network.MLP._forward_backward_batch)
+
+cdef void _draw_kept(const fd_loop_epoch *e, fd_loop_layer *layer, uint64_t step) noexcept nogil:
+    """site.kept: the kept inputs of a layer for this step (all, without dropout), from the
+    mask words of the site's draw as _plumbing.packed_words makes them."""
+    cdef int64_t n = layer.fan_in, n_words = (n + 63) // 64, c, w, j, count = 0
+    cdef int64_t *kept = <int64_t *>layer.kept
+    cdef uint64_t *words = <uint64_t *>e.words
+    cdef uint64_t word
+    cdef fd_draw d
+    if layer.threshold >= THRESHOLD_ONE:
+        for j in range(n):
+            kept[j] = j
+        layer.n_kept = n
+        return
+    d = _loop_draw(layer.seed, step, <uint32_t>layer.threshold)
+    for c in range((n_words + 255) // 256):  # _kernels.mask_words's chunks of 256 words
+        fd_words(words + c * 256, <uint64_t>(c * 256), min(<int64_t>256, n_words - c * 256), &d)
+    for w in range(n_words):
+        word = words[w]
+        for j in range(64):
+            if (word >> j) & 1 and w * 64 + j < n:
+                kept[count] = w * 64 + j
+                count += 1
+    layer.n_kept = count
+
+
+cdef void _fill_positions(fd_loop_layer *layer, const fd_loop_layer *nxt) noexcept nogil:
+    """network._fill_positions: each output unit's row among the next site's kept (the last
+    layer's: every output, in order)."""
+    cdef int64_t *pos = <int64_t *>layer.positions
+    cdef const int64_t *kept
+    cdef int64_t r
+    for r in range(layer.fan_out):
+        pos[r] = r if nxt == NULL else -1
+    if nxt != NULL:
+        kept = <const int64_t *>nxt.kept
+        for r in range(nxt.n_kept):
+            pos[kept[r]] = r
+
+
+cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
+                        double *loss) noexcept nogil:
+    """MLP._forward_batch: the loss on the kept units' submatrices; each layer's input stays
+    where the backward half finds it (its activations buffer, x_kept or the batch)."""
+    cdef int64_t l, last = e.n_layers - 1, i, j, r, kin, kout, c = e.x_cols
+    cdef const int64_t *kin_idx
+    cdef const int64_t *kout_idx
+    cdef floating *a = <floating *>e.batch_x
+    cdef floating *w
+    cdef floating *b
+    cdef floating *out = a
+    cdef const floating *W
+    cdef const floating *bias
+    kin = L[0].n_kept
+    if L[0].threshold < THRESHOLD_ONE:  # _kept_input: the kept columns, scaled
+        kin_idx = <const int64_t *>L[0].kept
+        a = <floating *>e.x_kept
+        for i in range(m):
+            for j in range(kin):
+                a[i * kin + j] = (<const floating *>e.batch_x)[i * c + kin_idx[j]]
+        if L[0].scale != 1.0:
+            _site_pass(a, m * kin, 0, 0, THRESHOLD_ONE, L[0].scale, <const floating *>NULL,
+                       1, False)
+    for l in range(e.n_layers):
+        kin = L[l].n_kept
+        kin_idx = <const int64_t *>L[l].kept
+        kout = L[l + 1].n_kept if l < last else L[l].fan_out
+        kout_idx = <const int64_t *>L[l + 1].kept if l < last else NULL
+        W, bias = <const floating *>L[l].weights, <const floating *>L[l].bias
+        w, b = <floating *>L[l].sub_weights, <floating *>L[l].sub_bias
+        for r in range(kout):  # _nn_kernels.gather and np.take
+            i = kout_idx[r] if kout_idx != NULL else r
+            for j in range(kin):
+                w[r * kin + j] = W[i * L[l].fan_in + kin_idx[j]]
+            b[r] = bias[i]
+        out = <floating *>(L[l].output if l < last else e.logits)
+        if _gemm_into(e, a, kin, 1, w, 1, kin, out, m, kin, kout):
+            return LOOP_BAD_PRODUCT
+        if l < last:
+            _activate_kept(&L[l], &L[l + 1], out, m, kout)
+            a = out
+    if e.output_kind == OUT_SOFTMAX:
+        loss[0] = _softmax_rows(out, m, L[last].fan_out, <const floating *>L[last].sub_bias,
+                                <const int64_t *>e.batch_target, True,
+                                <floating *>L[last].sub_dbias, <const floating *>NULL,
+                                1.0 / <double>m)
+    else:
+        loss[0] = _elementwise_rows(e.output_kind, out, m, L[last].fan_out,
+                                    <const floating *>L[last].sub_bias,
+                                    <const floating *>e.batch_target, True,
+                                    <floating *>L[last].sub_dbias, <const floating *>NULL,
+                                    1.0 / <double>m)
+    return LOOP_OK
+
+
+cdef void _activate_kept(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
+                         int64_t m, int64_t k) noexcept nogil:
+    """The activation, then the next site's forward_kept: its training scale on the kept
+    units (sites._fuse: skipped when there is nothing to do)."""
+    cdef int64_t i
+    cdef const floating *bias = <const floating *>layer.sub_bias
+    if layer.activation == 0:
+        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, bias, k, True)
+        return
+    for i in range(m):
+        _activate_row(z + i * k, k, bias, <int>layer.activation)
+    if nxt.scale != 1.0:
+        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, <const floating *>NULL, 1, False)
+
+
+cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
+                         double lr, double *penalty, double *stepping) noexcept nogil:
+    """MLP._backward_batch with the layer-wise steps: submatrix gradients, every parameter
+    stepped (optimizer_step_submatrix), the bias gradient zero outside the kept units."""
+    cdef floating *dz = <floating *>e.logits
+    cdef floating *a
+    cdef floating *da
+    cdef floating *gb
+    cdef int64_t l, r, kin, kout, last = e.n_layers - 1
+    cdef const int64_t *kout_idx
+    cdef double t
+    for l in range(last, -1, -1):
+        kin = L[l].n_kept
+        kout = L[l + 1].n_kept if l < last else L[l].fan_out
+        kout_idx = <const int64_t *>L[l + 1].kept if l < last else NULL
+        if l > 0:
+            a = <floating *>L[l - 1].output
+        else:
+            a = <floating *>(e.x_kept if L[0].threshold < THRESHOLD_ONE else e.batch_x)
+        if _gemm_into(e, dz, 1, kout, a, kin, 1, <floating *>L[l].sub_grads, kout, m, kin):
+            return LOOP_BAD_PRODUCT
+        gb = <floating *>L[l].grad_bias
+        for r in range(L[l].fan_out):
+            gb[r] = 0
+        for r in range(kout):
+            gb[kout_idx[r] if kout_idx != NULL else r] = (<floating *>L[l].sub_dbias)[r]
+        da = NULL
+        if l > 0:
+            da = <floating *>L[l - 1].output_grad
+            if _gemm_into(e, dz, kout, 1, <const floating *>L[l].sub_weights, kin, 1, da, m,
+                          kout, kin):
+                return LOOP_BAD_PRODUCT
+            _kept_backward(&L[l - 1], &L[l], da, a, m, kin, <double *>e.colsums)
+        t = fd_now()
+        penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, <double>m, kout)
+        stepping[0] += fd_now() - t
+        dz = da
+    return LOOP_OK
+
+
+cdef void _kept_backward(const fd_loop_layer *layer, const fd_loop_layer *site, floating *grad,
+                         const floating *out, int64_t m, int64_t k, double *acc) noexcept nogil:
+    """site.backward_kept: the activation's backward on the kept units, with the training
+    scale; the bias gradient into the layer's sub_dbias."""
+    cdef int64_t j
+    cdef floating *colsum = <floating *>layer.sub_dbias
+    if layer.activation == 0:
+        _gate_colsum(grad, out, m, k, site.scale, colsum)
+        return
+    for j in range(k):
+        acc[j] = 0
+    for j in range(0, k, 64):
+        _derivative_block(grad, out, m, k, j, min(j + 64, k), site.scale,
+                          <int>layer.activation, acc)
+    for j in range(k):
+        colsum[j] = <floating>acc[j]
+
+
+cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *layer,
+                               floating *dummy, double lr, double m,
+                               int64_t kout) noexcept nogil:
+    """update_layer with a SubmatrixGradient: optimizer_step_submatrix on one thread (its
+    blocks of rows, its staging buffers, its partial sums in block order), then the bias."""
+    cdef fd_step_params hp
+    cdef double sq, ab
+    cdef int64_t nr = layer.fan_out, nc = layer.fan_in, kc = layer.n_kept, b, r0
+    cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc)
+    cdef int64_t n_blocks = (nr + rows_per_block - 1) // rows_per_block
+    cdef floating *buf = <floating *>e.row_scratch
+    cdef floating *w = <floating *>layer.weights
+    cdef floating *s2 = <floating *>layer.state2_w
+    cdef double *part = <double *>e.part
+    hp.lr, hp.momentum, hp.nesterov = lr, e.momentum, e.nesterov
+    hp.beta_1, hp.beta_2, hp.epsilon = e.beta_1, e.beta_2, e.epsilon
+    hp.l2, hp.l1 = e.alpha / m, e.l1 / m
+    memset(buf, 0, 2 * rows_per_block * nc * sizeof(floating))
+    for b in range(n_blocks):
+        r0 = b * rows_per_block
+        part[2 * b] = 0
+        part[2 * b + 1] = 0
+        _step_rows(e.optimizer, w, <floating *>layer.state1_w, s2, r0,
+                   min(nr, r0 + rows_per_block), nc,
+                   <const floating *>layer.sub_grads if kout and kc else NULL, kc,
+                   <const int64_t *>layer.positions,
+                   <const int64_t *>layer.kept if kc else NULL, buf,
+                   buf + rows_per_block * nc, &hp, part + 2 * b)
+    sq, ab = _ordered_sum(part, n_blocks) if nr and nc else (0.0, 0.0)
+    hp.l2, hp.l1 = 0.0, 0.0
+    _loop_step_array(e, <floating *>layer.bias, <floating *>layer.grad_bias,
+                     <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, &hp,
+                     part)
+    return ((0.5 * e.alpha * sq if e.alpha else 0.0) + (e.l1 * ab if e.l1 else 0.0)) / m
+
+
+cdef int _pass(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m, double lr,
+               double t0, double *loss, double *penalty, double *stepping) noexcept nogil:
+    """One step's forward and backward halves with their layer-wise updates, in element or
+    batch mode (MLP.forward_backward)."""
+    cdef int status
+    cdef int64_t l
+    if e.batch_mode:
+        for l in range(e.n_layers):
+            _draw_kept(e, &L[l], <uint64_t>e.step)
+        for l in range(e.n_layers):
+            _fill_positions(&L[l], &L[l + 1] if l < e.n_layers - 1 else NULL)
+        status = _forward_batch(e, L, dummy, m, loss)
+    else:
+        status = _forward(e, L, dummy, m, loss)
+    if status:
+        return status
+    e.t_forward += fd_now() - t0
+    if e.batch_mode:
+        return _backward_batch(e, L, dummy, m, lr, penalty, stepping)
+    return _backward(e, L, dummy, m, lr, penalty, stepping)
+
+
 cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
     """trainer.Trainer._epoch's batches; stops at a loss that is not below loss_limit."""
     cdef int64_t b, start, m
@@ -389,12 +631,8 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
             e.adam_t += 1
             lr = (e.lr_init * sqrt(1 - pow(e.beta_2, <double>e.adam_t))
                   / (1 - pow(e.beta_1, <double>e.adam_t)))
-        status = _forward(e, L, dummy, m, &loss)
-        if status:
-            return status
-        e.t_forward += fd_now() - t0
         penalty, stepping = 0.0, 0.0
-        status = _backward(e, L, dummy, m, lr, &penalty, &stepping)
+        status = _pass(e, L, dummy, m, lr, t0, &loss, &penalty, &stepping)
         if status:
             return status
         t1 = fd_now()
@@ -417,11 +655,11 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
 def matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t o0, int64_t o1,
                 int64_t dm, int64_t dn, int64_t dp):
     """How numpy's matmul computes a 2-d product of these element strides (see
-    _step_loop.h): 1 gemm, 2 and 3 gemv, 0 its own loops."""
+    _step_loop.h): 1 gemm, 2 and 3 gemv, 4 and 5 its loops we take, 6 dot, 0 refused."""
     return fd_matmul_kind(a0, a1, b0, b1, o0, o1, dm, dn, dp)
 
 
-def direct_matmul(const uint64_t[::1] blas,        # IN numpy's sgemm, dgemm, sgemv, dgemv
+def direct_matmul(const uint64_t[::1] blas,        # IN numpy's sgemm, dgemm, sgemv, dgemv, sdot, ddot
                   const floating[:, :] a,          # IN (m, k), any strides BLAS takes
                   const floating[:, :] b,          # IN (k, n)
                   floating[:, ::1] out):           # OUT (m, n)
@@ -429,8 +667,8 @@ def direct_matmul(const uint64_t[::1] blas,        # IN numpy's sgemm, dgemm, sg
     np.matmul); False where numpy would not call BLAS for these shapes."""
     cdef int64_t s = sizeof(floating)
     cdef int status
-    if blas.shape[0] != 4:
-        raise ValueError(f"blas must hold 4 addresses, got {blas.shape[0]}")
+    if blas.shape[0] != 6:
+        raise ValueError(f"blas must hold 6 addresses, got {blas.shape[0]}")
     if floating is float:
         status = fd_matmul_f32(<const fd_blas *>&blas[0], &a[0, 0], a.strides[0] // s,
                                a.strides[1] // s, &b[0, 0], b.strides[0] // s,

@@ -25,7 +25,8 @@ def _operand(rng, shape, dtype, transposed):
 @needs_loop
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("m, k, n", [(7, 33, 5), (1, 20, 6), (12, 20, 1), (9, 1, 4), (1, 1, 4),
-                                     (6, 1, 1), (128, 300, 50), (3, 2, 2)])
+                                     (6, 1, 1), (128, 300, 50), (3, 2, 2), (1, 300, 1),
+                                     (1, 1, 1), (3, 0, 4), (0, 5, 2), (4, 6, 0)])
 def test_products_match_matmul(rng, dtype, m, k, n):
     for ta in (False, True):
         for tb in (False, True):
@@ -37,13 +38,14 @@ def test_products_match_matmul(rng, dtype, m, k, n):
 
 def test_product_kinds_follow_numpy():
     # (a strides, b strides, out strides, m, n, p) -> numpy's matmul: 1 gemm, 2 and 3 gemv,
-    # 4 its loop over one inner index, 0 its other loops (refused)
+    # 4 its loop over one inner index, 5 empty, 6 dot, 0 its other loops (refused)
     cases = [((5, 1), (1, 5), (4, 1), 3, 5, 4, 1),
              ((5, 1), (4, 1), (4, 1), 1, 5, 4, 2),
              ((5, 1), (1, 5), (1, 1), 3, 5, 1, 3),
              ((1, 1), (4, 1), (4, 1), 3, 1, 4, 4),
-             ((5, 1), (1, 1), (1, 1), 1, 5, 1, 0),
-             ((1, 1), (1, 1), (1, 1), 1, 1, 1, 0),
+             ((5, 1), (1, 1), (1, 1), 1, 5, 1, 6),
+             ((1, 1), (1, 1), (1, 1), 1, 1, 1, 6),
+             ((5, 1), (4, 1), (4, 1), 3, 0, 4, 5),
              ((10, 2), (4, 1), (4, 1), 3, 5, 4, 0)]
     for (a0, a1), (b0, b1), (o0, o1), m, n, p, kind in cases:
         assert _nn_kernels.matmul_kind(a0, a1, b0, b1, o0, o1, m, n, p) == kind
@@ -111,6 +113,21 @@ FITS = {
     "classic scaling": (C, dict(hidden_layer_sizes=(30,), dropout=0.4,
                                 dropout_scale="classic"), "digits"),
     "float64": (C, dict(hidden_layer_sizes=(30,), dropout=0.3, dtype="float64"), "digits"),
+    "batch mode": (C, dict(hidden_layer_sizes=(40, 30), dropout=0.5, dropout_mode="batch"),
+                   "digits"),
+    "batch mode, inputs, sgd, L1 + L2": (C, dict(hidden_layer_sizes=(30,), dropout=0.5,
+                                                 input_dropout=0.2, dropout_mode="batch",
+                                                 solver="sgd", alpha=1e-3, l1=1e-4), "digits"),
+    "batch mode, tanh, classic, max-norm": (C, dict(hidden_layer_sizes=(24, 24), dropout=0.4,
+                                                    dropout_mode="batch", activation="tanh",
+                                                    dropout_scale="classic", max_norm=0.8),
+                                            "digits"),
+    "batch mode, units dropped to none": (R, dict(hidden_layer_sizes=(2, 3), dropout=0.7,
+                                                  dropout_mode="batch", batch_size=16),
+                                          (90, 3, 1)),
+    "batch mode, wide rows, float64": (R, dict(hidden_layer_sizes=(300,), dropout=0.5,
+                                               dropout_mode="batch", dtype="float64"),
+                                       (120, 400, 2)),
     "tanh, dropout": (C, dict(hidden_layer_sizes=(30, 20), activation="tanh", dropout=0.4,
                               input_dropout=0.1), "digits"),
     "logistic": (C, dict(hidden_layer_sizes=(30,), activation="logistic"), "digits"),
@@ -219,7 +236,6 @@ ELSEWHERE = {
     "sample weights": (dict(), "sample_weight"),
     "DropConnect": (dict(dropconnect=0.2), None),
     "gaussian noise": (dict(dropout=0.3, dropout_kind="gaussian"), None),
-    "batch-mode dropout": (dict(dropout=0.5, dropout_mode="batch"), None),
     "X is not a dense": (dict(), "sparse"),
     "FASTDROP_COMPILED_STEPS=0": (dict(), "off"),
 }
