@@ -26,7 +26,9 @@ import numpy as np
 from scipy import sparse
 
 from . import _nn_kernels
-from ._sites import BernoulliDropout, NoDropout, NoWeightNoise
+from ._plumbing import ONE, alpha_dropout_params, gaussian_table
+from ._sites import (AlphaDropout, BernoulliDropout, GaussianDropout, NoDropout, NoWeightNoise,
+                     WeightMask)
 from ._threading import FixedThreads
 from .network import K_ALIGN, K_WHOLE
 from .optim import SGD, Adam
@@ -41,7 +43,9 @@ LAYER_RECORD = np.dtype([
     ("output", _U), ("output_grad", _U), ("fan_in", _I), ("fan_out", _I), ("activation", _I),
     ("seed", _U), ("threshold", _U), ("scale", _F),
     ("kept", _U), ("n_kept", _I), ("positions", _U), ("sub_weights", _U), ("sub_grads", _U),
-    ("sub_bias", _U), ("sub_dbias", _U)])
+    ("sub_bias", _U), ("sub_dbias", _U),
+    ("noise", _I), ("table", _U), ("alpha_a", _F), ("alpha_b", _F), ("alpha_fill", _F),
+    ("site_out", _U), ("dropconnect", _I), ("dc_threshold", _U), ("masked_weights", _U)])
 _BLAS = ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot")
 EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("X", _U), ("target", _U), ("order", _U), ("batch_x", _U), ("batch_target", _U),
@@ -55,7 +59,10 @@ EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("max_norm", _F),
     ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
     ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I)])
-_OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2}  # _nn_kernels' codes
+# output layer -> the loop's code (_nn_kernels' OUT_* and the loop's OUT_SOFTMAX, OUT_GAUSSIAN)
+_OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2, "gaussian": 3}
+# site class -> the loop's NOISE_* code
+_SITE_NOISE = {NoDropout: 0, BernoulliDropout: 0, GaussianDropout: 1, AlphaDropout: 2}
 _DIVERGED, _BAD_PRODUCT = 1, -1
 _CHUNK = 16384  # _nn_kernels.CHUNK: parameters per optimizer chunk (partial sums)
 _ROW_BLOCK = 2048  # _nn_kernels.ROW_BLOCK: elements per block of a submatrix step
@@ -143,10 +150,10 @@ def why_not(trainer, X, target, weights):
         (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
          "X is not a dense C-contiguous array of the network's dtype"),
         (net.output not in _OUTPUT_KINDS, f"the {net.output!r} output layer"),
-        (any(type(layer.site) not in (NoDropout, BernoulliDropout) for layer in net.layers),
-         f"{net.dropout_kind} noise"),
-        (any(not isinstance(layer.weight_noise, NoWeightNoise) or layer.weight_noise.drops
-             for layer in net.layers), "DropConnect"),
+        (any(type(layer.site) not in _SITE_NOISE for layer in net.layers),
+         "a dropout site of a kind the loop does not know"),
+        (any(type(layer.weight_noise) not in (NoWeightNoise, WeightMask)
+             for layer in net.layers), "weight noise the loop does not know"),
         (not _target_ok(net, target), "targets not in the loop's layout"),
     )
     for failed, reason in checks:
@@ -158,8 +165,9 @@ def why_not(trainer, X, target, weights):
 def _target_ok(net, target):
     if net.output == "softmax":
         return target.ndim == 1 and target.dtype == np.int64 and target.flags.c_contiguous
+    columns = net.sizes[-1] // 2 if net.output == "gaussian" else net.sizes[-1]
     return (target.ndim == 2 and target.dtype == net.dtype and target.flags.c_contiguous
-            and target.shape[1] == net.sizes[-1])
+            and target.shape[1] == columns)
 
 
 # ---- the loop ------------------------------------------------------------------------------
@@ -185,6 +193,7 @@ class CompiledEpoch:
         keep = [net.weights, net.intercepts, ws.grad_weight_buffers, ws.grad_intercepts,
                 opt.states]
         self.layers = np.zeros(n_layers, LAYER_RECORD)
+        self._tables = []  # Gaussian sites' multipliers
         for l, layer in enumerate(net.layers):
             rec = self.layers[l]
             fan_out, fan_in = layer.weights.shape
@@ -201,9 +210,11 @@ class CompiledEpoch:
             rec["fan_in"], rec["fan_out"] = fan_in, fan_out
             if layer.activation is not None and layer.activation.name != "relu":
                 rec["activation"] = _nn_kernels.ACTIVATIONS[layer.activation.name]
-            site = layer.site
-            rec["seed"], rec["threshold"] = site.seed, site.threshold
-            rec["scale"] = site.train_scale
+            self._site(rec, layer.site, ws.site_out[l - 1] if l else None, net.dtype)
+            if isinstance(layer.weight_noise, WeightMask):
+                rec["dropconnect"] = 1
+                rec["dc_threshold"] = layer.weight_noise.threshold
+                rec["masked_weights"] = _address(ws.masked_weights[l])
         largest = max(s.batch_size * max(net.sizes), max(w.size for w in net.weights))
         self.tail = np.empty(largest, net.dtype)
         self.colsums = np.empty(max(net.sizes), np.float64)
@@ -238,6 +249,22 @@ class CompiledEpoch:
         e["alpha"], e["l1"], e["loss_limit"] = s.alpha, s.l1, s.loss_limit
         e["max_norm"] = 0.0 if s.max_norm is None else s.max_norm
         self._keep = keep
+
+    def _site(self, rec, site, out, dtype):
+        """The site at a layer's input: its draw, and for noise after the activation its
+        kind, constants and output buffer (``out``: the workspace's, hidden sites only)."""
+        rec["seed"], rec["threshold"] = site.seed, site.threshold
+        rec["scale"] = site.train_scale
+        rec["noise"] = _SITE_NOISE[type(site)]
+        if isinstance(site, GaussianDropout):
+            table = gaussian_table(site.rate, dtype)
+            self._tables.append(table)
+            rec["table"] = _address(table)
+        elif isinstance(site, AlphaDropout):
+            rec["alpha_a"], rec["alpha_b"], rec["alpha_fill"] = alpha_dropout_params(
+                site.threshold / ONE)
+        if rec["noise"] and out is not None:
+            rec["site_out"] = _address(out)
 
     def _batch_buffers(self, net, ws):
         """Batch mode: where each step's kept units, their positions and the submatrices

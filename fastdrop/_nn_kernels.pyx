@@ -453,38 +453,51 @@ def gaussian_nll(floating[:, ::1] z,             # IN (n, 2k) without bias; OUT 
     log 2 pi) / 2. Gradients: -(t - mu) e^(-s) for mu, (1 - (t - mu)^2 e^(-s)) / 2 for s.
     Without want_grad, z receives mu and s. Identity outputs for both: a log variance is
     unbounded, so no activation is needed to keep the variance positive."""
-    cdef Py_ssize_t n = z.shape[0], k = z.shape[1] // 2, i, j
-    cdef double loss = 0, g, wi, mu, lv, prec, r
+    cdef Py_ssize_t n = z.shape[0], k = z.shape[1] // 2
+    cdef double loss
     cdef bint labelled = t.shape[0] > 0
-    cdef bint sum_cols = want_grad and grad_bias is not None
     cdef bint weighted = w is not None and w.shape[0] > 0
     cdef double inv = _row_scale(w, weighted, n)
     if z.shape[1] != 2 * k or (labelled and t.shape[1] != k):
         raise ValueError(f"gaussian_nll needs 2k output columns and k target columns, got "
                          f"{z.shape[1]} and {t.shape[1]}")
     with nogil:
-        if sum_cols:
-            for j in range(2 * k):
-                grad_bias[j] = 0
-        for i in range(n):
-            wi = w[i] if weighted else 1.0
-            g = inv * wi
-            for j in range(k):
-                mu = z[i, j] + bias[j]
-                lv = z[i, k + j] + bias[k + j]
-                prec = exp(-(lv if lv > LOGVAR_FLOOR else LOGVAR_FLOOR))
-                r = (t[i, j] - mu) if labelled else 0.0
-                if labelled:
-                    loss += wi * 0.5 * (lv + r * r * prec + LOG_2PI)
-                if want_grad:
-                    z[i, j] = <floating>(-r * prec * g)
-                    z[i, k + j] = <floating>(0.5 * (1.0 - r * r * prec) * g)
-                    if sum_cols:
-                        grad_bias[j] += z[i, j]
-                        grad_bias[k + j] += z[i, k + j]
-                else:
-                    z[i, j] = <floating>mu
-                    z[i, k + j] = <floating>lv
+        loss = _gaussian_rows(&z[0, 0] if n and k else NULL, n, k, &bias[0] if k else NULL,
+                              &t[0, 0] if labelled and k else NULL, want_grad,
+                              &grad_bias[0] if want_grad and grad_bias is not None and k
+                              else NULL, &w[0] if weighted else NULL, inv)
+    return loss
+
+
+cdef double _gaussian_rows(floating *z, Py_ssize_t n, Py_ssize_t k, const floating *bias,
+                           const floating *t, bint want_grad, floating *grad_bias,
+                           const floating *w, double inv) noexcept nogil:
+    """gaussian_nll on n rows of 2k outputs at z (row-major); t (n, k), grad_bias and w may
+    be NULL, as in _softmax_rows."""
+    cdef Py_ssize_t i, j
+    cdef double loss = 0, g, wi, mu, lv, prec, r
+    if grad_bias != NULL:
+        for j in range(2 * k):
+            grad_bias[j] = 0
+    for i in range(n):
+        wi = w[i] if w != NULL else 1.0
+        g = inv * wi
+        for j in range(k):
+            mu = z[i * 2 * k + j] + bias[j]
+            lv = z[i * 2 * k + k + j] + bias[k + j]
+            prec = exp(-(lv if lv > LOGVAR_FLOOR else LOGVAR_FLOOR))
+            r = (t[i * k + j] - mu) if t != NULL else 0.0
+            if t != NULL:
+                loss += wi * 0.5 * (lv + r * r * prec + LOG_2PI)
+            if want_grad:
+                z[i * 2 * k + j] = <floating>(-r * prec * g)
+                z[i * 2 * k + k + j] = <floating>(0.5 * (1.0 - r * r * prec) * g)
+                if grad_bias != NULL:
+                    grad_bias[j] += z[i * 2 * k + j]
+                    grad_bias[k + j] += z[i * 2 * k + k + j]
+            else:
+                z[i * 2 * k + j] = <floating>mu
+                z[i * 2 * k + k + j] = <floating>lv
     return loss
 
 

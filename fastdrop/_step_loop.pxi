@@ -1,8 +1,8 @@
 # The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit on one
 # thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
 # Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
-# for the networks fastdrop._compiled_epoch lets through (Bernoulli or no dropout, element or
-# batch mode, any activation, max-norm or not; no DropConnect, no sample weights), call for call: the same kernels, the same
+# for the networks fastdrop._compiled_epoch lets through (every site kind, DropConnect,
+# element or batch mode, any activation, max-norm or not; no sample weights), call for call: the same kernels, the same
 # products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
 # the two bit for bit.
 from libc.math cimport pow
@@ -28,6 +28,16 @@ cdef extern from "_dropout_kernels.h" nogil:
     int FD_COLSUM_BLOCK
     void fd_words(uint64_t *out, uint64_t g0, int64_t n_words, const fd_draw *d)
 
+cdef extern from "_noise_kernels.h" nogil:
+    void fd_gauss_f32(const float *x, float *y, int64_t n, uint64_t g0, const fd_draw *d,
+                      const float *table)
+    void fd_gauss_f64(const double *x, double *y, int64_t n, uint64_t g0, const fd_draw *d,
+                      const double *table)
+    void fd_alpha_f32(const float *x, float *y, uint64_t *bits, int64_t n, uint64_t g0,
+                      const fd_draw *d, float a, float b, float c)
+    void fd_alpha_f64(const double *x, double *y, uint64_t *bits, int64_t n, uint64_t g0,
+                      const fd_draw *d, double a, double b, double c)
+
 cdef extern from "_step_loop.h" nogil:
     ctypedef struct fd_blas:
         pass
@@ -45,6 +55,10 @@ cdef enum:
     MASK_CHUNK = 16384   # _kernels.CHUNK: the dropout kernels' chunks (first words follow)
     THRESHOLD_ONE = 65536
     OUT_SOFTMAX = -1     # with OUT_SIGMOID, OUT_IDENTITY, OUT_EXP: the output layer
+    OUT_GAUSSIAN = 3
+    NOISE_MASK = 0       # a site's kind: Bernoulli (or nothing dropped), Gaussian, alpha
+    NOISE_GAUSSIAN = 1
+    NOISE_ALPHA = 2
     LOOP_OK = 0
     LOOP_DIVERGED = 1
     LOOP_BAD_PRODUCT = -1
@@ -76,6 +90,16 @@ cdef packed struct fd_loop_layer:
     uint64_t sub_grads
     uint64_t sub_bias       # the kept units' bias, and its gradient
     uint64_t sub_dbias
+    # noise that is not a unit mask (sites._NoiseAfterActivation), and DropConnect
+    int64_t noise           # NOISE_MASK, NOISE_GAUSSIAN, NOISE_ALPHA
+    uint64_t table          # Gaussian: the 65536 multipliers
+    double alpha_a          # alpha: kept a x + b, dropped fill
+    double alpha_b
+    double alpha_fill
+    uint64_t site_out       # hidden noise sites: the site's output buffer (the layer's input)
+    int64_t dropconnect     # 1: the layer's weights are masked each step
+    uint64_t dc_threshold   # their keep threshold
+    uint64_t masked_weights # (fan_out, fan_in): this step's masked weights
 
 # One epoch's settings and results: a record of _compiled_epoch.EPOCH_RECORD.
 cdef packed struct fd_loop_epoch:
@@ -145,17 +169,75 @@ cdef void _site_pass(floating *x, int64_t n, uint64_t seed, uint64_t step, uint3
                      double scale, const floating *bias, int64_t ncols,
                      bint relu) noexcept nogil:
     """_kernels.forward in place, chunk by chunk as its driver cuts it."""
+    _site_pass_into(x, x, n, seed, step, threshold, scale, bias, ncols, relu)
+
+
+cdef void _site_pass_into(const floating *x, floating *y, int64_t n, uint64_t seed,
+                          uint64_t step, uint32_t threshold, double scale,
+                          const floating *bias, int64_t ncols, bint relu) noexcept nogil:
     cdef fd_draw d = _loop_draw(seed, step, threshold)
     cdef int64_t c, start, m
     for c in range((n + MASK_CHUNK - 1) // MASK_CHUNK):
         start = c * MASK_CHUNK
         m = min(<int64_t>MASK_CHUNK, n - start)
         if floating is float:
-            fd_fwd_f32(x + start, x + start, NULL, m, <uint64_t>(start // 64), &d,
+            fd_fwd_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
                        <float>scale, bias, ncols, start % ncols if bias != NULL else 0, relu)
         else:
-            fd_fwd_f64(x + start, x + start, NULL, m, <uint64_t>(start // 64), &d, scale,
+            fd_fwd_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d, scale,
                        bias, ncols, start % ncols if bias != NULL else 0, relu)
+
+
+cdef void _noise_pass(const fd_loop_layer *site, const floating *x, floating *y, int64_t n,
+                      uint64_t step) noexcept nogil:
+    """GaussianDropout.noise / AlphaDropout.noise (_kernels.gaussian, _kernels.alpha), chunk
+    by chunk as their drivers cut them."""
+    cdef fd_draw d = _loop_draw(site.seed, step, THRESHOLD_ONE if site.noise == NOISE_GAUSSIAN
+                                else <uint32_t>site.threshold)
+    cdef int64_t c, start, m
+    for c in range((n + MASK_CHUNK - 1) // MASK_CHUNK):
+        start = c * MASK_CHUNK
+        m = min(<int64_t>MASK_CHUNK, n - start)
+        if site.noise == NOISE_GAUSSIAN:
+            if floating is float:
+                fd_gauss_f32(x + start, y + start, m, <uint64_t>(start // 64), &d,
+                             <const float *>site.table)
+            else:
+                fd_gauss_f64(x + start, y + start, m, <uint64_t>(start // 64), &d,
+                             <const double *>site.table)
+        elif floating is float:
+            fd_alpha_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
+                         <float>site.alpha_a, <float>site.alpha_b, <float>site.alpha_fill)
+        else:
+            fd_alpha_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
+                         site.alpha_a, site.alpha_b, site.alpha_fill)
+
+
+cdef void _noise_backward(const fd_loop_layer *site, floating *grad, int64_t n,
+                          uint64_t step) noexcept nogil:
+    """noise_backward: Gaussian's same draw on the gradient; alpha's mask with scale a."""
+    if site.noise == NOISE_GAUSSIAN:
+        _noise_pass(site, grad, grad, n, step)
+    else:
+        _site_pass(grad, n, site.seed, step, <uint32_t>site.threshold, site.alpha_a,
+                   <const floating *>NULL, 1, False)
+
+
+cdef inline uint64_t _dropconnect_step(uint64_t step) noexcept nogil:
+    return (<uint64_t>1 << 62) + step  # sites.DROPCONNECT_STEP_BASE + step
+
+
+cdef const floating *_used_weights(const fd_loop_layer *layer, floating *dummy,
+                                   uint64_t step) noexcept nogil:
+    """WeightMask.training_weights: this step's masked copy (scaled by 1 / keep), or the
+    weights as they are."""
+    if not layer.dropconnect:
+        return <const floating *>layer.weights
+    _site_pass_into(<const floating *>layer.weights, <floating *>layer.masked_weights,
+                    layer.fan_in * layer.fan_out, layer.seed, _dropconnect_step(step),
+                    <uint32_t>layer.dc_threshold, <double>THRESHOLD_ONE / layer.dc_threshold,
+                    <const floating *>NULL, 1, False)
+    return <const floating *>layer.masked_weights
 
 
 cdef void _gate_colsum(floating *dx, const floating *y, int64_t m, int64_t k, double scale,
@@ -278,79 +360,94 @@ cdef void _gather(const fd_loop_epoch *e, floating *dummy, int64_t start,
                    k * sizeof(floating))
 
 
-cdef void _activate(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
-                    int64_t m, uint64_t step) noexcept nogil:
-    """Layer.activation.activate, then the next layer's site forward (ReLU: both in one
-    pass; NoDropout's pass draws nothing)."""
+cdef floating *_activate(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
+                         int64_t m, uint64_t step) noexcept nogil:
+    """Layer.activation.activate, then the next layer's site forward (ReLU and a mask: one
+    pass; NoDropout's pass draws nothing); returns the next layer's input: z, or the site's
+    own buffer for noise after the activation."""
     cdef int64_t i, k = layer.fan_out
     cdef const floating *bias = <const floating *>layer.bias
-    cdef bint drops = nxt.threshold < THRESHOLD_ONE
+    cdef bint masks = nxt.noise == NOISE_MASK and nxt.threshold < THRESHOLD_ONE
     if layer.activation == 0:
-        _site_pass(z, m * k, nxt.seed if drops else 0, step if drops else 0,
-                   <uint32_t>nxt.threshold if drops else THRESHOLD_ONE,
-                   nxt.scale if drops else 1.0, bias, k, True)
-        return
-    for i in range(m):
-        _activate_row(z + i * k, k, bias, <int>layer.activation)
-    if drops:
-        _site_pass(z, m * k, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
-                   <const floating *>NULL, 1, False)
+        _site_pass(z, m * k, nxt.seed if masks else 0, step if masks else 0,
+                   <uint32_t>nxt.threshold if masks else THRESHOLD_ONE,
+                   nxt.scale if masks else 1.0, bias, k, True)
+    else:
+        for i in range(m):
+            _activate_row(z + i * k, k, bias, <int>layer.activation)
+        if masks:
+            _site_pass(z, m * k, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
+                       <const floating *>NULL, 1, False)
+    if nxt.noise == NOISE_MASK:
+        return z
+    _noise_pass(nxt, z, <floating *>nxt.site_out, m * k, step)
+    return <floating *>nxt.site_out
 
 
 cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *layer,
                                const fd_loop_layer *site, floating *grad, const floating *out,
                                int64_t m, uint64_t step) noexcept nogil:
-    """The site's backward (its mask on the gradient again where the activation's output
-    does not show it), then the activation's, with the bias gradient of ``layer``."""
+    """site.backward: the site's part (its mask on the gradient again where the activation's
+    output does not show it; the noise's own backward), then the activation's on its output
+    (the layer's activations), with the bias gradient of ``layer``."""
     cdef int64_t j, k = layer.fan_out
     cdef floating *colsum = <floating *>layer.grad_bias
     cdef double *acc = <double *>e.colsums
+    cdef double scale = site.scale
+    if site.noise != NOISE_MASK:
+        _noise_backward(site, grad, m * k, step)
+        out, scale = <const floating *>layer.output, 1.0
     if layer.activation == 0:
-        _gate_colsum(grad, out, m, k, site.scale, colsum)
+        _gate_colsum(grad, out, m, k, scale, colsum)
         return
-    if site.threshold < THRESHOLD_ONE:
+    if site.noise == NOISE_MASK and site.threshold < THRESHOLD_ONE:
         _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
                    <const floating *>NULL, 1, False)
     for j in range(k):
         acc[j] = 0
     for j in range(0, k, 64):
-        _derivative_block(grad, out, m, k, j, min(j + 64, k), site.scale,
-                          <int>layer.activation, acc)
+        _derivative_block(grad, out, m, k, j, min(j + 64, k), scale, <int>layer.activation,
+                          acc)
     for j in range(k):
         colsum[j] = <floating>acc[j]
+
+
+cdef double _output_loss(const fd_loop_epoch *e, floating *z, int64_t m, int64_t k,
+                         const floating *bias, floating *grad_bias) noexcept nogil:
+    """MLP._output_loss with its gradient (network._OUTPUT_LOSSES), no row weights."""
+    if e.output_kind == OUT_SOFTMAX:
+        return _softmax_rows(z, m, k, bias, <const int64_t *>e.batch_target, True, grad_bias,
+                             <const floating *>NULL, 1.0 / <double>m)
+    if e.output_kind == OUT_GAUSSIAN:
+        return _gaussian_rows(z, m, k // 2, bias, <const floating *>e.batch_target, True,
+                              grad_bias, <const floating *>NULL, 1.0 / <double>m)
+    return _elementwise_rows(e.output_kind, z, m, k, bias, <const floating *>e.batch_target,
+                             True, grad_bias, <const floating *>NULL, 1.0 / <double>m)
 
 
 cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
                   double *loss) noexcept nogil:
     """MLP._forward_element: the batch's loss (summed) into loss; the output gradient is
-    left in the logits buffer, each hidden layer's output in its buffer."""
+    left in the logits buffer, each hidden layer's activations in its buffer and, where its
+    site's noise is a pass of its own, the next layer's input in the site's."""
     cdef floating *a = <floating *>e.batch_x
     cdef floating *out = a
     cdef int64_t l, last = e.n_layers - 1, fi, fo
     cdef uint64_t step = <uint64_t>e.step
-    cdef const fd_loop_layer *nxt
-    if L[0].threshold < THRESHOLD_ONE:
+    if L[0].noise != NOISE_MASK:  # _NoiseAfterActivation.forward at the input: in place
+        _noise_pass(&L[0], a, a, m * e.x_cols, step)
+    elif L[0].threshold < THRESHOLD_ONE:
         _site_pass(a, m * e.x_cols, L[0].seed, step, <uint32_t>L[0].threshold, L[0].scale,
                    <const floating *>NULL, 1, False)
     for l in range(e.n_layers):
         fi, fo = L[l].fan_in, L[l].fan_out
         out = <floating *>(L[l].output if l < last else e.logits)
-        if _gemm_into(e, a, fi, 1, <const floating *>L[l].weights, 1, fi, out, m, fi, fo):
+        if _gemm_into(e, a, fi, 1, _used_weights(&L[l], dummy, step), 1, fi, out, m, fi, fo):
             return LOOP_BAD_PRODUCT
         if l < last:
-            _activate(&L[l], &L[l + 1], out, m, step)
-            a = out
-    if e.output_kind == OUT_SOFTMAX:
-        loss[0] = _softmax_rows(out, m, L[last].fan_out, <const floating *>L[last].bias,
-                                <const int64_t *>e.batch_target, True,
-                                <floating *>L[last].grad_bias, <const floating *>NULL,
-                                1.0 / <double>m)
-    else:
-        loss[0] = _elementwise_rows(e.output_kind, out, m, L[last].fan_out,
-                                    <const floating *>L[last].bias,
-                                    <const floating *>e.batch_target, True,
-                                    <floating *>L[last].grad_bias, <const floating *>NULL,
-                                    1.0 / <double>m)
+            a = _activate(&L[l], &L[l + 1], out, m, step)
+    loss[0] = _output_loss(e, out, m, L[last].fan_out, <const floating *>L[last].bias,
+                           <floating *>L[last].grad_bias)
     return LOOP_OK
 
 
@@ -362,18 +459,28 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
     cdef floating *a
     cdef floating *da
     cdef int64_t l, fi, fo
+    cdef uint64_t step = <uint64_t>e.step
     cdef double t
     for l in range(e.n_layers - 1, -1, -1):
         fi, fo = L[l].fan_in, L[l].fan_out
-        a = <floating *>(L[l - 1].output if l > 0 else e.batch_x)
+        if l == 0:
+            a = <floating *>e.batch_x
+        else:
+            a = <floating *>(L[l].site_out if L[l].noise != NOISE_MASK else L[l - 1].output)
         if _gemm_into(e, dz, 1, fo, a, fi, 1, <floating *>L[l].grad_weights, fo, m, fi):
             return LOOP_BAD_PRODUCT
+        if L[l].dropconnect:  # WeightMask.mask_gradient
+            _site_pass(<floating *>L[l].grad_weights, fi * fo, L[l].seed,
+                       _dropconnect_step(step), <uint32_t>L[l].dc_threshold,
+                       <double>THRESHOLD_ONE / L[l].dc_threshold, <const floating *>NULL, 1,
+                       False)
         da = NULL
         if l > 0:
             da = <floating *>L[l - 1].output_grad
-            if _gemm_into(e, dz, fo, 1, <const floating *>L[l].weights, fi, 1, da, m, fo, fi):
+            if _gemm_into(e, dz, fo, 1, <const floating *>(L[l].masked_weights if
+                          L[l].dropconnect else L[l].weights), fi, 1, da, m, fo, fi):
                 return LOOP_BAD_PRODUCT
-            _activation_backward(e, &L[l - 1], &L[l], da, a, m, <uint64_t>e.step)
+            _activation_backward(e, &L[l - 1], &L[l], da, a, m, step)
         t = fd_now()
         penalty[0] += _layer_update(e, &L[l], dummy, lr, <double>m, <double *>e.part)
         stepping[0] += fd_now() - t
@@ -382,8 +489,9 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
 
 
 cdef void _max_norms(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
+    """Trainer._apply_max_norm: every hidden unit's incoming weights, a row each."""
     cdef int64_t l
-    for l in range(e.n_layers - 1):  # hidden units' incoming weights, a row each
+    for l in range(e.n_layers - 1):
         e.norm_clipped += _max_norm_rows(<floating *>L[l].weights, L[l].fan_out, L[l].fan_in,
                                          e.max_norm)
         e.norm_checked += L[l].fan_out
@@ -471,17 +579,8 @@ cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int
         if l < last:
             _activate_kept(&L[l], &L[l + 1], out, m, kout)
             a = out
-    if e.output_kind == OUT_SOFTMAX:
-        loss[0] = _softmax_rows(out, m, L[last].fan_out, <const floating *>L[last].sub_bias,
-                                <const int64_t *>e.batch_target, True,
-                                <floating *>L[last].sub_dbias, <const floating *>NULL,
-                                1.0 / <double>m)
-    else:
-        loss[0] = _elementwise_rows(e.output_kind, out, m, L[last].fan_out,
-                                    <const floating *>L[last].sub_bias,
-                                    <const floating *>e.batch_target, True,
-                                    <floating *>L[last].sub_dbias, <const floating *>NULL,
-                                    1.0 / <double>m)
+    loss[0] = _output_loss(e, out, m, L[last].fan_out, <const floating *>L[last].sub_bias,
+                           <floating *>L[last].sub_dbias)
     return LOOP_OK
 
 
