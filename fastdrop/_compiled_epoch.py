@@ -11,10 +11,11 @@ learning-rate schedule and the thread policy stay in Python, at epoch boundaries
 mode each step gathers its kept submatrix of the weights in its forward pass rather than
 having the previous step's update leave it (network.BatchPlan's prefetch): the same values.
 
-It takes the fits whose every step runs on one thread (``n_threads=1``, or below
-``_threading.SERIAL_STEP_WORK``: the small networks, where the Python costs most) and whose
-network the loop knows; :func:`why_not` says what keeps any other fit on the Python loop.
-``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
+It takes the fits whose element-wise kernels run on one thread at every step (``n_threads=1``;
+below ``_threading.SERIAL_STEP_WORK``, the small networks, where the Python costs most; or
+where BLAS cannot share the kernels' thread pool, its products then on BLAS's own threads as
+in the Python loop) on dense X without sample weights; :func:`why_not` says what keeps any
+other fit on the Python loop. ``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
 """
 import ctypes
 import os
@@ -144,7 +145,7 @@ def why_not(trainer, X, target, weights):
          "FASTDROP_COMPILED_STEPS=0"),
         (numpy_blas() is None, lambda: _blas[1]),
         (not (isinstance(trainer.threads, FixedThreads) and trainer.threads.current == 1
-              and s.n_threads == 1), "its steps run on more than one thread"),
+              and s.n_threads == 1), "its kernels run on more than one thread"),
         (type(trainer.opt) not in (SGD, Adam), "its optimizer is not SGD or Adam"),
         (weights is not None, "sample weights"),
         (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
