@@ -1,10 +1,11 @@
-# The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit on one
-# thread, every step (batch gather, forward, backward, layer-wise optimizer step) in C, with
-# Python only between epochs. It computes what the Python loop (fastdrop._trainer) computes
-# for the networks fastdrop._compiled_epoch lets through (every site kind, DropConnect,
-# element or batch mode, any activation, max-norm or not; no sample weights), call for call: the same kernels, the same
-# products through numpy's own BLAS (_step_loop.h), the same order of sums; the tests compare
-# the two bit for bit.
+# The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit whose
+# element-wise kernels run on one thread, every step (batch gather, forward, backward,
+# layer-wise optimizer step, max-norm) in C, with Python only between epochs. It computes
+# what the Python loop (fastdrop._trainer) computes for the fits fastdrop._compiled_epoch
+# lets through (every site kind, DropConnect, element or batch mode, any activation and
+# output; dense X, no sample weights), call for call: the same kernels cut into the same
+# chunks, the same products through numpy's own BLAS (_step_loop.h), the same order of sums;
+# tests/test_step_loop.py compares the two bit for bit.
 from libc.math cimport pow
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -127,7 +128,7 @@ cdef packed struct fd_loop_epoch:
     int64_t n_rows
     int64_t batch_size
     int64_t n_layers
-    int64_t output_kind     # OUT_SOFTMAX or an _output_element kind
+    int64_t output_kind     # OUT_SOFTMAX, OUT_GAUSSIAN or an _output_element kind
     int64_t optimizer       # KIND_SGD, KIND_ADAM
     int64_t step            # IN/OUT the optimizer steps so far: each batch's draw
     int64_t adam_t          # IN/OUT Adam's time step
@@ -286,8 +287,8 @@ cdef int _gemm_into(const fd_loop_epoch *e, const floating *a, int64_t a0, int64
 
 cdef bint _gemm_ok(const fd_loop_epoch *e, int64_t a0, int64_t a1, int64_t b0, int64_t b1,
                    int64_t dm, int64_t dn, int64_t dp) noexcept nogil:
-    """Whether _gemm_into of these shapes and strides makes only products numpy sends to
-    BLAS (fd_matmul_kind > 0)."""
+    """Whether _gemm_into of these shapes and strides makes only products the loop computes
+    as numpy's matmul does (fd_matmul_kind > 0)."""
     cdef int64_t k0
     if dn <= e.k_whole or dn % e.k_align == 0:
         return fd_matmul_kind(a0, a1, b0, b1, dp, 1, dm, dn, dp) > 0
@@ -297,7 +298,9 @@ cdef bint _gemm_ok(const fd_loop_epoch *e, int64_t a0, int64_t a1, int64_t b0, i
 
 
 cdef bint _products_ok(const fd_loop_epoch *e, const fd_loop_layer *L, int64_t m) noexcept nogil:
-    """Whether every product of a step of m rows goes to BLAS (the three of _step below)."""
+    """Whether every product of an element-mode step of m rows is one the loop computes as
+    numpy does: a @ W.T, dz.T @ a and dz @ W of every layer (batch mode's submatrices only
+    change the sizes, and every size of contiguous operands is one the loop computes)."""
     cdef int64_t l, fi, fo
     for l in range(e.n_layers):
         fi, fo = L[l].fan_in, L[l].fan_out
@@ -758,7 +761,7 @@ def matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t o0, int6
     return fd_matmul_kind(a0, a1, b0, b1, o0, o1, dm, dn, dp)
 
 
-def direct_matmul(const uint64_t[::1] blas,        # IN numpy's sgemm, dgemm, sgemv, dgemv, sdot, ddot
+def direct_matmul(const uint64_t[::1] blas,        # IN numpy's CBLAS functions (6 addresses)
                   const floating[:, :] a,          # IN (m, k), any strides BLAS takes
                   const floating[:, :] b,          # IN (k, n)
                   floating[:, ::1] out):           # OUT (m, n)
