@@ -80,8 +80,8 @@ _blas = None  # (addresses as a uint64 array, or None; why not)
 
 def numpy_blas():
     """numpy's own sgemm, dgemm, sgemv, dgemv, sdot and ddot (CBLAS), as a uint64 array of
-    addresses, or
-    None where they cannot be had or do not give np.matmul's bits; found and checked once.
+    addresses, or None where they cannot be had or do not give np.matmul's bits; found and
+    checked once.
 
     The functions are looked up from numpy's matmul module itself (``dlsym`` on its handle
     searches the libraries it links), so they are the ones np.matmul calls, under the names
