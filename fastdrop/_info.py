@@ -18,6 +18,20 @@ def blas_info():
     ]
 
 
+def step_loop_info():
+    """The compiled step loop's state in words: on (with the BLAS it calls) or why not."""
+    import os
+
+    from . import _compiled_epoch
+
+    if os.environ.get("FASTDROP_COMPILED_STEPS", "1").strip() == "0":
+        return "off (FASTDROP_COMPILED_STEPS=0)"
+    if _compiled_epoch.numpy_blas() is None:
+        return f"off ({_compiled_epoch._blas[1]})"
+    return ("compiled, through numpy's own BLAS (fits whose kernels run on one thread, "
+            "dense X, no sample weights)")
+
+
 def build_info():
     """What this build and machine got: ``python -m fastdrop info`` prints it.
 
@@ -26,7 +40,8 @@ def build_info():
     info : dict
         ``fastdrop`` (the version), ``openmp`` (bool), ``threads`` (the default count),
         ``simd`` and ``optimizer_simd`` (the kernels' dispatched paths), ``rng``, ``blas``
-        (numpy's BLAS libraries as threadpoolctl reports them) and the CPU's facts.
+        (numpy's BLAS libraries as threadpoolctl reports them), ``blas_pool``, ``step_loop``
+        (the compiled step loop, or why fits step in Python) and the CPU's facts.
     """
     from . import __version__
 
@@ -45,6 +60,8 @@ def build_info():
         # where multithreaded BLAS calls run inside fastdrop's fit/predict
         "blas_pool": ("OpenMP (shared with the kernels)" if openmp_blas_pool().available()
                       else "BLAS's own threads (kernels on one thread inside fit)"),
+        # whether fits whose kernels run on one thread step in C (fastdrop._compiled_epoch)
+        "step_loop": step_loop_info(),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
     }

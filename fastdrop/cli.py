@@ -141,6 +141,7 @@ def _cmd_info(args):
         details = ", ".join(f"{k}={v}" for k, v in lib.items() if k != "internal_api" and v)
         print(f"  BLAS:    {lib['internal_api']} ({details})")
     print(f"  BLAS threads in fit: {info['blas_pool']}")
+    print(f"  step loop: {info['step_loop']}")
     return 0
 
 

@@ -11,8 +11,20 @@ from fastdrop.cli import main
 def test_info_prints_build_facts(capsys):
     assert main(["info"]) == 0
     out = capsys.readouterr().out
-    for word in ("OpenMP", "threads", "SIMD", "Philox4x32-10", "BLAS", "BLAS threads in fit"):
+    for word in ("OpenMP", "threads", "SIMD", "Philox4x32-10", "BLAS", "BLAS threads in fit",
+                 "step loop"):
         assert word in out
+
+
+def test_info_says_whether_the_step_loop_is_on(monkeypatch, capsys):
+    from fastdrop import _compiled_epoch
+    monkeypatch.setenv("FASTDROP_COMPILED_STEPS", "0")
+    assert main(["info"]) == 0
+    assert "step loop: off (FASTDROP_COMPILED_STEPS=0)" in capsys.readouterr().out
+    monkeypatch.delenv("FASTDROP_COMPILED_STEPS")
+    assert main(["info"]) == 0
+    expected = "compiled" if _compiled_epoch.numpy_blas() is not None else "off ("
+    assert f"step loop: {expected}" in capsys.readouterr().out
 
 
 def test_info_json_and_module_entry_point():
