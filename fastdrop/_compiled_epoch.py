@@ -51,7 +51,8 @@ _BLAS = ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot")
 EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("X", _U), ("target", _U), ("order", _U), ("batch_x", _U), ("batch_target", _U),
     ("logits", _U), ("tail", _U), ("part", _U), ("colsums", _U), ("x_kept", _U),
-    ("words", _U), ("row_scratch", _U), ("batch_mode", _I),
+    ("words", _U), ("row_scratch", _U), ("weights", _U), ("batch_weights", _U),
+    ("step_weight", _F), ("batch_mode", _I),
     ("x_cols", _I), ("target_cols", _I), ("n_rows", _I), ("batch_size", _I), ("n_layers", _I),
     ("output_kind", _I), ("optimizer", _I), ("step", _I), ("adam_t", _I), ("k_whole", _I),
     ("k_align", _I),
@@ -147,7 +148,8 @@ def why_not(trainer, X, target, weights):
         (not (isinstance(trainer.threads, FixedThreads) and trainer.threads.current == 1
               and s.n_threads == 1), "its kernels run on more than one thread"),
         (type(trainer.opt) not in (SGD, Adam), "its optimizer is not SGD or Adam"),
-        (weights is not None, "sample weights"),
+        (weights is not None and (weights.dtype != net.dtype or not weights.flags.c_contiguous
+                                  or weights.ndim != 1), "sample weights not in the loop's layout"),
         (sparse.issparse(X) or X.dtype != net.dtype or not X.flags.c_contiguous,
          "X is not a dense C-contiguous array of the network's dtype"),
         (net.output not in _OUTPUT_KINDS, f"the {net.output!r} output layer"),
@@ -237,6 +239,9 @@ class CompiledEpoch:
             e["batch_mode"] = 1
             e["x_kept"], e["words"] = _address(ws.x_kept), _address(self.words)
             e["row_scratch"] = _address(self.row_scratch)
+        if batches.weights is not None:
+            e["weights"] = _address(batches.weights)
+            e["batch_weights"] = _address(batches.batch_weights)
         e["x_cols"] = X.shape[1]
         e["target_cols"] = 0 if target.ndim == 1 else target.shape[1]
         e["batch_size"], e["n_layers"] = s.batch_size, n_layers

@@ -3,7 +3,7 @@
 # layer-wise optimizer step, max-norm) in C, with Python only between epochs. It computes
 # what the Python loop (fastdrop._trainer) computes for the fits fastdrop._compiled_epoch
 # lets through (every site kind, DropConnect, element or batch mode, any activation and
-# output; dense X, no sample weights), call for call: the same kernels cut into the same
+# output, sample weights; dense X), call for call: the same kernels cut into the same
 # chunks, the same products through numpy's own BLAS (_step_loop.h), the same order of sums;
 # tests/test_step_loop.py compares the two bit for bit.
 from libc.math cimport pow
@@ -122,6 +122,9 @@ cdef packed struct fd_loop_epoch:
     uint64_t x_kept         # batch mode: (batch_size, x_cols) for the kept inputs
     uint64_t words          # batch mode: uint64 mask words of the widest site
     uint64_t row_scratch    # batch mode: two blocks of the submatrix step's rows
+    uint64_t weights        # (n,) row weights of the dtype (sample_weight), or 0
+    uint64_t batch_weights  # (batch_size,) the batch's
+    double step_weight      # scratch: this step's rows, or their summed weights
     int64_t batch_mode
     int64_t x_cols
     int64_t target_cols     # 0: class indices
@@ -361,6 +364,8 @@ cdef void _gather(const fd_loop_epoch *e, floating *dummy, int64_t start,
         else:
             memcpy(<floating *>e.batch_target + i * k, <const floating *>e.target + r * k,
                    k * sizeof(floating))
+        if e.weights:
+            (<floating *>e.batch_weights)[i] = (<const floating *>e.weights)[r]
 
 
 cdef floating *_activate(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
@@ -417,15 +422,53 @@ cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *laye
 
 cdef double _output_loss(const fd_loop_epoch *e, floating *z, int64_t m, int64_t k,
                          const floating *bias, floating *grad_bias) noexcept nogil:
-    """MLP._output_loss with its gradient (network._OUTPUT_LOSSES), no row weights."""
+    """MLP._output_loss with its gradient (network._OUTPUT_LOSSES), the batch's row weights
+    if any (each row's gradient scaled by its weight over their sum, as _row_scale sums it)."""
+    cdef const floating *w = <const floating *>e.batch_weights if e.weights else NULL
+    cdef double total = <double>m, inv
+    cdef int64_t i
+    if w != NULL:
+        total = 0
+        for i in range(m):
+            total += w[i]
+    inv = 1.0 / total if total > 0 else 0.0
     if e.output_kind == OUT_SOFTMAX:
         return _softmax_rows(z, m, k, bias, <const int64_t *>e.batch_target, True, grad_bias,
-                             <const floating *>NULL, 1.0 / <double>m)
+                             w, inv)
     if e.output_kind == OUT_GAUSSIAN:
         return _gaussian_rows(z, m, k // 2, bias, <const floating *>e.batch_target, True,
-                              grad_bias, <const floating *>NULL, 1.0 / <double>m)
+                              grad_bias, w, inv)
     return _elementwise_rows(e.output_kind, z, m, k, bias, <const floating *>e.batch_target,
-                             True, grad_bias, <const floating *>NULL, 1.0 / <double>m)
+                             True, grad_bias, w, inv)
+
+
+cdef floating _pairwise_sum(const floating *a, int64_t n) noexcept nogil:
+    """numpy's sum of n contiguous values (its pairwise summation: blocks of up to 128 in
+    eight running sums, halves at multiples of 8 above that), in their own precision."""
+    cdef floating r[8]
+    cdef floating res
+    cdef int64_t i, j, n2
+    if n < 8:
+        res = 0
+        for i in range(n):
+            res = res + a[i]
+        return res
+    if n <= 128:
+        for j in range(8):
+            r[j] = a[j]
+        i = 8
+        while i < n - (n % 8):
+            for j in range(8):
+                r[j] = r[j] + a[i + j]
+            i += 8
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]))
+        while i < n:
+            res = res + a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
 
 
 cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
@@ -485,7 +528,7 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
                 return LOOP_BAD_PRODUCT
             _activation_backward(e, &L[l - 1], &L[l], da, a, m, step)
         t = fd_now()
-        penalty[0] += _layer_update(e, &L[l], dummy, lr, <double>m, <double *>e.part)
+        penalty[0] += _layer_update(e, &L[l], dummy, lr, e.step_weight, <double *>e.part)
         stepping[0] += fd_now() - t
         dz = da
     return LOOP_OK
@@ -636,7 +679,7 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
                 return LOOP_BAD_PRODUCT
             _kept_backward(&L[l - 1], &L[l], da, a, m, kin, <double *>e.colsums)
         t = fd_now()
-        penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, <double>m, kout)
+        penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, e.step_weight, kout)
         stepping[0] += fd_now() - t
         dz = da
     return LOOP_OK
@@ -728,6 +771,12 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
         m = min(e.batch_size, e.n_rows - start)
         t0 = fd_now()
         _gather(e, dummy, start, m)
+        e.step_weight = <double>m
+        if e.weights:  # the batch's summed weights, as float(w.sum()) gives them
+            e.step_weight = <double>(<floating>0 + _pairwise_sum(
+                <const floating *>e.batch_weights, m))
+            if e.step_weight == 0:  # every row weighs 0: no loss, nothing to step on
+                continue
         lr = e.lr
         if e.optimizer == KIND_ADAM:  # Adam.start_step
             e.adam_t += 1
@@ -740,7 +789,7 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
         t1 = fd_now()
         e.t_passes += t1 - t0 - stepping
         e.t_update += stepping
-        loss = loss / <double>m
+        loss = loss / e.step_weight
         loss += penalty
         e.loss = loss
         if e.max_norm > 0:  # Trainer._apply_max_norm, after the step
@@ -782,6 +831,14 @@ def direct_matmul(const uint64_t[::1] blas,        # IN numpy's CBLAS functions 
                                b.strides[1] // s, &out[0, 0], out.shape[1], 1, a.shape[0],
                                a.shape[1], b.shape[1])
     return status == 0
+
+
+def pairwise_sum(const floating[::1] a):
+    """The loop's sum of row weights (numpy's pairwise summation), for the tests."""
+    cdef floating total
+    with nogil:
+        total = <floating>0 + _pairwise_sum(&a[0] if a.shape[0] else NULL, a.shape[0])
+    return total
 
 
 def train_epoch(unsigned char[::1] epoch,          # IN/OUT one EPOCH_RECORD's bytes

@@ -198,6 +198,42 @@ def test_same_fit_as_python_loop(monkeypatch, loop_calls, digits, simd, name):
 
 
 @needs_loop
+@pytest.mark.parametrize("case", ["weights", "zero-weight batches", "balanced classes",
+                                  "batch mode, float64, sgd + L2"])
+def test_sample_weights_give_the_same_fit(monkeypatch, loop_calls, digits, case):
+    """Row weights: each batch's loss and penalty scaled by their sum as numpy sums it (its
+    pairwise summation), a batch of zero weights skipped as the Python loop skips it."""
+    X, y = digits
+    rng = np.random.default_rng(1)
+    weights = {"weights": rng.uniform(0.1, 3.0, len(y)),
+               "zero-weight batches": np.repeat(rng.integers(0, 2, len(y) // 40 + 1), 40)
+               [:len(y)] * rng.uniform(0.5, 1.5, len(y)),
+               "balanced classes": None,
+               "batch mode, float64, sgd + L2": rng.uniform(0.0, 2.0, len(y))}[case]
+    params = dict(hidden_layer_sizes=(24,), batch_size=40, max_iter=3, random_state=0,
+                  n_threads=1, shuffle=case != "zero-weight batches")
+    if case == "balanced classes":
+        params["class_weight"] = "balanced"
+    if case.startswith("batch mode"):
+        params.update(dropout=0.5, dropout_mode="batch", dtype="float64", solver="sgd",
+                      alpha=1e-2)
+    make = lambda: C(**params)  # noqa: E731
+    fit = lambda est: est.fit(X, y, sample_weight=weights)  # noqa: E731
+    compiled = _fit(monkeypatch, True, make, X, y, fit)
+    assert len(loop_calls) == compiled.n_iter_
+    _assert_same_fit(compiled, _fit(monkeypatch, False, make, X, y, fit))
+
+
+def test_pairwise_sum_is_numpys():
+    """The loop's sum of a batch's weights against ndarray.sum, over lengths and dtypes."""
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        for n in list(range(1, 40)) + [127, 128, 129, 200, 256, 257, 700, 4097]:
+            w = (rng.random(n) * 10.0 ** rng.uniform(-3, 3, n)).astype(dtype)
+            assert _nn_kernels.pairwise_sum(w) == w.sum(), (dtype, n)
+
+
+@needs_loop
 def test_partial_fit_and_warm_start_continue_alike(monkeypatch, loop_calls, digits):
     X, y = digits
     make = lambda: C(hidden_layer_sizes=(30,), dropout=0.3, random_state=0,  # noqa: E731
@@ -254,7 +290,6 @@ def test_history_times_are_counted(monkeypatch, loop_calls, digits):
 
 # Fits the loop does not take, each for one reason (why_not's sentence).
 ELSEWHERE = {
-    "sample weights": (dict(), "sample_weight"),
     "X is not a dense": (dict(), "sparse"),
     "FASTDROP_COMPILED_STEPS=0": (dict(), "off"),
 }
@@ -272,10 +307,7 @@ def test_other_fits_stay_on_the_python_loop(monkeypatch, loop_calls, digits, rea
     est = C(hidden_layer_sizes=(20,), max_iter=2, n_threads=1, random_state=0, **params)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if how == "sample_weight":
-            est.fit(X, y, sample_weight=np.linspace(0.5, 1.5, len(y)))
-        else:
-            est.fit(sparse.csr_matrix(X) if how == "sparse" else X, y)
+        est.fit(sparse.csr_matrix(X) if how == "sparse" else X, y)
     assert not loop_calls
     if BLAS is not None or how == "off":
         assert seen and seen[-1].startswith(reason)
