@@ -14,8 +14,8 @@ having the previous step's update leave it (network.BatchPlan's prefetch): the s
 It takes the fits whose element-wise kernels run on one thread at every step (``n_threads=1``;
 below ``_threading.SERIAL_STEP_WORK``, the small networks, where the Python costs most; or
 where BLAS cannot share the kernels' thread pool, its products then on BLAS's own threads as
-in the Python loop) on dense X without sample weights; :func:`why_not` says what keeps any
-other fit on the Python loop. ``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
+in the Python loop) on dense X; :func:`why_not` says what keeps any other fit on the Python
+loop. ``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
 """
 import ctypes
 import os

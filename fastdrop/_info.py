@@ -29,7 +29,7 @@ def step_loop_info():
     if _compiled_epoch.numpy_blas() is None:
         return f"off ({_compiled_epoch._blas[1]})"
     return ("compiled, through numpy's own BLAS (fits whose kernels run on one thread, "
-            "dense X, no sample weights)")
+            "dense X)")
 
 
 def build_info():
