@@ -61,13 +61,14 @@ EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("max_norm", _F),
     ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
     ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I)])
-# output layer -> the loop's code (_nn_kernels' OUT_* and the loop's OUT_SOFTMAX, OUT_GAUSSIAN)
-_OUTPUT_KINDS = {"softmax": -1, "sigmoid": 0, "identity": 1, "exp": 2, "gaussian": 3}
-# site class -> the loop's NOISE_* code
-_SITE_NOISE = {NoDropout: 0, BernoulliDropout: 0, GaussianDropout: 1, AlphaDropout: 2}
-_DIVERGED, _BAD_PRODUCT = 1, -1
-_CHUNK = 16384  # _nn_kernels.CHUNK: parameters per optimizer chunk (partial sums)
-_ROW_BLOCK = 2048  # _nn_kernels.ROW_BLOCK: elements per block of a submatrix step
+_OUTPUT_KINDS = _nn_kernels.OUTPUT_CODES  # output layer -> the loop's code
+# site class -> the loop's code of its noise
+_SITE_NOISE = {cls: _nn_kernels.NOISE_CODES[kind] for cls, kind in (
+    (NoDropout, "mask"), (BernoulliDropout, "mask"), (GaussianDropout, "gaussian"),
+    (AlphaDropout, "alpha"))}
+_DIVERGED, _BAD_PRODUCT = (_nn_kernels.LOOP_STATUS[k] for k in ("diverged", "bad product"))
+_CHUNK = _nn_kernels.STEP_CHUNK  # parameters per optimizer chunk (partial sums)
+_ROW_BLOCK = _nn_kernels.STEP_ROW_BLOCK  # elements per block of a submatrix step
 
 
 def _address(a):
@@ -297,11 +298,8 @@ class CompiledEpoch:
 
     def run(self, order, state, clock):
         """One epoch over ``order`` (the rows of X, in order), from ``state.step``: returns
-        the summed loss of its steps (loss times rows); on a loss that blew up, raises
-        trainer._Diverged or FloatingPointError as the Python loop does. The epoch's times
-        go to ``clock``."""
-        from ._trainer import _Diverged
-
+        the summed loss of its steps (loss times rows); a loss that blew up goes to
+        ``Trainer.blew_up``, as in the Python loop. The epoch's times go to ``clock``."""
         trainer, e = self.trainer, self.epoch[0]
         order = np.ascontiguousarray(order, dtype=np.int64)
         opt = trainer.opt
@@ -324,11 +322,8 @@ class CompiledEpoch:
         clock.passes += float(e["t_passes"])
         clock.update += float(e["t_update"])
         if status == _BAD_PRODUCT:  # products_ok said otherwise when the fit began
-            raise RuntimeError("the compiled step loop met a product numpy does not send to "
-                               "BLAS; set FASTDROP_COMPILED_STEPS=0 and report it")
+            raise RuntimeError("the compiled step loop met a product it does not compute as "
+                               "numpy does; set FASTDROP_COMPILED_STEPS=0 and report it")
         if status == _DIVERGED:
-            message = trainer.divergence(float(e["loss"]), state.n_iter + 1)
-            if trainer.settings.early_stopping:
-                raise _Diverged(message)
-            raise FloatingPointError(message)
+            trainer.blew_up(float(e["loss"]))
         return float(e["total"])

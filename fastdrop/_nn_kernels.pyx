@@ -606,16 +606,22 @@ def gather(const floating[:, ::1] src,           # IN (n_rows, n_cols)
            int n_threads):
     """dst = src[rows][:, cols] in one pass (batch-mode dropout's submatrix); a row copy
     each when every column is kept."""
-    cdef Py_ssize_t a, b, nr = rows.shape[0], nc = cols.shape[0]
+    cdef Py_ssize_t a, nr = rows.shape[0], nc = cols.shape[0]
     if nr == 0 or nc == 0:
         return
-    if nc == src.shape[1]:
-        for a in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
-            memcpy(&dst[a, 0], &src[rows[a], 0], nc * sizeof(floating))
-        return
     for a in prange(nr, schedule='static', nogil=True, num_threads=n_threads):
-        for b in range(nc):
-            dst[a, b] = src[rows[a], cols[b]]
+        _gather_row(&src[rows[a], 0], &cols[0], nc, src.shape[1], &dst[a, 0])
+
+
+cdef inline void _gather_row(const floating *src, const int64_t *cols, Py_ssize_t nc,
+                             Py_ssize_t n_cols, floating *dst) noexcept nogil:
+    """dst = src[cols] for one row of n_cols values: a row copy when every column is kept."""
+    cdef Py_ssize_t b
+    if nc == n_cols:
+        memcpy(dst, src, nc * sizeof(floating))
+        return
+    for b in range(nc):
+        dst[b] = src[cols[b]]
 
 
 def max_norm(floating[:, ::1] w,                 # IN/OUT (fan_out, fan_in): row j feeds unit j

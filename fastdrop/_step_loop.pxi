@@ -64,6 +64,13 @@ cdef enum:
     LOOP_DIVERGED = 1
     LOOP_BAD_PRODUCT = -1
 
+# What fastdrop._compiled_epoch writes into the records, named here once.
+OUTPUT_CODES = {"softmax": OUT_SOFTMAX, "sigmoid": OUT_SIGMOID, "identity": OUT_IDENTITY,
+                "exp": OUT_EXP, "gaussian": OUT_GAUSSIAN}
+NOISE_CODES = {"mask": NOISE_MASK, "gaussian": NOISE_GAUSSIAN, "alpha": NOISE_ALPHA}
+LOOP_STATUS = {"ok": LOOP_OK, "diverged": LOOP_DIVERGED, "bad product": LOOP_BAD_PRODUCT}
+STEP_CHUNK, STEP_ROW_BLOCK = CHUNK, ROW_BLOCK  # the optimizer's chunks and row blocks
+
 # One layer as the loop reads it: a record of _compiled_epoch.LAYER_RECORD (same fields, same
 # order); addresses of arrays the Python side keeps alive for the call.
 cdef packed struct fd_loop_layer:
@@ -318,17 +325,33 @@ cdef double _layer_update(const fd_loop_epoch *e, const fd_loop_layer *layer, fl
                           double lr, double m, double *part) noexcept nogil:
     """optim._Optimizer.update_layer: the weights with the penalties, then the bias; returns
     the layer's penalty loss from the weights before the step."""
-    cdef fd_step_params hp
+    cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
-    hp.lr, hp.momentum, hp.nesterov = lr, e.momentum, e.nesterov
-    hp.beta_1, hp.beta_2, hp.epsilon = e.beta_1, e.beta_2, e.epsilon
-    hp.l2, hp.l1 = e.alpha / m, e.l1 / m
     sq, ab = _loop_step_array(e, <floating *>layer.weights, <floating *>layer.grad_weights,
                               <floating *>layer.state1_w, <floating *>layer.state2_w,
                               layer.fan_in * layer.fan_out, &hp, part)
+    return _bias_step(e, layer, dummy, &hp, sq, ab, m, part)
+
+
+cdef inline fd_step_params _weight_settings(const fd_loop_epoch *e, double lr,
+                                            double m) noexcept nogil:
+    """The STEP_PARAMS record of a layer's weights: the penalties over the batch's rows (or
+    their summed weights) ``m``."""
+    cdef fd_step_params hp
+    hp.lr, hp.momentum, hp.nesterov = lr, e.momentum, e.nesterov
+    hp.beta_1, hp.beta_2, hp.epsilon = e.beta_1, e.beta_2, e.epsilon
+    hp.l2, hp.l1 = e.alpha / m, e.l1 / m
+    return hp
+
+
+cdef double _bias_step(const fd_loop_epoch *e, const fd_loop_layer *layer, floating *dummy,
+                       fd_step_params *hp, double sq, double ab, double m,
+                       double *part) noexcept nogil:
+    """update_layer's second half: the bias, never penalized; returns the layer's penalty
+    loss from its weights' sums (sum w^2, sum |w|) before their step."""
     hp.l2, hp.l1 = 0.0, 0.0
     _loop_step_array(e, <floating *>layer.bias, <floating *>layer.grad_bias,
-                     <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, &hp,
+                     <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, hp,
                      part)
     return ((0.5 * e.alpha * sq if e.alpha else 0.0) + (e.l1 * ab if e.l1 else 0.0)) / m
 
@@ -398,19 +421,29 @@ cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *laye
     """site.backward: the site's part (its mask on the gradient again where the activation's
     output does not show it; the noise's own backward), then the activation's on its output
     (the layer's activations), with the bias gradient of ``layer``."""
-    cdef int64_t j, k = layer.fan_out
+    cdef int64_t k = layer.fan_out
     cdef floating *colsum = <floating *>layer.grad_bias
-    cdef double *acc = <double *>e.colsums
     cdef double scale = site.scale
     if site.noise != NOISE_MASK:
         _noise_backward(site, grad, m * k, step)
         out, scale = <const floating *>layer.output, 1.0
+    if (layer.activation != 0 and site.noise == NOISE_MASK
+            and site.threshold < THRESHOLD_ONE):
+        _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
+                   <const floating *>NULL, 1, False)
+    _activation_grad(layer, grad, out, m, k, scale, colsum, <double *>e.colsums)
+
+
+cdef void _activation_grad(const fd_loop_layer *layer, floating *grad, const floating *out,
+                           int64_t m, int64_t k, double scale, floating *colsum,
+                           double *acc) noexcept nogil:
+    """Activation.backward: grad *= scale * f'(z) read from the output ``out``, in place,
+    its column sums into ``colsum``: gate_colsum for ReLU, derivative_colsum's blocks of 64
+    columns (their sums in ``acc``, k doubles) for the others."""
+    cdef int64_t j
     if layer.activation == 0:
         _gate_colsum(grad, out, m, k, scale, colsum)
         return
-    if site.noise == NOISE_MASK and site.threshold < THRESHOLD_ONE:
-        _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
-                   <const floating *>NULL, 1, False)
     for j in range(k):
         acc[j] = 0
     for j in range(0, k, 64):
@@ -616,8 +649,7 @@ cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int
         w, b = <floating *>L[l].sub_weights, <floating *>L[l].sub_bias
         for r in range(kout):  # _nn_kernels.gather and np.take
             i = kout_idx[r] if kout_idx != NULL else r
-            for j in range(kin):
-                w[r * kin + j] = W[i * L[l].fan_in + kin_idx[j]]
+            _gather_row(W + i * L[l].fan_in, kin_idx, kin, L[l].fan_in, w + r * kin)
             b[r] = bias[i]
         out = <floating *>(L[l].output if l < last else e.logits)
         if _gemm_into(e, a, kin, 1, w, 1, kin, out, m, kin, kout):
@@ -677,7 +709,9 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
             if _gemm_into(e, dz, kout, 1, <const floating *>L[l].sub_weights, kin, 1, da, m,
                           kout, kin):
                 return LOOP_BAD_PRODUCT
-            _kept_backward(&L[l - 1], &L[l], da, a, m, kin, <double *>e.colsums)
+            # site.backward_kept: the activation's backward alone (no dropped unit here)
+            _activation_grad(&L[l - 1], da, a, m, kin, L[l].scale,
+                             <floating *>L[l - 1].sub_dbias, <double *>e.colsums)
         t = fd_now()
         penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, e.step_weight, kout)
         stepping[0] += fd_now() - t
@@ -685,30 +719,12 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
     return LOOP_OK
 
 
-cdef void _kept_backward(const fd_loop_layer *layer, const fd_loop_layer *site, floating *grad,
-                         const floating *out, int64_t m, int64_t k, double *acc) noexcept nogil:
-    """site.backward_kept: the activation's backward on the kept units, with the training
-    scale; the bias gradient into the layer's sub_dbias."""
-    cdef int64_t j
-    cdef floating *colsum = <floating *>layer.sub_dbias
-    if layer.activation == 0:
-        _gate_colsum(grad, out, m, k, site.scale, colsum)
-        return
-    for j in range(k):
-        acc[j] = 0
-    for j in range(0, k, 64):
-        _derivative_block(grad, out, m, k, j, min(j + 64, k), site.scale,
-                          <int>layer.activation, acc)
-    for j in range(k):
-        colsum[j] = <floating>acc[j]
-
-
 cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *layer,
                                floating *dummy, double lr, double m,
                                int64_t kout) noexcept nogil:
     """update_layer with a SubmatrixGradient: optimizer_step_submatrix on one thread (its
     blocks of rows, its staging buffers, its partial sums in block order), then the bias."""
-    cdef fd_step_params hp
+    cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
     cdef int64_t nr = layer.fan_out, nc = layer.fan_in, kc = layer.n_kept, b, r0
     cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc)
@@ -717,9 +733,6 @@ cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *laye
     cdef floating *w = <floating *>layer.weights
     cdef floating *s2 = <floating *>layer.state2_w
     cdef double *part = <double *>e.part
-    hp.lr, hp.momentum, hp.nesterov = lr, e.momentum, e.nesterov
-    hp.beta_1, hp.beta_2, hp.epsilon = e.beta_1, e.beta_2, e.epsilon
-    hp.l2, hp.l1 = e.alpha / m, e.l1 / m
     memset(buf, 0, 2 * rows_per_block * nc * sizeof(floating))
     for b in range(n_blocks):
         r0 = b * rows_per_block
@@ -732,11 +745,7 @@ cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *laye
                    <const int64_t *>layer.kept if kc else NULL, buf,
                    buf + rows_per_block * nc, &hp, part + 2 * b)
     sq, ab = _ordered_sum(part, n_blocks) if nr and nc else (0.0, 0.0)
-    hp.l2, hp.l1 = 0.0, 0.0
-    _loop_step_array(e, <floating *>layer.bias, <floating *>layer.grad_bias,
-                     <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, &hp,
-                     part)
-    return ((0.5 * e.alpha * sq if e.alpha else 0.0) + (e.l1 * ab if e.l1 else 0.0)) / m
+    return _bias_step(e, layer, dummy, &hp, sq, ab, m, part)
 
 
 cdef int _pass(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m, double lr,

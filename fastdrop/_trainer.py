@@ -294,12 +294,17 @@ class Trainer:
                 self._apply_max_norm()
             clock.update_done()
             if not loss < s.loss_limit:  # NaN too
-                message = self.divergence(loss, state.n_iter + 1)
-                raise _Diverged(message) if s.early_stopping else FloatingPointError(message)
+                self.blew_up(loss)
             state.step += 1
             total += loss * m
             self.threads.end_step(m)
         return total
+
+    def blew_up(self, loss):
+        """A step's loss that is not below the limit: with early stopping, end the epoch
+        (run() keeps the best weights and warns); else a FloatingPointError."""
+        message = self.divergence(loss, self.state.n_iter + 1)
+        raise _Diverged(message) if self.settings.early_stopping else FloatingPointError(message)
 
     def _apply_max_norm(self):
         counts = self.state.max_norm_counts
