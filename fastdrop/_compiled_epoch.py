@@ -30,7 +30,7 @@ from . import _nn_kernels
 from ._plumbing import ONE, alpha_dropout_params, gaussian_table
 from ._sites import (AlphaDropout, BernoulliDropout, GaussianDropout, NoDropout, NoWeightNoise,
                      WeightMask)
-from ._threading import FixedThreads
+from ._threading import FixedThreads, StepThreads
 from .network import K_ALIGN, K_WHOLE
 from .optim import SGD, Adam
 
@@ -60,13 +60,17 @@ EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("beta_2", _F), ("epsilon", _F), ("alpha", _F), ("l1", _F), ("loss_limit", _F),
     ("max_norm", _F),
     ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
-    ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I)])
+    ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I),
+    ("threads", _I), ("batch_from", _I), ("batch_to", _I), ("stop_above", _F),
+    ("stop_below", _F), ("window", _I), ("recent_len", _I), ("recent", _F, _nn_kernels.STEP_WINDOW),
+    ("step_times", _U), ("batch_next", _I)])
 _OUTPUT_KINDS = _nn_kernels.OUTPUT_CODES  # output layer -> the loop's code
 # site class -> the loop's code of its noise
 _SITE_NOISE = {cls: _nn_kernels.NOISE_CODES[kind] for cls, kind in (
     (NoDropout, "mask"), (BernoulliDropout, "mask"), (GaussianDropout, "gaussian"),
     (AlphaDropout, "alpha"))}
-_DIVERGED, _BAD_PRODUCT = (_nn_kernels.LOOP_STATUS[k] for k in ("diverged", "bad product"))
+_OK, _DIVERGED, _BAD_PRODUCT = (_nn_kernels.LOOP_STATUS[k]
+                                for k in ("ok", "diverged", "bad product"))
 _CHUNK = _nn_kernels.STEP_CHUNK  # parameters per optimizer chunk (partial sums)
 _ROW_BLOCK = _nn_kernels.STEP_ROW_BLOCK  # elements per block of a submatrix step
 
@@ -146,8 +150,8 @@ def why_not(trainer, X, target, weights):
         (os.environ.get("FASTDROP_COMPILED_STEPS", "1").strip() == "0",
          "FASTDROP_COMPILED_STEPS=0"),
         (numpy_blas() is None, lambda: _blas[1]),
-        (not (isinstance(trainer.threads, FixedThreads) and trainer.threads.current == 1
-              and s.n_threads == 1), "its kernels run on more than one thread"),
+        (not isinstance(trainer.threads, (FixedThreads, StepThreads)),
+         "its thread policy is not one the loop knows"),
         (type(trainer.opt) not in (SGD, Adam), "its optimizer is not SGD or Adam"),
         (weights is not None and (weights.dtype != net.dtype or not weights.flags.c_contiguous
                                   or weights.ndim != 1), "sample weights not in the loop's layout"),
@@ -193,6 +197,8 @@ class CompiledEpoch:
         net, opt, s = trainer.net, trainer.opt, trainer.settings
         self.trainer, self.ws, self.batches = trainer, ws, batches
         self.double = net.dtype == np.float64
+        self.max_threads = max(s.n_threads, trainer.threads.current)
+        self.step_times = np.empty(0)  # the steps of a run, for the thread policy
         n_layers = net.n_layers
         keep = [net.weights, net.intercepts, ws.grad_weight_buffers, ws.grad_intercepts,
                 opt.states]
@@ -280,7 +286,8 @@ class CompiledEpoch:
         self.positions = [np.empty(w, np.int64) for w in net.sizes[1:]]
         self.words = np.empty((max(net.sizes) + 63) // 64 + 256, np.uint64)
         blocks = max(max(1, _ROW_BLOCK // w.shape[1]) * w.shape[1] for w in net.weights)
-        self.row_scratch = np.empty(2 * blocks, net.dtype)
+        # a block of zeros, then a staging block per thread
+        self.row_scratch = np.empty((self.max_threads + 1) * blocks, net.dtype)
         for l, rec in enumerate(self.layers):
             rec["kept"], rec["positions"] = _address(self.kept[l]), _address(self.positions[l])
             rec["sub_weights"], rec["sub_grads"] = (_address(ws.sub_weights[l]),
@@ -297,9 +304,11 @@ class CompiledEpoch:
                    for m in {min(size, n), n % size} if m > 0)
 
     def run(self, order, state, clock):
-        """One epoch over ``order`` (the rows of X, in order), from ``state.step``: returns
-        the summed loss of its steps (loss times rows); a loss that blew up goes to
-        ``Trainer.blew_up``, as in the Python loop. The epoch's times go to ``clock``."""
+        """One epoch over ``order`` (the rows of X, in order), from ``state.step``, in runs
+        of steps the fit's thread policy plans (:meth:`_threading.StepThreads.plan`; one run
+        with :class:`_threading.FixedThreads`): returns the summed loss of its steps (loss
+        times rows); a loss that blew up goes to ``Trainer.blew_up``, as in the Python loop.
+        The epoch's times go to ``clock``."""
         trainer, e = self.trainer, self.epoch[0]
         order = np.ascontiguousarray(order, dtype=np.int64)
         opt = trainer.opt
@@ -309,9 +318,47 @@ class CompiledEpoch:
         for name in ("total", "loss", "t_forward", "t_passes", "t_update"):
             e[name] = 0.0
         e["steps_done"] = e["norm_clipped"] = e["norm_checked"] = 0
-        status = _nn_kernels.train_epoch(self.epoch.view(np.uint8), self.layers.view(np.uint8),
-                                         self.double)
+        size = self.trainer.settings.batch_size
+        n_batches = -(-order.size // size)
+        batch, status = 0, _OK
+        while batch < n_batches and status == _OK:
+            plan = trainer.threads.plan()
+            end = n_batches if plan.steps is None else min(n_batches, batch + plan.steps)
+            status = self._steps(plan, batch, end)
+            done = int(self.epoch[0]["batch_next"])
+            if plan.steps is not None:
+                for b, seconds in zip(range(batch, done), self.step_times):
+                    if seconds >= 0:  # not a skipped batch (every row weighs 0)
+                        trainer.threads.record(seconds, min(size, order.size - b * size))
+            batch = done
+        self._finish(state, clock, status)
+        return float(self.epoch[0]["total"])
+
+    def _steps(self, plan, batch, end):
+        """Batches ``batch`` up to ``end`` in _nn_kernels.train_epoch, on ``plan.threads``
+        (BLAS already set to them by the policy); the steps' times in ``step_times`` when the
+        policy wants them."""
+        if not 1 <= plan.threads <= self.max_threads:
+            raise ValueError(f"the thread policy planned {plan.threads} threads; this fit's "
+                             f"buffers allow 1 to {self.max_threads}")
         e = self.epoch[0]
+        e["threads"], e["batch_from"], e["batch_to"] = plan.threads, batch, end
+        e["stop_above"], e["stop_below"] = plan.stop_above, plan.stop_below
+        e["window"], e["recent_len"] = plan.window, len(plan.recent)
+        e["recent"][:len(plan.recent)] = plan.recent
+        if plan.steps is None:
+            e["step_times"] = 0
+        else:
+            if self.step_times.size < end - batch:
+                self.step_times = np.empty(end - batch)
+            e["step_times"] = _address(self.step_times)
+        return _nn_kernels.train_epoch(self.epoch.view(np.uint8), self.layers.view(np.uint8),
+                                       self.double)
+
+    def _finish(self, state, clock, status):
+        """The epoch's counters back into ``state``, the optimizer and ``clock``; a bad
+        product or a loss that blew up raised as the Python loop raises it."""
+        trainer, opt, e = self.trainer, self.trainer.opt, self.epoch[0]
         state.step = int(e["step"])
         state.max_norm_counts[0] += int(e["norm_clipped"])
         state.max_norm_counts[1] += int(e["norm_checked"])
@@ -326,4 +373,3 @@ class CompiledEpoch:
                                "numpy does; set FASTDROP_COMPILED_STEPS=0 and report it")
         if status == _DIVERGED:
             trainer.blew_up(float(e["loss"]))
-        return float(e["total"])

@@ -1,11 +1,13 @@
-# The compiled mini-batch step loop (included by _nn_kernels.pyx): one epoch of a fit whose
-# element-wise kernels run on one thread, every step (batch gather, forward, backward,
-# layer-wise optimizer step, max-norm) in C, with Python only between epochs. It computes
+# The compiled mini-batch step loop (included by _nn_kernels.pyx): an epoch's mini-batch steps
+# (batch gather, forward, backward, layer-wise optimizer step, max-norm) in C, on the threads
+# the fit's policy gives each run of steps, with Python only between runs. It computes
 # what the Python loop (fastdrop._trainer) computes for the fits fastdrop._compiled_epoch
 # lets through (every site kind, DropConnect, element or batch mode, any activation and
 # output, sample weights; dense X), call for call: the same kernels cut into the same
 # chunks, the same products through numpy's own BLAS (_step_loop.h), the same order of sums;
-# tests/test_step_loop.py compares the two bit for bit.
+# tests/test_step_loop.py compares the two bit for bit. On more than one thread every chunk
+# loop the drivers run in parallel runs in parallel here too (prange over the same chunks);
+# a loop of one chunk stays on the calling thread, as the drivers' _threads_for keeps it.
 from libc.math cimport pow
 from libc.stdint cimport uint32_t, uint64_t
 
@@ -63,6 +65,7 @@ cdef enum:
     LOOP_OK = 0
     LOOP_DIVERGED = 1
     LOOP_BAD_PRODUCT = -1
+    LOOP_WINDOW = 8      # the longest window of step times the drift test takes
 
 # What fastdrop._compiled_epoch writes into the records, named here once.
 OUTPUT_CODES = {"softmax": OUT_SOFTMAX, "sigmoid": OUT_SIGMOID, "identity": OUT_IDENTITY,
@@ -70,6 +73,7 @@ OUTPUT_CODES = {"softmax": OUT_SOFTMAX, "sigmoid": OUT_SIGMOID, "identity": OUT_
 NOISE_CODES = {"mask": NOISE_MASK, "gaussian": NOISE_GAUSSIAN, "alpha": NOISE_ALPHA}
 LOOP_STATUS = {"ok": LOOP_OK, "diverged": LOOP_DIVERGED, "bad product": LOOP_BAD_PRODUCT}
 STEP_CHUNK, STEP_ROW_BLOCK = CHUNK, ROW_BLOCK  # the optimizer's chunks and row blocks
+STEP_WINDOW = LOOP_WINDOW
 
 # One layer as the loop reads it: a record of _compiled_epoch.LAYER_RECORD (same fields, same
 # order); addresses of arrays the Python side keeps alive for the call.
@@ -164,6 +168,20 @@ cdef packed struct fd_loop_epoch:
     int64_t norm_clipped    # OUT max-norm's projections of the epoch: units clipped,
     int64_t norm_checked    #     units checked
     int64_t status          # OUT LOOP_OK, LOOP_DIVERGED, LOOP_BAD_PRODUCT
+    # one call's run of steps (the thread policy's unit: _threading.StepThreads.plan)
+    int64_t threads         # IN the element-wise kernels' threads (BLAS is set by the caller)
+    int64_t batch_from      # IN the first batch of the run
+    int64_t batch_to        # IN the batch the run stops before (at most the epoch's count)
+    double stop_above       # IN end the run once the mean of the latest `window` times per
+    double stop_below       #    row (recent's, then the run's) is above stop_above (0: no
+    #                         bound) or below stop_below: the policy's drift test
+    int64_t window          # IN how many latest times the mean takes (at most LOOP_WINDOW);
+    #                         no test with fewer than half of them
+    int64_t recent_len      # IN/scratch
+    double recent[8]        # IN/scratch the policy's latest times per row, oldest first
+    uint64_t step_times     # OUT (batch_to - batch_from) doubles: each step's seconds (-1:
+    #                         a batch of zero weight, skipped), or 0: not recorded
+    int64_t batch_next      # OUT the batch the next run starts from
 
 
 cdef inline fd_draw _loop_draw(uint64_t seed, uint64_t step, uint32_t threshold) noexcept nogil:
@@ -176,62 +194,86 @@ cdef inline fd_draw _loop_draw(uint64_t seed, uint64_t step, uint32_t threshold)
     return d
 
 
+cdef inline bint _fan_out(int64_t n_tasks, int nt) noexcept nogil:
+    """Whether a loop of n_tasks chunks runs on a team of nt threads: not for one chunk
+    (_kernels._threads_for: it does not pay for waking a team), nor on one thread."""
+    return nt > 1 and n_tasks > 1
+
+
 cdef void _site_pass(floating *x, int64_t n, uint64_t seed, uint64_t step, uint32_t threshold,
-                     double scale, const floating *bias, int64_t ncols,
-                     bint relu) noexcept nogil:
+                     double scale, const floating *bias, int64_t ncols, bint relu,
+                     int nt) noexcept nogil:
     """_kernels.forward in place, chunk by chunk as its driver cuts it."""
-    _site_pass_into(x, x, n, seed, step, threshold, scale, bias, ncols, relu)
+    _site_pass_into(x, x, n, seed, step, threshold, scale, bias, ncols, relu, nt)
 
 
 cdef void _site_pass_into(const floating *x, floating *y, int64_t n, uint64_t seed,
                           uint64_t step, uint32_t threshold, double scale,
-                          const floating *bias, int64_t ncols, bint relu) noexcept nogil:
+                          const floating *bias, int64_t ncols, bint relu,
+                          int nt) noexcept nogil:
     cdef fd_draw d = _loop_draw(seed, step, threshold)
-    cdef int64_t c, start, m
-    for c in range((n + MASK_CHUNK - 1) // MASK_CHUNK):
-        start = c * MASK_CHUNK
-        m = min(<int64_t>MASK_CHUNK, n - start)
-        if floating is float:
-            fd_fwd_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
-                       <float>scale, bias, ncols, start % ncols if bias != NULL else 0, relu)
-        else:
-            fd_fwd_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d, scale,
-                       bias, ncols, start % ncols if bias != NULL else 0, relu)
+    cdef int64_t c, n_chunks = (n + MASK_CHUNK - 1) // MASK_CHUNK
+    if _fan_out(n_chunks, nt):
+        for c in prange(n_chunks, schedule='static', num_threads=nt):
+            _site_chunk(x, y, n, c, &d, scale, bias, ncols, relu)
+    else:
+        for c in range(n_chunks):
+            _site_chunk(x, y, n, c, &d, scale, bias, ncols, relu)
+
+
+cdef inline void _site_chunk(const floating *x, floating *y, int64_t n, int64_t c,
+                             const fd_draw *d, double scale, const floating *bias,
+                             int64_t ncols, bint relu) noexcept nogil:
+    cdef int64_t start = c * MASK_CHUNK, m = min(<int64_t>MASK_CHUNK, n - c * MASK_CHUNK)
+    if floating is float:
+        fd_fwd_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), d, <float>scale,
+                   bias, ncols, start % ncols if bias != NULL else 0, relu)
+    else:
+        fd_fwd_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), d, scale, bias,
+                   ncols, start % ncols if bias != NULL else 0, relu)
 
 
 cdef void _noise_pass(const fd_loop_layer *site, const floating *x, floating *y, int64_t n,
-                      uint64_t step) noexcept nogil:
+                      uint64_t step, int nt) noexcept nogil:
     """GaussianDropout.noise / AlphaDropout.noise (_kernels.gaussian, _kernels.alpha), chunk
     by chunk as their drivers cut them."""
     cdef fd_draw d = _loop_draw(site.seed, step, THRESHOLD_ONE if site.noise == NOISE_GAUSSIAN
                                 else <uint32_t>site.threshold)
-    cdef int64_t c, start, m
-    for c in range((n + MASK_CHUNK - 1) // MASK_CHUNK):
-        start = c * MASK_CHUNK
-        m = min(<int64_t>MASK_CHUNK, n - start)
-        if site.noise == NOISE_GAUSSIAN:
-            if floating is float:
-                fd_gauss_f32(x + start, y + start, m, <uint64_t>(start // 64), &d,
-                             <const float *>site.table)
-            else:
-                fd_gauss_f64(x + start, y + start, m, <uint64_t>(start // 64), &d,
-                             <const double *>site.table)
-        elif floating is float:
-            fd_alpha_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
-                         <float>site.alpha_a, <float>site.alpha_b, <float>site.alpha_fill)
+    cdef int64_t c, n_chunks = (n + MASK_CHUNK - 1) // MASK_CHUNK
+    if _fan_out(n_chunks, nt):
+        for c in prange(n_chunks, schedule='static', num_threads=nt):
+            _noise_chunk(site, x, y, n, c, &d)
+    else:
+        for c in range(n_chunks):
+            _noise_chunk(site, x, y, n, c, &d)
+
+
+cdef inline void _noise_chunk(const fd_loop_layer *site, const floating *x, floating *y,
+                              int64_t n, int64_t c, const fd_draw *d) noexcept nogil:
+    cdef int64_t start = c * MASK_CHUNK, m = min(<int64_t>MASK_CHUNK, n - c * MASK_CHUNK)
+    if site.noise == NOISE_GAUSSIAN:
+        if floating is float:
+            fd_gauss_f32(x + start, y + start, m, <uint64_t>(start // 64), d,
+                         <const float *>site.table)
         else:
-            fd_alpha_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), &d,
-                         site.alpha_a, site.alpha_b, site.alpha_fill)
+            fd_gauss_f64(x + start, y + start, m, <uint64_t>(start // 64), d,
+                         <const double *>site.table)
+    elif floating is float:
+        fd_alpha_f32(x + start, y + start, NULL, m, <uint64_t>(start // 64), d,
+                     <float>site.alpha_a, <float>site.alpha_b, <float>site.alpha_fill)
+    else:
+        fd_alpha_f64(x + start, y + start, NULL, m, <uint64_t>(start // 64), d, site.alpha_a,
+                     site.alpha_b, site.alpha_fill)
 
 
 cdef void _noise_backward(const fd_loop_layer *site, floating *grad, int64_t n,
-                          uint64_t step) noexcept nogil:
+                          uint64_t step, int nt) noexcept nogil:
     """noise_backward: Gaussian's same draw on the gradient; alpha's mask with scale a."""
     if site.noise == NOISE_GAUSSIAN:
-        _noise_pass(site, grad, grad, n, step)
+        _noise_pass(site, grad, grad, n, step, nt)
     else:
         _site_pass(grad, n, site.seed, step, <uint32_t>site.threshold, site.alpha_a,
-                   <const floating *>NULL, 1, False)
+                   <const floating *>NULL, 1, False, nt)
 
 
 cdef inline uint64_t _dropconnect_step(uint64_t step) noexcept nogil:
@@ -239,7 +281,7 @@ cdef inline uint64_t _dropconnect_step(uint64_t step) noexcept nogil:
 
 
 cdef const floating *_used_weights(const fd_loop_layer *layer, floating *dummy,
-                                   uint64_t step) noexcept nogil:
+                                   uint64_t step, int nt) noexcept nogil:
     """WeightMask.training_weights: this step's masked copy (scaled by 1 / keep), or the
     weights as they are."""
     if not layer.dropconnect:
@@ -247,22 +289,31 @@ cdef const floating *_used_weights(const fd_loop_layer *layer, floating *dummy,
     _site_pass_into(<const floating *>layer.weights, <floating *>layer.masked_weights,
                     layer.fan_in * layer.fan_out, layer.seed, _dropconnect_step(step),
                     <uint32_t>layer.dc_threshold, <double>THRESHOLD_ONE / layer.dc_threshold,
-                    <const floating *>NULL, 1, False)
+                    <const floating *>NULL, 1, False, nt)
     return <const floating *>layer.masked_weights
 
 
 cdef void _gate_colsum(floating *dx, const floating *y, int64_t m, int64_t k, double scale,
-                       floating *colsum) noexcept nogil:
+                       floating *colsum, int nt) noexcept nogil:
     """_kernels.gate_colsum in place, block by block as its driver cuts it (m, k > 0)."""
-    cdef int64_t b, j0
-    for b in range((k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK):
-        j0 = b * FD_COLSUM_BLOCK
-        if floating is float:
-            fd_gate_colsum_f32(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
-                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), <float>scale)
-        else:
-            fd_gate_colsum_f64(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
-                               min(<int64_t>FD_COLSUM_BLOCK, k - j0), scale)
+    cdef int64_t b, n_blocks = (k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK
+    if _fan_out(n_blocks if m * k >= MASK_CHUNK else 1, nt):
+        for b in prange(n_blocks, schedule='static', num_threads=nt):
+            _gate_block(dx, y, m, k, b, scale, colsum)
+    else:
+        for b in range(n_blocks):
+            _gate_block(dx, y, m, k, b, scale, colsum)
+
+
+cdef inline void _gate_block(floating *dx, const floating *y, int64_t m, int64_t k, int64_t b,
+                             double scale, floating *colsum) noexcept nogil:
+    cdef int64_t j0 = b * FD_COLSUM_BLOCK
+    if floating is float:
+        fd_gate_colsum_f32(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
+                           min(<int64_t>FD_COLSUM_BLOCK, k - j0), <float>scale)
+    else:
+        fd_gate_colsum_f64(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
+                           min(<int64_t>FD_COLSUM_BLOCK, k - j0), scale)
 
 
 cdef inline int _matmul(const fd_loop_epoch *e, const floating *a, int64_t a0, int64_t a1,
@@ -359,60 +410,90 @@ cdef double _bias_step(const fd_loop_epoch *e, const fd_loop_layer *layer, float
 cdef (double, double) _loop_step_array(const fd_loop_epoch *e, floating *w, const floating *g,
                                        floating *s1, floating *s2, int64_t n,
                                        const fd_step_params *hp, double *part) noexcept nogil:
-    """optimizer_step on one thread: the same chunks, partial sums in the same order."""
-    cdef int64_t c, n_chunks = (n + CHUNK - 1) // CHUNK, start
+    """optimizer_step: the same chunks, partial sums in the same order."""
+    cdef int64_t c, n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int nt = <int>e.threads
     if n == 0:
         return 0.0, 0.0
-    for c in range(n_chunks):
-        start = c * CHUNK
-        part[2 * c] = 0
-        part[2 * c + 1] = 0
-        _step_block(e.optimizer, w + start, g + start, s1 + start,
-                    s2 + start if s2 != NULL else NULL, min(<int64_t>CHUNK, n - start), hp,
-                    part + 2 * c)
+    if _fan_out(n_chunks, nt):
+        for c in prange(n_chunks, schedule='static', num_threads=nt):
+            _step_chunk(e.optimizer, w, g, s1, s2, n, c, hp, part)
+    else:
+        for c in range(n_chunks):
+            _step_chunk(e.optimizer, w, g, s1, s2, n, c, hp, part)
     return _ordered_sum(part, n_chunks)
+
+
+cdef inline void _step_chunk(int kind, floating *w, const floating *g, floating *s1,
+                             floating *s2, int64_t n, int64_t c, const fd_step_params *hp,
+                             double *part) noexcept nogil:
+    cdef int64_t start = c * CHUNK
+    part[2 * c] = 0
+    part[2 * c + 1] = 0
+    _step_block(kind, w + start, g + start, s1 + start, s2 + start if s2 != NULL else NULL,
+                min(<int64_t>CHUNK, n - start), hp, part + 2 * c)
 
 
 cdef void _gather(const fd_loop_epoch *e, floating *dummy, int64_t start,
                   int64_t m) noexcept nogil:
     """The batch's rows of X and of the targets, in the epoch's order."""
-    cdef const int64_t *order = <const int64_t *>e.order
-    cdef int64_t i, r, c = e.x_cols, k = e.target_cols
-    for i in range(m):
-        r = order[start + i]
-        memcpy(<floating *>e.batch_x + i * c, <const floating *>e.X + r * c,
-               c * sizeof(floating))
-        if k == 0:
-            (<int64_t *>e.batch_target)[i] = (<const int64_t *>e.target)[r]
-        else:
-            memcpy(<floating *>e.batch_target + i * k, <const floating *>e.target + r * k,
-                   k * sizeof(floating))
-        if e.weights:
-            (<floating *>e.batch_weights)[i] = (<const floating *>e.weights)[r]
+    cdef int64_t i
+    cdef int nt = <int>e.threads
+    if nt > 1 and m >= 16 and e.x_cols > 0:  # as _nn_kernels.take_rows fans out
+        for i in prange(m, schedule='static', num_threads=nt):
+            _gather_one(e, dummy, (<const int64_t *>e.order)[start + i], i)
+    else:
+        for i in range(m):
+            _gather_one(e, dummy, (<const int64_t *>e.order)[start + i], i)
+
+
+cdef inline void _gather_one(const fd_loop_epoch *e, floating *dummy, int64_t r,
+                             int64_t i) noexcept nogil:
+    """Row r of X, of the targets and of the row weights into the batch's row i."""
+    cdef int64_t c = e.x_cols, k = e.target_cols
+    memcpy(<floating *>e.batch_x + i * c, <const floating *>e.X + r * c, c * sizeof(floating))
+    if k == 0:
+        (<int64_t *>e.batch_target)[i] = (<const int64_t *>e.target)[r]
+    else:
+        memcpy(<floating *>e.batch_target + i * k, <const floating *>e.target + r * k,
+               k * sizeof(floating))
+    if e.weights:
+        (<floating *>e.batch_weights)[i] = (<const floating *>e.weights)[r]
 
 
 cdef floating *_activate(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
-                         int64_t m, uint64_t step) noexcept nogil:
+                         int64_t m, uint64_t step, int nt) noexcept nogil:
     """Layer.activation.activate, then the next layer's site forward (ReLU and a mask: one
     pass; NoDropout's pass draws nothing); returns the next layer's input: z, or the site's
     own buffer for noise after the activation."""
-    cdef int64_t i, k = layer.fan_out
+    cdef int64_t k = layer.fan_out
     cdef const floating *bias = <const floating *>layer.bias
     cdef bint masks = nxt.noise == NOISE_MASK and nxt.threshold < THRESHOLD_ONE
     if layer.activation == 0:
         _site_pass(z, m * k, nxt.seed if masks else 0, step if masks else 0,
                    <uint32_t>nxt.threshold if masks else THRESHOLD_ONE,
-                   nxt.scale if masks else 1.0, bias, k, True)
+                   nxt.scale if masks else 1.0, bias, k, True, nt)
     else:
-        for i in range(m):
-            _activate_row(z + i * k, k, bias, <int>layer.activation)
+        _activate_rows(z, m, k, bias, <int>layer.activation, nt)
         if masks:
             _site_pass(z, m * k, nxt.seed, step, <uint32_t>nxt.threshold, nxt.scale,
-                       <const floating *>NULL, 1, False)
+                       <const floating *>NULL, 1, False, nt)
     if nxt.noise == NOISE_MASK:
         return z
-    _noise_pass(nxt, z, <floating *>nxt.site_out, m * k, step)
+    _noise_pass(nxt, z, <floating *>nxt.site_out, m * k, step, nt)
     return <floating *>nxt.site_out
+
+
+cdef void _activate_rows(floating *z, int64_t m, int64_t k, const floating *bias, int kind,
+                         int nt) noexcept nogil:
+    """_nn_kernels.activate: a row each, in parallel as its driver fans out."""
+    cdef int64_t i
+    if _fan_out(m if m * k >= CHUNK else 1, nt):
+        for i in prange(m, schedule='static', num_threads=nt):
+            _activate_row(z + i * k, k, bias, kind)
+    else:
+        for i in range(m):
+            _activate_row(z + i * k, k, bias, kind)
 
 
 cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *layer,
@@ -424,31 +505,37 @@ cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *laye
     cdef int64_t k = layer.fan_out
     cdef floating *colsum = <floating *>layer.grad_bias
     cdef double scale = site.scale
+    cdef int nt = <int>e.threads
     if site.noise != NOISE_MASK:
-        _noise_backward(site, grad, m * k, step)
+        _noise_backward(site, grad, m * k, step, nt)
         out, scale = <const floating *>layer.output, 1.0
     if (layer.activation != 0 and site.noise == NOISE_MASK
             and site.threshold < THRESHOLD_ONE):
         _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
-                   <const floating *>NULL, 1, False)
-    _activation_grad(layer, grad, out, m, k, scale, colsum, <double *>e.colsums)
+                   <const floating *>NULL, 1, False, nt)
+    _activation_grad(layer, grad, out, m, k, scale, colsum, <double *>e.colsums, nt)
 
 
 cdef void _activation_grad(const fd_loop_layer *layer, floating *grad, const floating *out,
                            int64_t m, int64_t k, double scale, floating *colsum,
-                           double *acc) noexcept nogil:
+                           double *acc, int nt) noexcept nogil:
     """Activation.backward: grad *= scale * f'(z) read from the output ``out``, in place,
     its column sums into ``colsum``: gate_colsum for ReLU, derivative_colsum's blocks of 64
     columns (their sums in ``acc``, k doubles) for the others."""
-    cdef int64_t j
+    cdef int64_t j, b, n_blocks = (k + 63) // 64
     if layer.activation == 0:
-        _gate_colsum(grad, out, m, k, scale, colsum)
+        _gate_colsum(grad, out, m, k, scale, colsum, nt)
         return
     for j in range(k):
         acc[j] = 0
-    for j in range(0, k, 64):
-        _derivative_block(grad, out, m, k, j, min(j + 64, k), scale, <int>layer.activation,
-                          acc)
+    if _fan_out(n_blocks if m * k >= CHUNK else 1, nt):
+        for b in prange(n_blocks, schedule='static', num_threads=nt):
+            _derivative_block(grad, out, m, k, b * 64, min(b * 64 + 64, k), scale,
+                              <int>layer.activation, acc)
+    else:
+        for b in range(n_blocks):
+            _derivative_block(grad, out, m, k, b * 64, min(b * 64 + 64, k), scale,
+                              <int>layer.activation, acc)
     for j in range(k):
         colsum[j] = <floating>acc[j]
 
@@ -513,18 +600,20 @@ cdef int _forward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m
     cdef floating *out = a
     cdef int64_t l, last = e.n_layers - 1, fi, fo
     cdef uint64_t step = <uint64_t>e.step
+    cdef int nt = <int>e.threads
     if L[0].noise != NOISE_MASK:  # _NoiseAfterActivation.forward at the input: in place
-        _noise_pass(&L[0], a, a, m * e.x_cols, step)
+        _noise_pass(&L[0], a, a, m * e.x_cols, step, nt)
     elif L[0].threshold < THRESHOLD_ONE:
         _site_pass(a, m * e.x_cols, L[0].seed, step, <uint32_t>L[0].threshold, L[0].scale,
-                   <const floating *>NULL, 1, False)
+                   <const floating *>NULL, 1, False, nt)
     for l in range(e.n_layers):
         fi, fo = L[l].fan_in, L[l].fan_out
         out = <floating *>(L[l].output if l < last else e.logits)
-        if _gemm_into(e, a, fi, 1, _used_weights(&L[l], dummy, step), 1, fi, out, m, fi, fo):
+        if _gemm_into(e, a, fi, 1, _used_weights(&L[l], dummy, step, nt), 1, fi, out, m, fi,
+                      fo):
             return LOOP_BAD_PRODUCT
         if l < last:
-            a = _activate(&L[l], &L[l + 1], out, m, step)
+            a = _activate(&L[l], &L[l + 1], out, m, step, nt)
     loss[0] = _output_loss(e, out, m, L[last].fan_out, <const floating *>L[last].bias,
                            <floating *>L[last].grad_bias)
     return LOOP_OK
@@ -552,7 +641,7 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
             _site_pass(<floating *>L[l].grad_weights, fi * fo, L[l].seed,
                        _dropconnect_step(step), <uint32_t>L[l].dc_threshold,
                        <double>THRESHOLD_ONE / L[l].dc_threshold, <const floating *>NULL, 1,
-                       False)
+                       False, <int>e.threads)
         da = NULL
         if l > 0:
             da = <floating *>L[l - 1].output_grad
@@ -621,7 +710,7 @@ cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int
                         double *loss) noexcept nogil:
     """MLP._forward_batch: the loss on the kept units' submatrices; each layer's input stays
     where the backward half finds it (its activations buffer, x_kept or the batch)."""
-    cdef int64_t l, last = e.n_layers - 1, i, j, r, kin, kout, c = e.x_cols
+    cdef int64_t l, last = e.n_layers - 1, i, r, kin, kout, c = e.x_cols
     cdef const int64_t *kin_idx
     cdef const int64_t *kout_idx
     cdef floating *a = <floating *>e.batch_x
@@ -630,16 +719,16 @@ cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int
     cdef floating *out = a
     cdef const floating *W
     cdef const floating *bias
+    cdef int nt = <int>e.threads
     kin = L[0].n_kept
     if L[0].threshold < THRESHOLD_ONE:  # _kept_input: the kept columns, scaled
         kin_idx = <const int64_t *>L[0].kept
         a = <floating *>e.x_kept
         for i in range(m):
-            for j in range(kin):
-                a[i * kin + j] = (<const floating *>e.batch_x)[i * c + kin_idx[j]]
+            _gather_row(<const floating *>e.batch_x + i * c, kin_idx, kin, c, a + i * kin)
         if L[0].scale != 1.0:
             _site_pass(a, m * kin, 0, 0, THRESHOLD_ONE, L[0].scale, <const floating *>NULL,
-                       1, False)
+                       1, False, nt)
     for l in range(e.n_layers):
         kin = L[l].n_kept
         kin_idx = <const int64_t *>L[l].kept
@@ -647,34 +736,45 @@ cdef int _forward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int
         kout_idx = <const int64_t *>L[l + 1].kept if l < last else NULL
         W, bias = <const floating *>L[l].weights, <const floating *>L[l].bias
         w, b = <floating *>L[l].sub_weights, <floating *>L[l].sub_bias
-        for r in range(kout):  # _nn_kernels.gather and np.take
-            i = kout_idx[r] if kout_idx != NULL else r
-            _gather_row(W + i * L[l].fan_in, kin_idx, kin, L[l].fan_in, w + r * kin)
-            b[r] = bias[i]
+        if nt > 1 and kout > 1 and kin > 0:  # _nn_kernels.gather and np.take
+            for r in prange(kout, schedule='static', num_threads=nt):
+                _gather_sub_row(W, bias, kout_idx, kin_idx, kin, L[l].fan_in, w, b, r)
+        else:
+            for r in range(kout):
+                _gather_sub_row(W, bias, kout_idx, kin_idx, kin, L[l].fan_in, w, b, r)
         out = <floating *>(L[l].output if l < last else e.logits)
         if _gemm_into(e, a, kin, 1, w, 1, kin, out, m, kin, kout):
             return LOOP_BAD_PRODUCT
         if l < last:
-            _activate_kept(&L[l], &L[l + 1], out, m, kout)
+            _activate_kept(&L[l], &L[l + 1], out, m, kout, nt)
             a = out
     loss[0] = _output_loss(e, out, m, L[last].fan_out, <const floating *>L[last].sub_bias,
                            <floating *>L[last].sub_dbias)
     return LOOP_OK
 
 
+cdef inline void _gather_sub_row(const floating *W, const floating *bias,
+                                 const int64_t *kout_idx, const int64_t *kin_idx, int64_t kin,
+                                 int64_t fan_in, floating *w, floating *b,
+                                 int64_t r) noexcept nogil:
+    """Row r of a layer's kept submatrix (and its bias) from the full weights."""
+    cdef int64_t i = kout_idx[r] if kout_idx != NULL else r
+    _gather_row(W + i * fan_in, kin_idx, kin, fan_in, w + r * kin)
+    b[r] = bias[i]
+
+
 cdef void _activate_kept(const fd_loop_layer *layer, const fd_loop_layer *nxt, floating *z,
-                         int64_t m, int64_t k) noexcept nogil:
+                         int64_t m, int64_t k, int nt) noexcept nogil:
     """The activation, then the next site's forward_kept: its training scale on the kept
     units (sites._fuse: skipped when there is nothing to do)."""
-    cdef int64_t i
     cdef const floating *bias = <const floating *>layer.sub_bias
     if layer.activation == 0:
-        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, bias, k, True)
+        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, bias, k, True, nt)
         return
-    for i in range(m):
-        _activate_row(z + i * k, k, bias, <int>layer.activation)
+    _activate_rows(z, m, k, bias, <int>layer.activation, nt)
     if nxt.scale != 1.0:
-        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, <const floating *>NULL, 1, False)
+        _site_pass(z, m * k, 0, 0, THRESHOLD_ONE, nxt.scale, <const floating *>NULL, 1, False,
+                   nt)
 
 
 cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m,
@@ -711,7 +811,8 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
                 return LOOP_BAD_PRODUCT
             # site.backward_kept: the activation's backward alone (no dropped unit here)
             _activation_grad(&L[l - 1], da, a, m, kin, L[l].scale,
-                             <floating *>L[l - 1].sub_dbias, <double *>e.colsums)
+                             <floating *>L[l - 1].sub_dbias, <double *>e.colsums,
+                             <int>e.threads)
         t = fd_now()
         penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, e.step_weight, kout)
         stepping[0] += fd_now() - t
@@ -722,30 +823,47 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
 cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *layer,
                                floating *dummy, double lr, double m,
                                int64_t kout) noexcept nogil:
-    """update_layer with a SubmatrixGradient: optimizer_step_submatrix on one thread (its
-    blocks of rows, its staging buffers, its partial sums in block order), then the bias."""
+    """update_layer with a SubmatrixGradient: optimizer_step_submatrix (its blocks of rows,
+    a staging buffer per thread after one of zeros, its partial sums in block order), then
+    the bias."""
     cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
-    cdef int64_t nr = layer.fan_out, nc = layer.fan_in, kc = layer.n_kept, b, r0
+    cdef int64_t nr = layer.fan_out, nc = layer.fan_in, b
     cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc)
     cdef int64_t n_blocks = (nr + rows_per_block - 1) // rows_per_block
-    cdef floating *buf = <floating *>e.row_scratch
-    cdef floating *w = <floating *>layer.weights
-    cdef floating *s2 = <floating *>layer.state2_w
+    cdef int nt = <int>e.threads
+    cdef bint fan = _fan_out(n_blocks, nt)
+    if nr == 0 or nc == 0:
+        return _bias_step(e, layer, dummy, &hp, 0.0, 0.0, m, <double *>e.part)
+    memset(<floating *>e.row_scratch, 0,
+           ((nt if fan else 1) + 1) * rows_per_block * nc * sizeof(floating))
+    if fan:
+        for b in prange(n_blocks, schedule='static', num_threads=nt):
+            _kept_rows_block(e, layer, dummy, b, rows_per_block, kout, &hp, threadid())
+    else:
+        for b in range(n_blocks):
+            _kept_rows_block(e, layer, dummy, b, rows_per_block, kout, &hp, 0)
+    sq, ab = _ordered_sum(<double *>e.part, n_blocks)
+    return _bias_step(e, layer, dummy, &hp, sq, ab, m, <double *>e.part)
+
+
+cdef inline void _kept_rows_block(const fd_loop_epoch *e, const fd_loop_layer *layer,
+                                  floating *dummy, int64_t b, int64_t rows_per_block,
+                                  int64_t kout, const fd_step_params *hp,
+                                  int64_t tid) noexcept nogil:
+    """Block b of a submatrix step, staged in thread tid's buffer (row_scratch: a block of
+    zeros, then one block per thread)."""
+    cdef int64_t nc = layer.fan_in, kc = layer.n_kept, r0 = b * rows_per_block
+    cdef int64_t size = rows_per_block * nc
+    cdef floating *scratch = <floating *>e.row_scratch
     cdef double *part = <double *>e.part
-    memset(buf, 0, 2 * rows_per_block * nc * sizeof(floating))
-    for b in range(n_blocks):
-        r0 = b * rows_per_block
-        part[2 * b] = 0
-        part[2 * b + 1] = 0
-        _step_rows(e.optimizer, w, <floating *>layer.state1_w, s2, r0,
-                   min(nr, r0 + rows_per_block), nc,
-                   <const floating *>layer.sub_grads if kout and kc else NULL, kc,
-                   <const int64_t *>layer.positions,
-                   <const int64_t *>layer.kept if kc else NULL, buf,
-                   buf + rows_per_block * nc, &hp, part + 2 * b)
-    sq, ab = _ordered_sum(part, n_blocks) if nr and nc else (0.0, 0.0)
-    return _bias_step(e, layer, dummy, &hp, sq, ab, m, part)
+    part[2 * b] = 0
+    part[2 * b + 1] = 0
+    _step_rows(e.optimizer, <floating *>layer.weights, <floating *>layer.state1_w,
+               <floating *>layer.state2_w, r0, min(layer.fan_out, r0 + rows_per_block), nc,
+               <const floating *>layer.sub_grads if kout and kc else NULL, kc,
+               <const int64_t *>layer.positions, <const int64_t *>layer.kept if kc else NULL,
+               scratch + (1 + tid) * size, scratch, hp, part + 2 * b)
 
 
 cdef int _pass(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m, double lr,
@@ -771,20 +889,27 @@ cdef int _pass(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t m, d
 
 
 cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept nogil:
-    """trainer.Trainer._epoch's batches; stops at a loss that is not below loss_limit."""
-    cdef int64_t b, start, m
+    """A run of trainer.Trainer._epoch's batches, batch_from up to batch_to; stops at a loss
+    that is not below loss_limit, or after a step whose time per row leaves the run's
+    bounds (the thread policy looks at it first)."""
+    cdef int64_t b = e.batch_from, start, m
     cdef int status
-    cdef double t0, t1, loss, penalty, stepping, lr
-    for b in range((e.n_rows + e.batch_size - 1) // e.batch_size):
+    cdef double t0, t1, t_end, per_row, loss, penalty, stepping, lr
+    cdef double *times = <double *>e.step_times
+    while b < e.batch_to:
         start = b * e.batch_size
         m = min(e.batch_size, e.n_rows - start)
         t0 = fd_now()
         _gather(e, dummy, start, m)
         e.step_weight = <double>m
+        b += 1
+        e.batch_next = b
         if e.weights:  # the batch's summed weights, as float(w.sum()) gives them
             e.step_weight = <double>(<floating>0 + _pairwise_sum(
                 <const floating *>e.batch_weights, m))
             if e.step_weight == 0:  # every row weighs 0: no loss, nothing to step on
+                if times != NULL:
+                    times[b - 1 - e.batch_from] = -1
                 continue
         lr = e.lr
         if e.optimizer == KIND_ADAM:  # Adam.start_step
@@ -809,7 +934,35 @@ cdef int _epoch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy) noexcept no
         e.step += 1
         e.total += loss * <double>m
         e.steps_done += 1
+        t_end = fd_now()
+        if times != NULL:
+            times[b - 1 - e.batch_from] = t_end - t0
+        if _drifted(e, (t_end - t0) / <double>m):
+            break
     return LOOP_OK
+
+
+cdef bint _drifted(fd_loop_epoch *e, double per_row) noexcept nogil:
+    """A step's time per row into the window of latest ones; whether their mean (as
+    np.mean sums them) now crosses a bound of the run, which StepThreads must see before the
+    next step."""
+    cdef double mean
+    cdef double window[LOOP_WINDOW]
+    cdef int64_t i
+    if e.window < 1 or e.window > LOOP_WINDOW or (e.stop_above <= 0 and e.stop_below <= 0):
+        return False
+    if e.recent_len >= e.window:
+        for i in range(e.window - 1):
+            e.recent[i] = e.recent[i + 1]
+        e.recent_len = e.window - 1
+    e.recent[e.recent_len] = per_row
+    e.recent_len += 1
+    if e.recent_len < e.window // 2:
+        return False
+    for i in range(e.recent_len):  # out of the packed record: an aligned copy
+        window[i] = e.recent[i]
+    mean = _pairwise_sum(&window[0], e.recent_len) / <double>e.recent_len
+    return (e.stop_above > 0 and mean > e.stop_above) or mean < e.stop_below
 
 
 def matmul_kind(int64_t a0, int64_t a1, int64_t b0, int64_t b1, int64_t o0, int64_t o1,
@@ -853,13 +1006,20 @@ def pairwise_sum(const floating[::1] a):
 def train_epoch(unsigned char[::1] epoch,          # IN/OUT one EPOCH_RECORD's bytes
                 unsigned char[::1] layers,         # IN/OUT n_layers LAYER_RECORDs' bytes
                 bint double_precision):
-    """Run one epoch of the compiled step loop (see fastdrop._compiled_epoch, which builds the
-    records and keeps every array they point to alive). Returns the record's status."""
+    """Run one run of an epoch's steps, the record's batch_from up to batch_to on its threads
+    (see fastdrop._compiled_epoch, which builds the records and keeps every array they point
+    to alive). Returns the record's status."""
     cdef fd_loop_epoch *e
     cdef fd_loop_layer *L
     _records(epoch, layers)
     e = <fd_loop_epoch *>&epoch[0]
     L = <fd_loop_layer *>&layers[0]
+    if e.threads < 1:
+        raise ValueError(f"the record's threads must be at least 1, got {e.threads}")
+    if not 0 <= e.batch_from <= e.batch_to <= (e.n_rows + e.batch_size - 1) // e.batch_size:
+        raise ValueError(f"the record's batches {e.batch_from}..{e.batch_to} are not a run of "
+                         f"the epoch's {(e.n_rows + e.batch_size - 1) // e.batch_size}")
+    e.batch_next = e.batch_from
     with nogil:
         if double_precision:
             e.status = _epoch(e, L, <double *>NULL)

@@ -3,6 +3,8 @@ import os
 import threading
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -291,6 +293,30 @@ class FixedThreads:
     def end_step(self, rows):
         pass
 
+    def plan(self):
+        """The next run of steps (see :meth:`StepThreads.plan`): all of them, on ``current``."""
+        return RunPlan(self.current, None)
+
+    def record(self, seconds, rows):
+        pass
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A run of steps the compiled loop takes between two looks of the policy: on
+    ``threads``, at most ``steps`` of them (None: to the epoch's end). It ends early after a
+    step that brings the mean of the latest ``window`` times per row (``recent``, the
+    policy's, oldest first, then the run's) above ``stop_above`` or below ``stop_below``
+    seconds (0: no bound; no test before half the window is full): the policy's drift
+    test, which must see that step before the next."""
+
+    threads: int
+    steps: Optional[int]
+    stop_above: float = 0.0
+    stop_below: float = 0.0
+    window: int = 0
+    recent: tuple = ()
+
 
 class StepThreads:
     """Each mini-batch step's threads: the fit's budget ``n`` or one, whichever steps
@@ -335,6 +361,7 @@ class StepThreads:
     """
 
     PROBE_STEPS, WINDOW, ABORT = 3, 8, 1.2
+    RUN_STEPS = 16  # the compiled loop's longest run between two looks (see plan)
     MARGIN, MARGIN_UP, DRIFT, DRIFT_UP = 0.10, 0.15, 1.5, 1.25
     MIN_PERIOD, MAX_PERIOD = 16, 128
     _last_choice = {}  # budget -> the count the last fit with that budget ended on
@@ -367,15 +394,50 @@ class StepThreads:
 
     def begin_step(self):
         """This step's thread count (BLAS set to it)."""
-        want = self.other if self._probing() else self.current
-        if want != (self._running or self.n):
-            self._set_blas(want)
-        self._running = want
+        want = self._choose()
         self._t = self._clock()
         return want
 
     def end_step(self, rows):
-        per_row = (self._clock() - self._t) / max(rows, 1)
+        self.record(self._clock() - self._t, rows)
+
+    def _choose(self):
+        want = self.other if self._probing() else self.current
+        if want != (self._running or self.n):
+            self._set_blas(want)
+        self._running = want
+        return want
+
+    def plan(self):
+        """The compiled loop's next run of steps (a :class:`RunPlan`, BLAS set to its count):
+        as many steps as the policy would run on this count before it could look again, each
+        then passed to :meth:`record`. A probe goes a step at a time; otherwise the run ends
+        where a probe's period comes up, at the next look at the run queue (on one thread),
+        or after ``RUN_STEPS``, and early after a step that sets off a drift probe (the loop
+        keeps the window of step times as :meth:`record` does): the policy chooses the same
+        count for every step as :meth:`begin_step` would."""
+        threads = self._choose()
+        if threads != self.current:
+            return RunPlan(threads, 1)
+        steps = self.RUN_STEPS
+        if len(self._recent) < self.WINDOW // 2:
+            steps = min(steps, self.WINDOW // 2 - len(self._recent))
+        if self._since < self._period:
+            steps = min(steps, self._period - self._since)
+        above = below = 0.0
+        if self.current == 1 and self._room is not None:
+            steps = min(steps, 4 - self._since % 4)
+        elif self._reference is not None:
+            if self.current == 1:
+                below = self._reference / self.DRIFT_UP
+            else:
+                above = self._reference * self.DRIFT
+        return RunPlan(threads, max(1, steps), above, below, self.WINDOW,
+                       tuple(self._recent))
+
+    def record(self, seconds, rows):
+        """A step's time on the count :meth:`begin_step` or :meth:`plan` chose."""
+        per_row = seconds / max(rows, 1)
         if self._running != self.current:
             self._probe.append(per_row)
             mine = float(np.mean(self._recent))

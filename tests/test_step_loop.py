@@ -171,6 +171,18 @@ FITS = {
     "last batch of one row": (R, dict(hidden_layer_sizes=(12,), batch_size=32), (97, 5, 2)),
     "float64 one output": (R, dict(hidden_layer_sizes=(12, 6), dtype="float64", dropout=0.2),
                            (150, 4, 1)),
+    # wide enough that every chunked kernel has several chunks to share between threads
+    "wide, dropout, sgd + L2": (C, dict(hidden_layer_sizes=(300, 200), dropout=0.5,
+                                        input_dropout=0.2, solver="sgd", alpha=1e-3), "digits"),
+    "wide batch mode, max-norm": (C, dict(hidden_layer_sizes=(300, 200), dropout=0.5,
+                                          input_dropout=0.2, dropout_mode="batch",
+                                          max_norm=1.0), "digits"),
+    "wide tanh, gaussian, dropconnect": (C, dict(hidden_layer_sizes=(300, 120), dropout=0.3,
+                                                 dropout_kind="gaussian", activation="tanh",
+                                                 dropconnect=0.2), "digits"),
+    "wide alpha, selu, float64": (C, dict(hidden_layer_sizes=(300,), dropout=0.2,
+                                          dropout_kind="alpha", activation="selu",
+                                          dtype="float64"), "digits"),
 }
 
 
@@ -195,6 +207,63 @@ def test_same_fit_as_python_loop(monkeypatch, loop_calls, digits, simd, name):
     assert len(loop_calls) == compiled.n_iter_ > 0
     _assert_same_fit(compiled, _fit(monkeypatch, False, make, X, y))
     assert len(loop_calls) == compiled.n_iter_
+
+
+@needs_loop
+@pytest.mark.parametrize("name", list(FITS))
+def test_same_fit_as_python_loop_on_two_threads(monkeypatch, loop_calls, digits,
+                                                threads_at_any_size, name):
+    """Two threads, the fit's step policy choosing each run's count: the Python loop's bits
+    on two threads, and (float32, BLAS on the kernels' pool) one thread's too."""
+    cls, params, spec = FITS[name]
+    X, y = _data(spec, digits)
+    make = lambda: cls(**params, max_iter=4, random_state=0, n_threads=2)  # noqa: E731
+    compiled = _fit(monkeypatch, True, make, X, y)
+    assert loop_calls
+    _assert_same_fit(compiled, _fit(monkeypatch, False, make, X, y))
+    if compiled._net.dtype == np.float32 and _kernel_threads(2) == 2:
+        one = lambda: cls(**params, max_iter=4, random_state=0, n_threads=1)  # noqa: E731
+        _assert_same_fit(compiled, _fit(monkeypatch, True, one, X, y))
+
+
+@needs_loop
+@pytest.mark.parametrize("plan, run", [
+    (dict(steps=10), 10),                                              # no bounds: whole runs
+    (dict(steps=10, stop_above=1e-12, window=8, recent=(1.0,) * 3), 1),  # mean above at once
+    (dict(steps=10, stop_above=1e-12, window=8), 4),                   # once half the window
+    (dict(steps=10, stop_below=1e9, window=8, recent=(1.0,) * 5), 1),
+    (dict(steps=10, stop_above=1e9, window=8), 10)])                   # a bound never crossed
+def test_runs_end_where_the_plan_says(monkeypatch, digits, plan, run):
+    """train_epoch's runs: at most plan.steps steps, ending after the step whose time brings
+    the window's mean past a bound (the drift test StepThreads makes)."""
+    from fastdrop import _threading, estimator
+
+    class Planned(_threading.FixedThreads):
+        def __init__(self):
+            super().__init__(1)
+            self.runs = []
+
+        def plan(self):
+            self.runs.append(0)
+            return _threading.RunPlan(1, **plan)
+
+        def record(self, seconds, rows):
+            assert seconds > 0 and rows == 50
+            self.runs[-1] += 1
+
+    policy = Planned()
+    monkeypatch.setattr(estimator, "step_threads", lambda *a: policy)
+    X, y = digits
+    C(hidden_layer_sizes=(20,), batch_size=50, max_iter=1, n_threads=1,
+      random_state=0).fit(X[:500], y[:500])
+    assert sum(policy.runs) == 10, policy.runs  # the epoch's last run may be cut short
+    assert set(policy.runs[:-1]) <= {run} and 0 < policy.runs[-1] <= run, policy.runs
+
+
+def _kernel_threads(n):
+    from fastdrop._threading import thread_budget
+    with thread_budget(n) as kernel_threads:
+        return kernel_threads
 
 
 @needs_loop
@@ -313,16 +382,14 @@ def test_other_fits_stay_on_the_python_loop(monkeypatch, loop_calls, digits, rea
         assert seen and seen[-1].startswith(reason)
 
 
-def test_multithreaded_steps_stay_on_the_python_loop(monkeypatch, loop_calls, digits,
-                                                    threads_at_any_size):
-    """Steps whose kernels run on several threads (the shared BLAS pool) are the Python
-    loop's; where BLAS cannot share the pool (numpy 1.26's OpenBLAS, a serial build) the
-    kernels run on one thread and the loop takes the fit, BLAS keeping its own threads."""
-    from fastdrop._threading import openmp_blas_pool
+def test_multithreaded_steps_are_compiled_too(monkeypatch, loop_calls, digits,
+                                              threads_at_any_size):
+    """Steps whose kernels run on several threads (the shared BLAS pool) take the loop as
+    one-thread steps do; where BLAS cannot share the pool (numpy 1.26's OpenBLAS, a serial
+    build) the kernels run on one thread, BLAS keeping its own threads."""
     X, y = digits
     C(hidden_layer_sizes=(20,), max_iter=2, n_threads=2, random_state=0).fit(X, y)
-    shared = fastdrop.get_num_threads() > 1 and openmp_blas_pool().available()
-    assert bool(loop_calls) == (not shared and BLAS is not None)
+    assert bool(loop_calls) == (BLAS is not None)
 
 
 def test_records_are_checked():

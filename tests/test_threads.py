@@ -304,24 +304,77 @@ class _Clock:
         return self.t
 
 
-def _run_policy(costs_at, steps, n=4, rows=100):
+def _run_policy(costs_at, steps, n=4, rows=100, driver="steps"):
     from fastdrop._threading import StepThreads
     StepThreads._last_choice.clear()
     StepThreads._schedules.clear()
     clock = _Clock(None)
     blas = []
     policy = StepThreads(n, blas.append, clock=clock)
-    counts = []
-    for i in range(steps):
-        k = policy.begin_step()
-        clock.t += costs_at(i)[k] * rows
-        policy.end_step(rows)
-        counts.append(k)
+    counts = _drive(policy, clock, lambda i, k: costs_at(i)[k], steps, rows, driver)
     return policy, counts, blas
 
 
-def test_step_threads_keep_the_budget_on_a_quiet_machine_and_probe_less_and_less():
-    policy, counts, blas = _run_policy(lambda i: {4: 1.0, 1: 3.0}, 2000)
+def _drive(policy, clock, cost, steps, rows, driver, before=lambda i: None):
+    """Each step's count as the Python loop asks for it (``driver="steps"``: begin_step and
+    end_step around each step) or as the compiled loop does ("runs": plan() for a run of
+    steps, a run ending early past the plan's bounds, then record() for each of its steps)."""
+    counts = []
+    while len(counts) < steps:
+        before(len(counts))
+        if driver == "steps":
+            k = policy.begin_step()
+            clock.t += cost(len(counts), k) * rows
+            policy.end_step(rows)
+            counts.append(k)
+            continue
+        plan, times = policy.plan(), []
+        window = list(plan.recent)
+        for _ in range(min(plan.steps or steps, steps - len(counts))):
+            times.append(cost(len(counts), plan.threads) * rows)
+            counts.append(plan.threads)
+            if _drifted(plan, window, times[-1] / rows):
+                break
+        for seconds in times:
+            policy.record(seconds, rows)
+    return counts
+
+
+def _drifted(plan, window, per_row):
+    """_step_loop.pxi's _drifted: the window's mean past a bound of the plan."""
+    if not plan.window or not (plan.stop_above or plan.stop_below):
+        return False
+    window[:] = (window + [per_row])[-plan.window:]
+    if len(window) < plan.window // 2:
+        return False
+    mean = float(np.mean(window))
+    return bool(plan.stop_above and mean > plan.stop_above) or mean < plan.stop_below
+
+
+DRIVERS = pytest.mark.parametrize("driver", ["steps", "runs"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_runs_of_steps_get_the_counts_steps_one_by_one_get(seed):
+    """The compiled loop's runs (plan, then record) against begin_step / end_step around
+    every step, on noisy step times with a load that comes and goes and stalls on the
+    budget: the same count at every step."""
+    rng = np.random.default_rng(seed)
+    noise, stalls = rng.lognormal(0, 0.4, (3000, 2)), rng.random(3000) < 0.02
+
+    def costs(i):
+        loaded = 600 <= i < 1800
+        return {4: (20.0 if stalls[i] else 1.2) * noise[i, 0] if loaded else noise[i, 0],
+                1: (4.0 if loaded else 3.0) * noise[i, 1]}
+
+    steps = _run_policy(costs, 3000, driver="steps")[1]
+    assert _run_policy(costs, 3000, driver="runs")[1] == steps
+    assert 0 < steps.count(1) < 3000
+
+
+@DRIVERS
+def test_step_threads_keep_the_budget_on_a_quiet_machine_and_probe_less_and_less(driver):
+    policy, counts, blas = _run_policy(lambda i: {4: 1.0, 1: 3.0}, 2000, driver=driver)
     assert policy.current == 4 and policy.switches == 0
     probes = counts.count(1)
     # probes grow rarer (period doubling up to MAX_PERIOD), each one step (1 thread is 3x slower)
@@ -330,18 +383,20 @@ def test_step_threads_keep_the_budget_on_a_quiet_machine_and_probe_less_and_less
     assert blas and set(blas) <= {1, 4}
 
 
-def test_step_threads_move_to_one_thread_under_load_and_back_when_it_leaves():
+@DRIVERS
+def test_step_threads_move_to_one_thread_under_load_and_back_when_it_leaves(driver):
     busy = lambda i: {4: 1.0, 1: 3.0} if i < 300 or i >= 1300 else {4: 20.0, 1: 4.0}  # noqa
-    policy, counts, _ = _run_policy(busy, 2000)
+    policy, counts, _ = _run_policy(busy, 2000, driver=driver)
     assert counts[400:1300].count(1) >= 0.9 * 900          # loaded: one thread
     assert counts[1500:].count(4) >= 0.9 * 500              # quiet again: the budget
     assert policy.current == 4 and policy.switches == 2
 
 
-def test_a_bad_count_costs_one_step_per_probe_and_the_next_fit_starts_on_the_choice():
+@DRIVERS
+def test_a_bad_count_costs_one_step_per_probe_and_the_next_fit_starts_on_the_choice(driver):
     from fastdrop._threading import StepThreads
     loaded = lambda i: {4: 50.0, 1: 1.0}  # noqa: E731
-    policy, counts, _ = _run_policy(loaded, 1000)
+    policy, counts, _ = _run_policy(loaded, 1000, driver=driver)
     slow = [i for i, k in enumerate(counts) if k == 4]
     # the first 4 steps, then one step per probe (the probe ends at its first bad step)
     assert slow[:4] == [0, 1, 2, 3] and len(slow) <= 4 + 3 + 1000 // StepThreads.MAX_PERIOD, slow
@@ -382,6 +437,9 @@ def test_a_fit_changing_its_threads_every_step_gives_the_bits_of_one_thread(monk
             self.set_blas(k)
             return k
 
+        def plan(self):  # the compiled loop's runs: a step each
+            return _threading.RunPlan(self.begin_step(), 1, 0.0, 0.0)
+
     rng = np.random.default_rng(3)
     X = rng.standard_normal((600, 600)).astype(np.float32)
     y = (X[:, :3].sum(axis=1) > 0).astype(int)
@@ -400,20 +458,19 @@ def test_a_fit_changing_its_threads_every_step_gives_the_bits_of_one_thread(monk
 
 
 
-def test_where_the_run_queue_says_the_cores_are_taken_no_step_tries_the_budget():
+@DRIVERS
+def test_where_the_run_queue_says_the_cores_are_taken_no_step_tries_the_budget(driver):
     from fastdrop._threading import StepThreads, cores_free_for
     StepThreads._last_choice.clear()
     free = {"now": False}
     clock = _Clock(None)
     policy = StepThreads(4, lambda k: None, clock=clock, room=lambda n: free["now"])
-    counts = []
-    for i in range(600):
-        if i == 400:
+
+    def before(i):
+        if i >= 400:
             free["now"] = True  # the other processes end
-        k = policy.begin_step()
-        clock.t += {4: 1.0, 1: 3.0}[k] * 100
-        policy.end_step(100)
-        counts.append(k)
+
+    counts = _drive(policy, clock, lambda i, k: {4: 1.0, 1: 3.0}[k], 600, 100, driver, before)
     assert set(counts[:400]) == {1}  # started on one thread, never tried the budget
     assert counts[400:420].count(4) >= 10 and policy.current == 4
     assert cores_free_for(1) in (True, False, None)
