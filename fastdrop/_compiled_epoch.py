@@ -145,7 +145,7 @@ def _same_bits_as_matmul(blas):
 
 def why_not(trainer, X, target, weights):
     """Why this fit's epochs cannot run in the compiled loop (a sentence), or None."""
-    net, s = trainer.net, trainer.settings
+    net = trainer.net
     checks = (
         (os.environ.get("FASTDROP_COMPILED_STEPS", "1").strip() == "0",
          "FASTDROP_COMPILED_STEPS=0"),
