@@ -293,20 +293,9 @@ cdef const floating *_used_weights(const fd_loop_layer *layer, floating *dummy,
     return <const floating *>layer.masked_weights
 
 
-cdef void _gate_colsum(floating *dx, const floating *y, int64_t m, int64_t k, double scale,
-                       floating *colsum, int nt) noexcept nogil:
-    """_kernels.gate_colsum in place, block by block as its driver cuts it (m, k > 0)."""
-    cdef int64_t b, n_blocks = (k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK
-    if _fan_out(n_blocks if m * k >= MASK_CHUNK else 1, nt):
-        for b in prange(n_blocks, schedule='static', num_threads=nt):
-            _gate_block(dx, y, m, k, b, scale, colsum)
-    else:
-        for b in range(n_blocks):
-            _gate_block(dx, y, m, k, b, scale, colsum)
-
-
 cdef inline void _gate_block(floating *dx, const floating *y, int64_t m, int64_t k, int64_t b,
                              double scale, floating *colsum) noexcept nogil:
+    """Block b of _kernels.gate_colsum in place, as its driver cuts it."""
     cdef int64_t j0 = b * FD_COLSUM_BLOCK
     if floating is float:
         fd_gate_colsum_f32(dx + j0, y + j0, dx + j0, colsum + j0, m, k,
@@ -373,14 +362,34 @@ cdef bint _products_ok(const fd_loop_epoch *e, const fd_loop_layer *L, int64_t m
 
 
 cdef double _layer_update(const fd_loop_epoch *e, const fd_loop_layer *layer, floating *dummy,
-                          double lr, double m, double *part) noexcept nogil:
+                          double lr, double m, double *part,
+                          const fd_grad_job *job) noexcept nogil:
     """optim._Optimizer.update_layer: the weights with the penalties, then the bias; returns
-    the layer's penalty loss from the weights before the step."""
+    the layer's penalty loss from the weights before the step. The weights' chunks share one
+    parallel region with ``job``'s blocks (the layer below's activation backward, which
+    reads nothing the step writes): no second region between two products."""
     cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
-    sq, ab = _loop_step_array(e, <floating *>layer.weights, <floating *>layer.grad_weights,
-                              <floating *>layer.state1_w, <floating *>layer.state2_w,
-                              layer.fan_in * layer.fan_out, &hp, part)
+    cdef int64_t n = layer.fan_in * layer.fan_out, c, n_chunks = (n + CHUNK - 1) // CHUNK
+    cdef int nt = <int>e.threads
+    cdef floating *w = <floating *>layer.weights
+    cdef const floating *g = <const floating *>layer.grad_weights
+    cdef floating *s1 = <floating *>layer.state1_w
+    cdef floating *s2 = <floating *>layer.state2_w
+    if nt > 1 and (n_chunks > 1 or _job_fans(job)):
+        for c in prange(n_chunks + job.n_tasks, schedule='static', chunksize=1,
+                        num_threads=nt):
+            if c < n_chunks:
+                _step_chunk(e.optimizer, w, g, s1, s2, n, c, &hp, part)
+            else:
+                _job_task(job, dummy, c - n_chunks)
+    else:
+        for c in range(n_chunks):
+            _step_chunk(e.optimizer, w, g, s1, s2, n, c, &hp, part)
+        for c in range(job.n_tasks):
+            _job_task(job, dummy, c)
+    _job_done(job, dummy)
+    sq, ab = _ordered_sum(part, n_chunks) if n else (0.0, 0.0)
     return _bias_step(e, layer, dummy, &hp, sq, ab, m, part)
 
 
@@ -496,12 +505,14 @@ cdef void _activate_rows(floating *z, int64_t m, int64_t k, const floating *bias
             _activate_row(z + i * k, k, bias, kind)
 
 
-cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *layer,
-                               const fd_loop_layer *site, floating *grad, const floating *out,
-                               int64_t m, uint64_t step) noexcept nogil:
+cdef fd_grad_job _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *layer,
+                                      const fd_loop_layer *site, floating *grad,
+                                      const floating *out, int64_t m,
+                                      uint64_t step) noexcept nogil:
     """site.backward: the site's part (its mask on the gradient again where the activation's
     output does not show it; the noise's own backward), then the activation's on its output
-    (the layer's activations), with the bias gradient of ``layer``."""
+    (the layer's activations), with the bias gradient of ``layer``: returned as a job for
+    the layer update above it to run."""
     cdef int64_t k = layer.fan_out
     cdef floating *colsum = <floating *>layer.grad_bias
     cdef double scale = site.scale
@@ -513,31 +524,69 @@ cdef void _activation_backward(const fd_loop_epoch *e, const fd_loop_layer *laye
             and site.threshold < THRESHOLD_ONE):
         _site_pass(grad, m * k, site.seed, step, <uint32_t>site.threshold, 1.0,
                    <const floating *>NULL, 1, False, nt)
-    _activation_grad(layer, grad, out, m, k, scale, colsum, <double *>e.colsums, nt)
+    return _activation_grad(layer, grad, out, m, k, scale, colsum, <double *>e.colsums)
 
 
-cdef void _activation_grad(const fd_loop_layer *layer, floating *grad, const floating *out,
-                           int64_t m, int64_t k, double scale, floating *colsum,
-                           double *acc, int nt) noexcept nogil:
+# ---- an activation's backward pass as a job: blocks of columns a layer update runs with its
+# own chunks in one parallel region (gate_colsum's blocks for ReLU, derivative_colsum's 64
+# columns for the others), the same blocks, each its own sums, whatever runs them
+
+cdef struct fd_grad_job:
+    void *grad              # (m, k) of the dtype, in place
+    const void *out         # (m, k) the layer's output
+    void *colsum            # (k,) the bias gradient
+    double *acc             # (k,) derivative_colsum's sums
+    int64_t m
+    int64_t k
+    double scale
+    int64_t activation      # 0 ReLU, else ACT_*
+    int64_t n_tasks         # its blocks (0: nothing to do)
+
+
+cdef fd_grad_job _activation_grad(const fd_loop_layer *layer, floating *grad,
+                                  const floating *out, int64_t m, int64_t k, double scale,
+                                  floating *colsum, double *acc) noexcept nogil:
     """Activation.backward: grad *= scale * f'(z) read from the output ``out``, in place,
-    its column sums into ``colsum``: gate_colsum for ReLU, derivative_colsum's blocks of 64
-    columns (their sums in ``acc``, k doubles) for the others."""
-    cdef int64_t j, b, n_blocks = (k + 63) // 64
+    its column sums into ``colsum`` (through ``acc``, k doubles, for the others), as a job."""
+    cdef fd_grad_job job
+    cdef int64_t j
+    job.grad, job.out, job.colsum, job.acc = grad, out, colsum, acc
+    job.m, job.k, job.scale, job.activation = m, k, scale, layer.activation
     if layer.activation == 0:
-        _gate_colsum(grad, out, m, k, scale, colsum, nt)
-        return
-    for j in range(k):
-        acc[j] = 0
-    if _fan_out(n_blocks if m * k >= CHUNK else 1, nt):
-        for b in prange(n_blocks, schedule='static', num_threads=nt):
-            _derivative_block(grad, out, m, k, b * 64, min(b * 64 + 64, k), scale,
-                              <int>layer.activation, acc)
+        job.n_tasks = (k + FD_COLSUM_BLOCK - 1) // FD_COLSUM_BLOCK
     else:
-        for b in range(n_blocks):
-            _derivative_block(grad, out, m, k, b * 64, min(b * 64 + 64, k), scale,
-                              <int>layer.activation, acc)
-    for j in range(k):
-        colsum[j] = <floating>acc[j]
+        job.n_tasks = (k + 63) // 64
+        for j in range(k):
+            acc[j] = 0
+    return job
+
+
+cdef fd_grad_job _no_job() noexcept nogil:
+    cdef fd_grad_job job
+    memset(&job, 0, sizeof(job))
+    return job
+
+
+cdef inline bint _job_fans(const fd_grad_job *job) noexcept nogil:
+    """Whether the job's blocks would fan out on their own (as their drivers decide)."""
+    return job.n_tasks > 1 and job.m * job.k >= CHUNK
+
+
+cdef inline void _job_task(const fd_grad_job *job, floating *dummy, int64_t b) noexcept nogil:
+    if job.activation == 0:
+        _gate_block(<floating *>job.grad, <const floating *>job.out, job.m, job.k, b,
+                    job.scale, <floating *>job.colsum)
+    else:
+        _derivative_block(<floating *>job.grad, <const floating *>job.out, job.m, job.k,
+                          b * 64, min(b * 64 + 64, job.k), job.scale, <int>job.activation,
+                          job.acc)
+
+
+cdef inline void _job_done(const fd_grad_job *job, floating *dummy) noexcept nogil:
+    cdef int64_t j
+    if job.activation != 0 and job.n_tasks:
+        for j in range(job.k):
+            (<floating *>job.colsum)[j] = <floating>job.acc[j]
 
 
 cdef double _output_loss(const fd_loop_epoch *e, floating *z, int64_t m, int64_t k,
@@ -629,6 +678,7 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
     cdef int64_t l, fi, fo
     cdef uint64_t step = <uint64_t>e.step
     cdef double t
+    cdef fd_grad_job job
     for l in range(e.n_layers - 1, -1, -1):
         fi, fo = L[l].fan_in, L[l].fan_out
         if l == 0:
@@ -643,14 +693,16 @@ cdef int _backward(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, int64_t 
                        <double>THRESHOLD_ONE / L[l].dc_threshold, <const floating *>NULL, 1,
                        False, <int>e.threads)
         da = NULL
+        job = _no_job()
         if l > 0:
             da = <floating *>L[l - 1].output_grad
             if _gemm_into(e, dz, fo, 1, <const floating *>(L[l].masked_weights if
                           L[l].dropconnect else L[l].weights), fi, 1, da, m, fo, fi):
                 return LOOP_BAD_PRODUCT
-            _activation_backward(e, &L[l - 1], &L[l], da, a, m, step)
-        t = fd_now()
-        penalty[0] += _layer_update(e, &L[l], dummy, lr, e.step_weight, <double *>e.part)
+            job = _activation_backward(e, &L[l - 1], &L[l], da, a, m, step)
+        t = fd_now()  # the update's time holds the activation backward run with it
+        penalty[0] += _layer_update(e, &L[l], dummy, lr, e.step_weight, <double *>e.part,
+                                    &job)
         stepping[0] += fd_now() - t
         dz = da
     return LOOP_OK
@@ -788,6 +840,7 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
     cdef int64_t l, r, kin, kout, last = e.n_layers - 1
     cdef const int64_t *kout_idx
     cdef double t
+    cdef fd_grad_job job
     for l in range(last, -1, -1):
         kin = L[l].n_kept
         kout = L[l + 1].n_kept if l < last else L[l].fan_out
@@ -804,46 +857,52 @@ cdef int _backward_batch(fd_loop_epoch *e, fd_loop_layer *L, floating *dummy, in
         for r in range(kout):
             gb[kout_idx[r] if kout_idx != NULL else r] = (<floating *>L[l].sub_dbias)[r]
         da = NULL
+        job = _no_job()
         if l > 0:
             da = <floating *>L[l - 1].output_grad
             if _gemm_into(e, dz, kout, 1, <const floating *>L[l].sub_weights, kin, 1, da, m,
                           kout, kin):
                 return LOOP_BAD_PRODUCT
             # site.backward_kept: the activation's backward alone (no dropped unit here)
-            _activation_grad(&L[l - 1], da, a, m, kin, L[l].scale,
-                             <floating *>L[l - 1].sub_dbias, <double *>e.colsums,
-                             <int>e.threads)
-        t = fd_now()
-        penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, e.step_weight, kout)
+            job = _activation_grad(&L[l - 1], da, a, m, kin, L[l].scale,
+                                   <floating *>L[l - 1].sub_dbias, <double *>e.colsums)
+        t = fd_now()  # with the activation backward, as in _backward
+        penalty[0] += _layer_update_kept(e, &L[l], dummy, lr, e.step_weight, kout, &job)
         stepping[0] += fd_now() - t
         dz = da
     return LOOP_OK
 
 
 cdef double _layer_update_kept(const fd_loop_epoch *e, const fd_loop_layer *layer,
-                               floating *dummy, double lr, double m,
-                               int64_t kout) noexcept nogil:
+                               floating *dummy, double lr, double m, int64_t kout,
+                               const fd_grad_job *job) noexcept nogil:
     """update_layer with a SubmatrixGradient: optimizer_step_submatrix (its blocks of rows,
     a staging buffer per thread after one of zeros, its partial sums in block order), then
-    the bias."""
+    the bias; ``job`` in the same parallel region, as in _layer_update."""
     cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
     cdef int64_t nr = layer.fan_out, nc = layer.fan_in, b
-    cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc)
-    cdef int64_t n_blocks = (nr + rows_per_block - 1) // rows_per_block
+    cdef int64_t rows_per_block = max(1, ROW_BLOCK // nc) if nc else 1
+    cdef int64_t n_blocks = (nr + rows_per_block - 1) // rows_per_block if nc else 0
     cdef int nt = <int>e.threads
-    cdef bint fan = _fan_out(n_blocks, nt)
-    if nr == 0 or nc == 0:
-        return _bias_step(e, layer, dummy, &hp, 0.0, 0.0, m, <double *>e.part)
-    memset(<floating *>e.row_scratch, 0,
-           ((nt if fan else 1) + 1) * rows_per_block * nc * sizeof(floating))
+    cdef bint fan = nt > 1 and (n_blocks > 1 or _job_fans(job))
+    if n_blocks:
+        memset(<floating *>e.row_scratch, 0,
+               ((nt if fan else 1) + 1) * rows_per_block * nc * sizeof(floating))
     if fan:
-        for b in prange(n_blocks, schedule='static', num_threads=nt):
-            _kept_rows_block(e, layer, dummy, b, rows_per_block, kout, &hp, threadid())
+        for b in prange(n_blocks + job.n_tasks, schedule='static', chunksize=1,
+                        num_threads=nt):
+            if b < n_blocks:
+                _kept_rows_block(e, layer, dummy, b, rows_per_block, kout, &hp, threadid())
+            else:
+                _job_task(job, dummy, b - n_blocks)
     else:
         for b in range(n_blocks):
             _kept_rows_block(e, layer, dummy, b, rows_per_block, kout, &hp, 0)
-    sq, ab = _ordered_sum(<double *>e.part, n_blocks)
+        for b in range(job.n_tasks):
+            _job_task(job, dummy, b)
+    _job_done(job, dummy)
+    sq, ab = _ordered_sum(<double *>e.part, n_blocks) if n_blocks else (0.0, 0.0)
     return _bias_step(e, layer, dummy, &hp, sq, ab, m, <double *>e.part)
 
 
