@@ -6,16 +6,18 @@ of Python: a dozen kernel calls, their argument checks, the clock, the optimizer
 in ``_nn_kernels.train_epoch`` instead (``_step_loop.pxi``): the batch gather, the forward
 and backward passes and the layer-wise optimizer steps, calling the same kernels and numpy's
 own BLAS functions with the arguments numpy's matmul would pass, so the weights, losses and
-history are bit for bit those of the Python loop (tested). History, early stopping, the
-learning-rate schedule and the thread policy stay in Python, at epoch boundaries. In batch
-mode each step gathers its kept submatrix of the weights in its forward pass rather than
-having the previous step's update leave it (network.BatchPlan's prefetch): the same values.
+history are bit for bit those of the Python loop (tested). History, early stopping and the
+learning-rate schedule stay in Python, at epoch boundaries, and so does the thread policy,
+which plans the epoch's steps in runs (:meth:`_threading.StepThreads.plan`: a run's thread
+count and length; the loop hands back each step's time) and sets BLAS's threads between
+them. In batch mode each step gathers its kept submatrix of the weights in its forward pass
+rather than having the previous step's update leave it (network.BatchPlan's prefetch): the
+same values.
 
-It takes the fits whose element-wise kernels run on one thread at every step (``n_threads=1``;
-below ``_threading.SERIAL_STEP_WORK``, the small networks, where the Python costs most; or
-where BLAS cannot share the kernels' thread pool, its products then on BLAS's own threads as
-in the Python loop) on dense X; :func:`why_not` says what keeps any other fit on the Python
-loop. ``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
+It takes every fit on dense X, on any number of threads: on more than one, the kernels'
+chunk loops fan out as their drivers do and BLAS runs on its pool as under np.matmul.
+:func:`why_not` says what keeps a fit on the Python loop (a sparse X, chiefly);
+``FASTDROP_COMPILED_STEPS=0`` keeps every fit there.
 """
 import ctypes
 import os

@@ -28,8 +28,7 @@ def step_loop_info():
         return "off (FASTDROP_COMPILED_STEPS=0)"
     if _compiled_epoch.numpy_blas() is None:
         return f"off ({_compiled_epoch._blas[1]})"
-    return ("compiled, through numpy's own BLAS (fits whose kernels run on one thread, "
-            "dense X)")
+    return "compiled, through numpy's own BLAS (fits on dense X)"
 
 
 def build_info():
