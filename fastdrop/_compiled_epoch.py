@@ -64,8 +64,8 @@ EPOCH_RECORD = np.dtype([*((name, _U) for name in _BLAS),
     ("total", _F), ("loss", _F), ("t_forward", _F), ("t_passes", _F), ("t_update", _F),
     ("steps_done", _I), ("norm_clipped", _I), ("norm_checked", _I), ("status", _I),
     ("threads", _I), ("batch_from", _I), ("batch_to", _I), ("stop_above", _F),
-    ("stop_below", _F), ("window", _I), ("recent_len", _I), ("recent", _F, _nn_kernels.STEP_WINDOW),
-    ("step_times", _U), ("batch_next", _I)])
+    ("stop_below", _F), ("window", _I), ("recent_len", _I),
+    ("recent", _F, _nn_kernels.STEP_WINDOW), ("step_times", _U), ("batch_next", _I)])
 _OUTPUT_KINDS = _nn_kernels.OUTPUT_CODES  # output layer -> the loop's code
 # site class -> the loop's code of its noise
 _SITE_NOISE = {cls: _nn_kernels.NOISE_CODES[kind] for cls, kind in (

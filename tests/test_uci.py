@@ -1,11 +1,9 @@
 """`fastdrop uncertainty --data DIR`: the UCI regression protocol on a folder the test builds
 (issue 29): end to end, resumed after kill -9, and clear errors for a broken layout."""
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -53,24 +51,36 @@ def test_the_protocol_runs_end_to_end_and_prints_the_table(tmp_path, capsys):
     assert (out / "uncertainty.md").read_text().startswith("| splits |")
 
 
+# The command, SIGKILLed by itself right after it stores its first test record: a kill at a
+# known point (polling the records from outside raced the run once its fits took
+# milliseconds: every record was written before the kill landed).
+_KILLED_AFTER_FIRST_TEST = """
+import os, signal, sys
+from fastdrop.suite import store
+append = store.ResultStore.append
+def append_then_die(self, record):
+    append(self, record)
+    if record.get("kind") == "uci-test":
+        os.kill(os.getpid(), signal.SIGKILL)
+store.ResultStore.append = append_then_die
+from fastdrop.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
 def test_a_run_killed_with_sigkill_resumes_without_repeating_a_fit(tmp_path):
     data = make_uci_folder(tmp_path / "uci", n=400, splits=3)
     np.savetxt(data / "n_epochs.txt", [60], fmt="%d")
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "fastdrop", "uncertainty", "--data", str(data), "--out",
-           str(out), "--mc-samples", "20", "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while time.time() < deadline:  # kill once the first split's test fit is stored
-        path = out / "records.jsonl"
-        if path.exists() and any('"uci-test"' in line for line in path.read_text().splitlines()):
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    args = ["uncertainty", "--data", str(data), "--out", str(out), "--mc-samples", "20",
+            "--quiet"]
+    killed = subprocess.run([sys.executable, "-c", _KILLED_AFTER_FIRST_TEST, *args],
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     before = _records(out)
-    assert 0 < len(before) < 9
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert 0 < len(before) < 9 and before[-1]["kind"] == "uci-test"
+    done = subprocess.run([sys.executable, "-m", "fastdrop", *args], capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     after = _records(out)
     keys = [r["key"] for r in after]
