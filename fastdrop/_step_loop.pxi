@@ -7,7 +7,8 @@
 # chunks, the same products through numpy's own BLAS (_step_loop.h), the same order of sums;
 # tests/test_step_loop.py compares the two bit for bit. On more than one thread every chunk
 # loop the drivers run in parallel runs in parallel here too (prange over the same chunks);
-# a loop of one chunk stays on the calling thread, as the drivers' _threads_for keeps it.
+# a loop of one chunk stays on the calling thread, as the drivers' _threads_for keeps it, and
+# an activation's backward blocks share the region of the update above (_layer_update).
 from libc.math cimport pow
 from libc.stdint cimport uint32_t, uint64_t
 
