@@ -320,7 +320,7 @@ class CompiledEpoch:
         for name in ("total", "loss", "t_forward", "t_passes", "t_update"):
             e[name] = 0.0
         e["steps_done"] = e["norm_clipped"] = e["norm_checked"] = 0
-        size = self.trainer.settings.batch_size
+        size = trainer.settings.batch_size
         n_batches = -(-order.size // size)
         batch, status = 0, _OK
         while batch < n_batches and status == _OK:

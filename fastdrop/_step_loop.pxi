@@ -371,26 +371,9 @@ cdef double _layer_update(const fd_loop_epoch *e, const fd_loop_layer *layer, fl
     reads nothing the step writes): no second region between two products."""
     cdef fd_step_params hp = _weight_settings(e, lr, m)
     cdef double sq, ab
-    cdef int64_t n = layer.fan_in * layer.fan_out, c, n_chunks = (n + CHUNK - 1) // CHUNK
-    cdef int nt = <int>e.threads
-    cdef floating *w = <floating *>layer.weights
-    cdef const floating *g = <const floating *>layer.grad_weights
-    cdef floating *s1 = <floating *>layer.state1_w
-    cdef floating *s2 = <floating *>layer.state2_w
-    if nt > 1 and (n_chunks > 1 or _job_fans(job)):
-        for c in prange(n_chunks + job.n_tasks, schedule='static', chunksize=1,
-                        num_threads=nt):
-            if c < n_chunks:
-                _step_chunk(e.optimizer, w, g, s1, s2, n, c, &hp, part)
-            else:
-                _job_task(job, dummy, c - n_chunks)
-    else:
-        for c in range(n_chunks):
-            _step_chunk(e.optimizer, w, g, s1, s2, n, c, &hp, part)
-        for c in range(job.n_tasks):
-            _job_task(job, dummy, c)
-    _job_done(job, dummy)
-    sq, ab = _ordered_sum(part, n_chunks) if n else (0.0, 0.0)
+    sq, ab = _loop_step_array(e, <floating *>layer.weights, <floating *>layer.grad_weights,
+                              <floating *>layer.state1_w, <floating *>layer.state2_w,
+                              layer.fan_in * layer.fan_out, &hp, part, job)
     return _bias_step(e, layer, dummy, &hp, sq, ab, m, part)
 
 
@@ -410,28 +393,36 @@ cdef double _bias_step(const fd_loop_epoch *e, const fd_loop_layer *layer, float
                        double *part) noexcept nogil:
     """update_layer's second half: the bias, never penalized; returns the layer's penalty
     loss from its weights' sums (sum w^2, sum |w|) before their step."""
+    cdef fd_grad_job none = _no_job()
     hp.l2, hp.l1 = 0.0, 0.0
     _loop_step_array(e, <floating *>layer.bias, <floating *>layer.grad_bias,
                      <floating *>layer.state1_b, <floating *>layer.state2_b, layer.fan_out, hp,
-                     part)
+                     part, &none)
     return ((0.5 * e.alpha * sq if e.alpha else 0.0) + (e.l1 * ab if e.l1 else 0.0)) / m
 
 
 cdef (double, double) _loop_step_array(const fd_loop_epoch *e, floating *w, const floating *g,
                                        floating *s1, floating *s2, int64_t n,
-                                       const fd_step_params *hp, double *part) noexcept nogil:
-    """optimizer_step: the same chunks, partial sums in the same order."""
+                                       const fd_step_params *hp, double *part,
+                                       const fd_grad_job *job) noexcept nogil:
+    """optimizer_step: the same chunks, partial sums in the same order; ``job``'s blocks in
+    the same loop (one parallel region for both when either would fan out)."""
     cdef int64_t c, n_chunks = (n + CHUNK - 1) // CHUNK
     cdef int nt = <int>e.threads
-    if n == 0:
-        return 0.0, 0.0
-    if _fan_out(n_chunks, nt):
-        for c in prange(n_chunks, schedule='static', num_threads=nt):
-            _step_chunk(e.optimizer, w, g, s1, s2, n, c, hp, part)
+    if nt > 1 and (n_chunks > 1 or _job_fans(job)):
+        for c in prange(n_chunks + job.n_tasks, schedule='static', chunksize=1,
+                        num_threads=nt):
+            if c < n_chunks:
+                _step_chunk(e.optimizer, w, g, s1, s2, n, c, hp, part)
+            else:
+                _job_task(job, <floating *>NULL, c - n_chunks)
     else:
         for c in range(n_chunks):
             _step_chunk(e.optimizer, w, g, s1, s2, n, c, hp, part)
-    return _ordered_sum(part, n_chunks)
+        for c in range(job.n_tasks):
+            _job_task(job, <floating *>NULL, c)
+    _job_done(job, <floating *>NULL)
+    return _ordered_sum(part, n_chunks) if n_chunks else (0.0, 0.0)
 
 
 cdef inline void _step_chunk(int kind, floating *w, const floating *g, floating *s1,
@@ -1079,6 +1070,10 @@ def train_epoch(unsigned char[::1] epoch,          # IN/OUT one EPOCH_RECORD's b
     if not 0 <= e.batch_from <= e.batch_to <= (e.n_rows + e.batch_size - 1) // e.batch_size:
         raise ValueError(f"the record's batches {e.batch_from}..{e.batch_to} are not a run of "
                          f"the epoch's {(e.n_rows + e.batch_size - 1) // e.batch_size}")
+    if not 0 <= e.recent_len <= e.window <= LOOP_WINDOW:
+        raise ValueError(f"the record's window must be 0 to {LOOP_WINDOW} step times and "
+                         f"hold at most that many recent ones; got {e.window} and "
+                         f"{e.recent_len}")
     e.batch_next = e.batch_from
     with nogil:
         if double_precision:

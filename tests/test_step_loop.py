@@ -400,3 +400,13 @@ def test_records_are_checked():
     with pytest.raises(ValueError, match="layers must be 2 LAYER_RECORDs"):
         _nn_kernels.train_epoch(epoch.view(np.uint8),
                                 np.zeros(1, _compiled_epoch.LAYER_RECORD).view(np.uint8), False)
+    layers = np.zeros(2, _compiled_epoch.LAYER_RECORD).view(np.uint8)
+    epoch["n_rows"], epoch["batch_size"], epoch["threads"], epoch["batch_to"] = 10, 4, 0, 3
+    with pytest.raises(ValueError, match="threads must be at least 1, got 0"):
+        _nn_kernels.train_epoch(epoch.view(np.uint8), layers, False)
+    epoch["threads"], epoch["batch_to"] = 1, 4
+    with pytest.raises(ValueError, match="batches 0..4 are not a run of the epoch's 3"):
+        _nn_kernels.train_epoch(epoch.view(np.uint8), layers, False)
+    epoch["batch_to"], epoch["window"], epoch["recent_len"] = 3, 8, 9
+    with pytest.raises(ValueError, match="got 8 and 9"):
+        _nn_kernels.train_epoch(epoch.view(np.uint8), layers, False)
